@@ -1,0 +1,1 @@
+"""The unified audit event table."""

@@ -1,0 +1,18 @@
+"""Tests: the same settings as local, with a fast password hasher.
+
+`make test` sets DATABASE_URL and CELERY_BROKER_URL to the real PostgreSQL and Redis;
+tests that need a real worker start one themselves (tests/integration). Everything else
+runs tasks eagerly so a test sees the outcome of what it started.
+"""
+
+from .base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token_writes": "10000/min", "login": "1000/min"}

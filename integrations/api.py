@@ -1,0 +1,419 @@
+"""REST endpoints for integrations, their resources, access grants and lookup-cache data.
+
+Thin, as the UI views: load what the user may see (not visible → 404), check the action in
+the one role table (not allowed → 403), validate the shape (400), call the same service the
+UI calls, answer in the API.md shape. Engine work (clone, documents, family) goes through
+the revision engine's services and selectors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from ilm_site.api import ApiView
+
+from . import services
+from .filters import IntegrationFilter
+from .models import Environment, Integration, LookupCache
+from .permissions import (
+    Action,
+    can,
+    get_visible_integration,
+    require,
+    visible_integrations,
+)
+from .resources import RESOURCE_TYPES
+from .serializers import (
+    IGNORE_FIELDS_SCHEMA,
+    RESOURCE_SERIALIZERS,
+    CacheEntriesAddedSerializer,
+    CacheEntriesInputSerializer,
+    CacheEntrySerializer,
+    CloneSerializer,
+    FamilyMemberSerializer,
+    GrantSerializer,
+    IntegrationCreateSerializer,
+    IntegrationSerializer,
+    IntegrationUpdateSerializer,
+    reject_nul,
+)
+
+
+def _integration(request, pk: int, action: Action = Action.VIEW) -> Integration:
+    integration = get_visible_integration(request.user, pk)
+    require(request.user, action, integration)
+    return integration
+
+
+def _valid(serializer_class, data: Any, **kwargs: Any) -> Any:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    if kwargs.get("many"):
+        return [dict(item) for item in serializer.validated_data]
+    return dict(serializer.validated_data)
+
+
+def _require_production_right(user, environment: str | None) -> None:
+    # Production integrations are made only by the roles that may clone into production.
+    if environment == Environment.PRODUCTION and not can(user, Action.CLONE_TO_PRODUCTION):
+        raise PermissionDenied(
+            "Your role may not create production integrations; create a sandbox instead."
+        )
+
+
+# Integrations ----------------------------------------------------------------------------
+
+
+class IntegrationListView(ApiView):
+    serializer_class = IntegrationSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = IntegrationFilter
+
+    def get_queryset(self) -> QuerySet[Integration]:
+        return visible_integrations(self.request.user).order_by("name", "pk")
+
+    @extend_schema(summary="Integrations you can see", responses=IntegrationSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create an integration (you hold `manage` on it)",
+        request=IntegrationCreateSerializer,
+        responses={201: IntegrationSerializer},
+    )
+    def post(self, request):
+        require(request.user, Action.CREATE_INTEGRATION)
+        data = _valid(IntegrationCreateSerializer, request.data)
+        _require_production_right(request.user, data.get("environment"))
+        integration = services.integration_create(user=request.user, **data)
+        return Response(IntegrationSerializer(integration).data, status=status.HTTP_201_CREATED)
+
+
+class IntegrationDetailView(ApiView):
+    serializer_class = IntegrationSerializer
+
+    @extend_schema(summary="One integration")
+    def get(self, request, pk: int):
+        return Response(IntegrationSerializer(_integration(request, pk)).data)
+
+    @extend_schema(
+        summary="Change an integration's settings (environment: administrators only)",
+        request=IntegrationUpdateSerializer,
+        responses={200: IntegrationSerializer},
+    )
+    def patch(self, request, pk: int):
+        integration = _integration(request, pk, Action.EDIT)
+        data = _valid(IntegrationUpdateSerializer, request.data)
+        if "environment" in data and data["environment"] != integration.environment:
+            require(request.user, Action.CHANGE_ENVIRONMENT, integration)
+        integration = services.integration_update(integration=integration, data=data)
+        return Response(IntegrationSerializer(integration).data)
+
+    @extend_schema(summary="Delete an integration and all its resources", responses={204: None})
+    def delete(self, request, pk: int):
+        integration = _integration(request, pk, Action.DELETE_INTEGRATION)
+        services.integration_delete(integration=integration)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IntegrationDocumentView(ApiView):
+    @extend_schema(
+        summary="The canonical document (the same one revisions store)",
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='{"integration": {...}, "resources": {lineage_id: {type, name, ...}}}',
+            )
+        },
+    )
+    def get(self, request, pk: int):
+        from revisions.document import document_of
+
+        integration = _integration(request, pk, Action.EXPORT)
+        return Response(document_of(integration))
+
+
+class CloneView(ApiView):
+    @extend_schema(
+        summary="Clone an integration",
+        request=CloneSerializer,
+        responses={201: IntegrationSerializer},
+    )
+    def post(self, request, pk: int):
+        from revisions.services import integration_clone
+
+        source = _integration(request, pk, Action.CLONE)
+        data = _valid(CloneSerializer, request.data)
+        environment = data.get("environment") or Environment.SANDBOX
+        if environment == Environment.PRODUCTION:
+            require(request.user, Action.CLONE_TO_PRODUCTION, source)
+        clone = integration_clone(
+            source=source,
+            user=request.user,
+            name=data["name"],
+            environment=environment,
+            include_lookup_cache_data=data["include_lookup_cache_data"],
+            description=data["description"],
+        )
+        clone.refresh_from_db()
+        return Response(IntegrationSerializer(clone).data, status=status.HTTP_201_CREATED)
+
+
+class AccessView(ApiView):
+    serializer_class = GrantSerializer
+    pagination_class = None
+
+    @extend_schema(summary="Who has access", responses={200: GrantSerializer(many=True)})
+    def get(self, request, pk: int):
+        integration = _integration(request, pk)
+        grants = integration.grants.select_related("user")
+        return Response(GrantSerializer(grants, many=True).data)
+
+    @extend_schema(
+        summary="Replace the grants (administrators only)",
+        request=GrantSerializer(many=True),
+        responses={200: GrantSerializer(many=True)},
+    )
+    def put(self, request, pk: int):
+        integration = _integration(request, pk, Action.MANAGE_ACCESS)
+        if not isinstance(request.data, list):
+            raise serializers.ValidationError(
+                {"non_field_errors": ['Send a list of grants: [{"user": ..., "level": ...}].']}
+            )
+        grants = _valid(GrantSerializer, request.data, many=True)
+        result = services.access_set(integration=integration, grants=grants)
+        return Response(GrantSerializer(result, many=True).data)
+
+
+class FamilyView(ApiView):
+    serializer_class = FamilyMemberSerializer
+    pagination_class = None
+
+    @extend_schema(
+        summary="The integrations this one can pull from",
+        responses={200: FamilyMemberSerializer(many=True)},
+    )
+    def get(self, request, pk: int):
+        from revisions.selectors import family_of
+
+        integration = _integration(request, pk)
+        family = family_of(integration, request.user)
+        return Response(FamilyMemberSerializer(family, many=True).data)
+
+
+class IgnoreFieldsView(ApiView):
+    @extend_schema(
+        summary="Fields pulls neither show nor carry", responses={200: IGNORE_FIELDS_SCHEMA}
+    )
+    def get(self, request, pk: int):
+        return Response(_integration(request, pk).ignore_fields)
+
+    @extend_schema(
+        summary="Replace the ignore-fields",
+        request={"application/json": IGNORE_FIELDS_SCHEMA},
+        responses={200: IGNORE_FIELDS_SCHEMA},
+    )
+    def put(self, request, pk: int):
+        integration = _integration(request, pk, Action.EDIT)
+        reject_nul(request.data)
+        integration = services.integration_update(
+            integration=integration, data={"ignore_fields": request.data}
+        )
+        return Response(integration.ignore_fields)
+
+
+# Resources -----------------------------------------------------------------------------
+
+
+def _resource_queryset(type_key: str) -> QuerySet:
+    rt = RESOURCE_TYPES[type_key]
+    qs = rt.model.objects.select_related("integration", *rt.refs)
+    if rt.model is LookupCache:
+        qs = qs.annotate(
+            entry_count=Count("entries"),
+            data_bytes=Coalesce(Sum("entries__size"), Value(0)),
+        )
+    return qs
+
+
+class ResourceListView(ApiView):
+    """GET, POST `/integrations/{id}/<plural>`, and for steps `/flows/{id}/steps`."""
+
+    type_key: str = ""
+
+    def get_serializer_class(self):
+        return RESOURCE_SERIALIZERS[self.type_key]
+
+    def _parent(self, request, pk: int, action: Action):
+        if self.type_key == "step":
+            flow = self._flow(request, pk)
+            require(request.user, action, flow.integration)
+            return flow.integration, flow
+        return _integration(request, pk, action), None
+
+    @staticmethod
+    def _flow(request, pk: int):
+        flow = (
+            RESOURCE_TYPES["flow"]
+            .model.objects.select_related("integration")
+            .filter(pk=pk, integration__in=visible_integrations(request.user))
+            .first()
+        )
+        if flow is None:
+            raise Http404("No such flow.")
+        return flow
+
+    def get(self, request, pk: int):
+        integration, flow = self._parent(request, pk, Action.VIEW)
+        qs = _resource_queryset(self.type_key).filter(integration=integration)
+        if flow is not None:
+            qs = qs.filter(flow=flow)
+        page = self.paginate_queryset(
+            qs.order_by(*RESOURCE_TYPES[self.type_key].model._meta.ordering)
+        )
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def post(self, request, pk: int):
+        integration, flow = self._parent(request, pk, Action.EDIT)
+        data = _valid(self.get_serializer_class(), request.data)
+        if flow is not None:
+            data["flow"] = flow.pk
+        instance = services.resource_create(
+            integration=integration, type_key=self.type_key, data=data
+        )
+        instance = _resource_queryset(self.type_key).get(pk=instance.pk)
+        return Response(self.get_serializer(instance).data, status=status.HTTP_201_CREATED)
+
+
+class ResourceDetailView(ApiView):
+    """GET, PATCH, DELETE `/<plural>/{id}`."""
+
+    type_key: str = ""
+
+    def get_serializer_class(self):
+        return RESOURCE_SERIALIZERS[self.type_key]
+
+    def _load(self, request, pk: int, action: Action):
+        instance = (
+            _resource_queryset(self.type_key)
+            .filter(pk=pk, integration__in=visible_integrations(request.user))
+            .first()
+        )
+        if instance is None:
+            raise Http404(f"No such {RESOURCE_TYPES[self.type_key].label.lower()}.")
+        require(request.user, action, instance.integration)
+        return instance
+
+    def get(self, request, pk: int):
+        return Response(self.get_serializer(self._load(request, pk, Action.VIEW)).data)
+
+    def patch(self, request, pk: int):
+        instance = self._load(request, pk, Action.EDIT)
+        data = _valid(self.get_serializer_class(), request.data, partial=True)
+        services.resource_update(instance=instance, data=data)
+        instance = _resource_queryset(self.type_key).get(pk=instance.pk)
+        return Response(self.get_serializer(instance).data)
+
+    def delete(self, request, pk: int):
+        instance = self._load(request, pk, Action.EDIT)
+        services.resource_delete(instance=instance)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def resource_views(type_key: str) -> tuple[type[ResourceListView], type[ResourceDetailView]]:
+    """A list and a detail view class per resource type, each documented with its shape."""
+    rt = RESOURCE_TYPES[type_key]
+    serializer = RESOURCE_SERIALIZERS[type_key]
+    label = rt.label.lower()
+    base_name = serializer.__name__.removesuffix("Serializer")
+
+    @extend_schema(summary=rt.plural, responses=serializer(many=True))
+    def list_get(self, request, pk: int):
+        return ResourceListView.get(self, request, pk)
+
+    @extend_schema(summary=f"Create a {label}", responses={201: serializer})
+    def list_post(self, request, pk: int):
+        return ResourceListView.post(self, request, pk)
+
+    @extend_schema(summary=f"One {label}")
+    def detail_get(self, request, pk: int):
+        return ResourceDetailView.get(self, request, pk)
+
+    @extend_schema(summary=f"Change a {label}")
+    def detail_patch(self, request, pk: int):
+        return ResourceDetailView.patch(self, request, pk)
+
+    @extend_schema(summary=f"Delete a {label}", responses={204: None})
+    def detail_delete(self, request, pk: int):
+        return ResourceDetailView.delete(self, request, pk)
+
+    attrs = {"type_key": type_key, "serializer_class": serializer}
+    list_view = type(
+        f"{base_name}ListView",
+        (ResourceListView,),
+        {**attrs, "get": list_get, "post": list_post},
+    )
+    detail_view = type(
+        f"{base_name}DetailView",
+        (ResourceDetailView,),
+        {**attrs, "get": detail_get, "patch": detail_patch, "delete": detail_delete},
+    )
+    return list_view, detail_view
+
+
+# Lookup-cache entries --------------------------------------------------------------------
+
+
+class CacheEntriesView(ApiView):
+    serializer_class = CacheEntrySerializer
+
+    def _cache(self, request, pk: int, action: Action) -> LookupCache:
+        cache = (
+            LookupCache.objects.select_related("integration")
+            .filter(pk=pk, integration__in=visible_integrations(request.user))
+            .first()
+        )
+        if cache is None:
+            raise Http404("No such lookup cache.")
+        require(request.user, action, cache.integration)
+        return cache
+
+    @extend_schema(
+        summary="A lookup cache's entries, by key", responses=CacheEntrySerializer(many=True)
+    )
+    def get(self, request, pk: int):
+        cache = self._cache(request, pk, Action.VIEW)
+        page = self.paginate_queryset(cache.entries.order_by("key").only("key", "value"))
+        return self.get_paginated_response(CacheEntrySerializer(page, many=True).data)
+
+    @extend_schema(
+        summary='Add or replace entries: one {key, value} or {"entries": [...]}',
+        request=CacheEntriesInputSerializer,
+        responses={201: CacheEntriesAddedSerializer},
+    )
+    def post(self, request, pk: int):
+        cache = self._cache(request, pk, Action.EDIT)
+        data = _valid(CacheEntriesInputSerializer, request.data)
+        added = services.cache_entries_add(cache=cache, entries=data["entries"])
+        return Response({"added": added}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Remove every entry",
+        responses={
+            200: inline_serializer("EntriesCleared", {"deleted": serializers.IntegerField()})
+        },
+    )
+    def delete(self, request, pk: int):
+        cache = self._cache(request, pk, Action.EDIT)
+        return Response({"deleted": services.cache_entries_clear(cache=cache)})

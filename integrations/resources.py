@@ -1,0 +1,150 @@
+"""The one declaration of what revisions track.
+
+For each resource type: its model, the fields a document carries, which of those are
+references to other resources (written as lineage ids), and its parent. Documents,
+diff, apply, clone, the API and the audit all read this registry; nothing lists the
+fields again. Secrets (connection credentials) and lookup-cache data are not fields here,
+so no document ever holds them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from . import models as m
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    key: str
+    model: type[models.Model]
+    label: str
+    plural: str
+    fields: tuple[str, ...]
+    # field -> resource type key it refers to; stored as lineage id in documents.
+    refs: dict[str, str] = field(default_factory=dict)
+    parent: str | None = None  # field naming the parent resource (steps live in flows)
+    secret_fields: tuple[str, ...] = ()
+
+    def queryset(self, integration_id: int) -> models.QuerySet:
+        qs = self.model.objects.filter(integration_id=integration_id)
+        if self.refs:
+            qs = qs.select_related(*self.refs)
+        return qs
+
+
+# Dependency order: a type only refers to types before it. Apply creates in this order
+# and deletes in the reverse one.
+RESOURCE_TYPES: dict[str, ResourceType] = {
+    rt.key: rt
+    for rt in (
+        ResourceType(
+            "connection",
+            m.Connection,
+            "Connection",
+            "Connections",
+            ("name", "kind", "config"),
+            secret_fields=("credentials",),
+        ),
+        ResourceType(
+            "lookup_cache",
+            m.LookupCache,
+            "Lookup cache",
+            "Lookup caches",
+            ("name", "key_path", "settings"),
+        ),
+        ResourceType("script", m.Script, "Script", "Scripts", ("name", "function", "code")),
+        ResourceType(
+            "flow", m.Flow, "Flow", "Flows", ("name", "description", "enabled", "schedule")
+        ),
+        ResourceType(
+            "step",
+            m.FlowStep,
+            "Flow step",
+            "Flow steps",
+            ("name", "flow", "position", "kind", "connection", "config"),
+            refs={"flow": "flow", "connection": "connection"},
+            parent="flow",
+        ),
+    )
+}
+
+TYPE_BY_MODEL: dict[type[models.Model], ResourceType] = {
+    rt.model: rt for rt in RESOURCE_TYPES.values()
+}
+
+# The integration's own fields that revisions carry. Name and environment are not:
+# a sandbox clone keeps its own name and environment through every pull.
+INTEGRATION_FIELDS: tuple[str, ...] = ("description", "documentation")
+
+# Fields never shown in any diff, history view or audit value.
+SECRET_FIELDS: frozenset[str] = frozenset(
+    f for rt in RESOURCE_TYPES.values() for f in rt.secret_fields
+)
+
+
+def resource_type_for(instance_or_model: Any) -> ResourceType | None:
+    model = instance_or_model if isinstance(instance_or_model, type) else type(instance_or_model)
+    return TYPE_BY_MODEL.get(model)
+
+
+def validate_step_config(config: Any, *, integration_id: int | None) -> None:
+    """A step's config is an object; its `mappings` a list of {source, target, lookup_cache?}.
+
+    A mapping's lookup cache is written as the lineage id of a cache of the same
+    integration.
+    """
+    if not isinstance(config, dict):
+        raise ValidationError("Config must be a JSON object.")
+    mappings = config.get("mappings", [])
+    if not isinstance(mappings, list):
+        raise ValidationError("mappings must be a list.")
+    cache_ids: set[str] | None = None
+    for i, mapping in enumerate(mappings, start=1):
+        if not isinstance(mapping, dict):
+            raise ValidationError(f"Mapping {i} must be an object with source and target.")
+        for key in ("source", "target"):
+            if not isinstance(mapping.get(key), str) or not mapping[key].strip():
+                raise ValidationError(f"Mapping {i} needs a non-empty {key!r}.")
+        cache = mapping.get("lookup_cache")
+        if cache in (None, ""):
+            continue
+        try:
+            uuid.UUID(str(cache))
+        except ValueError:
+            raise ValidationError(f"Mapping {i}: lookup_cache must be a lookup cache id.") from None
+        if integration_id is not None:
+            if cache_ids is None:
+                cache_ids = {
+                    str(x)
+                    for x in m.LookupCache.objects.filter(
+                        integration_id=integration_id
+                    ).values_list("lineage_id", flat=True)
+                }
+            if str(cache) not in cache_ids:
+                raise ValidationError(
+                    f"Mapping {i} refers to a lookup cache that is not in this integration."
+                )
+
+
+def validate_ignore_fields(value: Any) -> dict[str, list[str]]:
+    """Ignore-fields are {resource_type: [field path, ...]} over the declared types."""
+    if not isinstance(value, dict):
+        raise ValidationError("Ignore-fields must be an object of resource type → paths.")
+    clean: dict[str, list[str]] = {}
+    for key, paths in value.items():
+        if key not in RESOURCE_TYPES and key != "integration":
+            raise ValidationError(
+                f"Unknown resource type {key!r}; use one of "
+                + ", ".join(["integration", *RESOURCE_TYPES])
+                + "."
+            )
+        if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+            raise ValidationError(f"Ignore-fields for {key!r} must be a list of field paths.")
+        clean[key] = sorted(set(paths))
+    return clean

@@ -1,0 +1,299 @@
+"""REST endpoints of revisions: snapshots, pulls, review, merge, approvals, revert (API.md).
+
+Thin: load what the user may see (404), check the action in the one role table (403),
+validate the shape (400), call the revision engine's service (refusals carry their HTTP
+status: 409, or 403 when an approval is missing), answer with the revision. Long work
+answers 202 with the revision; clients poll `GET /revisions/{id}`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import django_filters
+from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from ilm_site.api import ApiView
+from integrations.models import Integration
+from integrations.permissions import (
+    Action,
+    can_see,
+    get_visible_integration,
+    require,
+    visible_integrations,
+)
+
+from . import selectors
+from .models import Revision, RevisionStatus, RevisionType
+from .serializers import (
+    ChangesSerializer,
+    CommentSerializer,
+    ResolutionsSerializer,
+    RevertSerializer,
+    RevisionCreateSerializer,
+    RevisionSerializer,
+    SummarySerializer,
+    changes_out,
+    summary_of,
+)
+
+_RELATED = ("integration", "created_by", "source_integration", "reverted_to")
+
+
+def _engine(module: str, name: str):
+    """An engine entry point (`services`, `approvals`), looked up when called.
+
+    Late lookup keeps the URLconf importable while the engine modules load their own
+    dependencies (documents, tasks) and avoids an import cycle through integrations.
+    """
+    return getattr(importlib.import_module(f"revisions.{module}"), name)
+
+
+class RevisionFilter(django_filters.FilterSet):
+    type = django_filters.ChoiceFilter(choices=RevisionType.choices)
+    status = django_filters.ChoiceFilter(choices=RevisionStatus.choices)
+    created_by = django_filters.CharFilter(
+        field_name="created_by__username", help_text="Username of who started it."
+    )
+
+    class Meta:
+        model = Revision
+        fields = ("type", "status", "created_by")
+
+
+def _valid(serializer_class, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _revision(request, pk: int, action: Action = Action.VIEW) -> Revision:
+    revision = (
+        Revision.objects.select_related(*_RELATED)
+        .filter(pk=pk, integration__in=visible_integrations(request.user))
+        .first()
+    )
+    if revision is None:
+        raise Http404("No such revision.")
+    require(request.user, action, revision.integration)
+    return revision
+
+
+def _answer(revision: Revision, code: int = status.HTTP_200_OK) -> Response:
+    fresh = Revision.objects.select_related(*_RELATED).get(pk=revision.pk)
+    return Response(RevisionSerializer(fresh).data, status=code)
+
+
+class IntegrationRevisionsView(ApiView):
+    """The revisions of an integration, newest first; start a snapshot or a pull."""
+
+    serializer_class = RevisionSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RevisionFilter
+
+    def get_queryset(self):
+        return Revision.objects.none()
+
+    @extend_schema(summary="Revisions, newest first", responses=RevisionSerializer(many=True))
+    def get(self, request, pk: int):
+        integration = get_visible_integration(request.user, pk)
+        qs = selectors.revisions_for(integration).select_related(*_RELATED)
+        qs = self.filter_queryset(qs)
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(RevisionSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Take a snapshot (201, completed) or start a pull (202, queued)",
+        request=RevisionCreateSerializer,
+        responses={201: RevisionSerializer, 202: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        integration = get_visible_integration(request.user, pk)
+        data = _valid(RevisionCreateSerializer, request.data)
+        if data["type"] == RevisionType.SNAPSHOT:
+            require(request.user, Action.SNAPSHOT, integration)
+            revision = _engine("services", "snapshot_create")(
+                integration=integration, user=request.user, description=data["description"]
+            )
+            return _answer(revision, status.HTTP_201_CREATED)
+        require(request.user, Action.PULL, integration)
+        source = Integration.objects.filter(pk=data["source_integration"]).first()
+        if source is None or not can_see(request.user, source):
+            raise serializers.ValidationError(
+                {"source_integration": ["No integration with this id that you can see."]}
+            )
+        revision = _engine("services", "pull_create")(
+            target=integration, source=source, user=request.user, description=data["description"]
+        )
+        # Answered as created: the pull is computed after this request commits.
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RevisionDetailView(ApiView):
+    serializer_class = RevisionSerializer
+
+    @extend_schema(summary="One revision (poll this while it runs)")
+    def get(self, request, pk: int):
+        return Response(RevisionSerializer(_revision(request, pk)).data)
+
+
+class ChangesView(ApiView):
+    @extend_schema(
+        summary="A pull's changeset, with the resolutions chosen so far",
+        responses=ChangesSerializer,
+    )
+    def get(self, request, pk: int):
+        revision = _revision(request, pk)
+        if revision.type != RevisionType.PULL:
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Only pulls have a changeset; see revert-preview."]}
+            )
+        if revision.status in (RevisionStatus.QUEUED, RevisionStatus.RUNNING):
+            raise _Conflict("The pull is still being computed; poll the revision until ready.")
+        if revision.status == RevisionStatus.FAILED and not hasattr(revision, "changeset"):
+            raise _Conflict(f"The pull failed: {revision.error}")
+        return Response(changes_out(selectors.changes_for_review(revision)))
+
+
+class _Conflict(Exception):
+    http_status = status.HTTP_409_CONFLICT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ResolutionsView(ApiView):
+    @extend_schema(
+        summary="Choose ours or theirs per conflicting path, or per whole resource",
+        request=ResolutionsSerializer,
+        responses={200: SummarySerializer},
+    )
+    def post(self, request, pk: int):
+        revision = _revision(request, pk, Action.RESOLVE)
+        data = _valid(ResolutionsSerializer, request.data)
+        resolutions = [
+            {
+                "lineage_id": str(r["lineage_id"]),
+                "path": r.get("path") or None,
+                "choose": r["choose"],
+            }
+            for r in data["resolutions"]
+        ]
+        summary = _engine("services", "resolutions_set")(
+            revision=revision, user=request.user, resolutions=resolutions
+        )
+        return Response(summary_of(summary))
+
+
+def _operation(
+    action: Action,
+    summary: str,
+    entry: tuple[str, str],
+    *,
+    code: int = status.HTTP_200_OK,
+    body: type[serializers.Serializer] | None = CommentSerializer,
+) -> type[ApiView]:
+    """A POST on one revision that calls one engine entry point and answers the revision."""
+
+    @extend_schema(summary=summary, request=body, responses={code: RevisionSerializer})
+    def post(self, request, pk: int):
+        revision = _revision(request, pk, action)
+        data = _valid(body, request.data) if body is not None else {}
+        result = _engine(*entry)(revision=revision, user=request.user, **data)
+        return _answer(result if isinstance(result, Revision) else revision, code)
+
+    name = action.value.title().replace("_", "") + "View"
+    return type(name, (ApiView,), {"post": post, "__doc__": summary})
+
+
+MergeView = _operation(
+    Action.MERGE,
+    "Merge the reviewed pull (202; then completed or failed)",
+    ("services", "merge_start"),
+    code=status.HTTP_202_ACCEPTED,
+    body=None,
+)
+RequestApprovalView = _operation(
+    Action.REQUEST_APPROVAL,
+    "Ask an approver to merge into production",
+    ("approvals", "approval_request"),
+)
+ApproveView = _operation(
+    Action.APPROVE,
+    "Approve (not your own request); the merge runs as you (202)",
+    ("approvals", "approval_approve"),
+    code=status.HTTP_202_ACCEPTED,
+)
+CancelView = _operation(
+    Action.CANCEL,
+    "Cancel a pull that is not merging yet",
+    ("services", "revision_cancel"),
+    body=None,
+)
+
+
+class RejectView(ApiView):
+    @extend_schema(
+        summary="Reject: the pull goes back to ready for changes or cancel",
+        request=CommentSerializer,
+        responses={200: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        revision = _revision(request, pk, Action.APPROVE)
+        data = _valid(CommentSerializer, request.data)
+        _engine("approvals", "approval_reject")(
+            revision=revision, user=request.user, comment=data["comment"]
+        )
+        return _answer(revision)
+
+
+def _side(revision: Revision, side: str) -> str:
+    if side == "before" and revision.type not in (RevisionType.PULL, RevisionType.REVERT):
+        raise serializers.ValidationError(
+            {"to": ["'before' is for pulls and reverts; a snapshot or clone has one state."]}
+        )
+    return side
+
+
+class RevertView(ApiView):
+    @extend_schema(
+        summary="Restore the state this revision left (after) or found (before); 202",
+        request=RevertSerializer,
+        responses={202: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        revision = _revision(request, pk, Action.REVERT)
+        data = _valid(RevertSerializer, request.data)
+        new = _engine("services", "revert_start")(
+            revision=revision,
+            user=request.user,
+            side=_side(revision, data["to"]),
+            description=data["description"],
+        )
+        return Response(RevisionSerializer(new).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RevertPreviewView(ApiView):
+    @extend_schema(
+        summary="What a revert would change, in the /changes shape",
+        parameters=[OpenApiParameter("to", str, enum=["after", "before"], required=False)],
+        responses=ChangesSerializer,
+    )
+    def get(self, request, pk: int):
+        revision = _revision(request, pk)
+        side = request.query_params.get("to") or "after"
+        if side not in ("after", "before"):
+            raise serializers.ValidationError({"to": ["Use 'after' or 'before'."]})
+        preview = _engine("services", "revert_preview")(
+            revision=revision, side=_side(revision, side)
+        )
+        return Response(changes_out(preview))

@@ -1,0 +1,35 @@
+"""/api/v1/ routes of revisions (API.md, "Revisions"). No trailing slashes."""
+
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path(
+        "integrations/<int:pk>/revisions",
+        api.IntegrationRevisionsView.as_view(),
+        name="api-integration-revisions",
+    ),
+    path("revisions/<int:pk>", api.RevisionDetailView.as_view(), name="api-revision"),
+    path("revisions/<int:pk>/changes", api.ChangesView.as_view(), name="api-revision-changes"),
+    path(
+        "revisions/<int:pk>/resolutions",
+        api.ResolutionsView.as_view(),
+        name="api-revision-resolutions",
+    ),
+    path("revisions/<int:pk>/merge", api.MergeView.as_view(), name="api-revision-merge"),
+    path(
+        "revisions/<int:pk>/request-approval",
+        api.RequestApprovalView.as_view(),
+        name="api-revision-request-approval",
+    ),
+    path("revisions/<int:pk>/approve", api.ApproveView.as_view(), name="api-revision-approve"),
+    path("revisions/<int:pk>/reject", api.RejectView.as_view(), name="api-revision-reject"),
+    path("revisions/<int:pk>/cancel", api.CancelView.as_view(), name="api-revision-cancel"),
+    path("revisions/<int:pk>/revert", api.RevertView.as_view(), name="api-revision-revert"),
+    path(
+        "revisions/<int:pk>/revert-preview",
+        api.RevertPreviewView.as_view(),
+        name="api-revision-revert-preview",
+    ),
+]

@@ -1,0 +1,726 @@
+"""What the Revisions tab and the review pages show: reads and presentation only.
+
+The engine (`revisions.selectors`, `revisions.services`) computes changesets and owns every
+write; this module turns its output into what a reviewer reads: resources grouped by type
+with steps under their flow, per-field rows with words or lines highlighted, reasons why a
+button is disabled. Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+
+import orjson
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from integrations.resources import RESOURCE_TYPES, SECRET_FIELDS
+
+from .models import (
+    OPEN_STATUSES,
+    Approval,
+    ApprovalDecision,
+    Blob,
+    Revision,
+    RevisionStatus,
+    RevisionType,
+)
+
+# The engine is working on these without a person: pages poll them. Ready and awaiting
+# approval are open too, but wait for a reviewer, so nothing polls them.
+ACTIVE_STATUSES: frozenset[str] = OPEN_STATUSES - {
+    RevisionStatus.READY,
+    RevisionStatus.AWAITING_APPROVAL,
+}
+REVIEWABLE_STATUSES: frozenset[str] = frozenset(
+    {RevisionStatus.READY, RevisionStatus.AWAITING_APPROVAL}
+)
+
+# Order a reviewer reads an integration in: what it talks to, what it does, its helpers.
+GROUP_ORDER: tuple[str, ...] = ("integration", "connection", "flow", "script", "lookup_cache")
+INTEGRATION_LABEL = ("Integration settings", "Integration settings")
+
+# Above this many tokens or lines a diff falls back to plain before/after: difflib is
+# quadratic in the worst case and a reviewer cannot read more anyway.
+MAX_WORD_TOKENS = 4000
+MAX_LINES = 5000
+CONTEXT_LINES = 3
+
+
+# Revisions table ---------------------------------------------------------------------
+
+
+def filter_revisions(qs: QuerySet[Revision], data: dict[str, Any]) -> QuerySet[Revision]:
+    """Apply the tab's cleaned filter form (type, status, user, date range) to `qs`."""
+    if data.get("type"):
+        qs = qs.filter(type=data["type"])
+    if data.get("status"):
+        qs = qs.filter(status=data["status"])
+    if data.get("user"):
+        qs = qs.filter(created_by=data["user"])
+    tz = timezone.get_current_timezone()
+    if data.get("since"):
+        qs = qs.filter(created_at__gte=datetime.combine(data["since"], time.min, tzinfo=tz))
+    if data.get("until"):
+        qs = qs.filter(created_at__lte=datetime.combine(data["until"], time.max, tzinfo=tz))
+    return qs
+
+
+def row_actions(revision: Revision, allowed: set[str]) -> list[dict[str, str]]:
+    """The actions a revision's row offers, by its type and status and the user's role.
+
+    Each is {"name", "label", "kind", "url"}; `kind` says how the template renders it: a
+    link, a POST button, or the row's primary link.
+    """
+    t, s = revision.type, revision.status
+    S, T = RevisionStatus, RevisionType
+    detail = reverse("revisions:detail", args=[revision.pk])
+    revert = reverse("revisions:revert", args=[revision.pk])
+    actions: list[dict[str, str]] = []
+
+    def add(name: str, label: str, url: str, kind: str = "link") -> None:
+        actions.append({"name": name, "label": label, "kind": kind, "url": url})
+
+    if s in ACTIVE_STATUSES:
+        add("progress", "View progress", detail)
+    elif t == T.PULL and s in REVIEWABLE_STATUSES:
+        add("review", "Review", detail, "primary")
+        if "cancel" in allowed:
+            add("cancel", "Cancel", reverse("revisions:cancel", args=[revision.pk]), "post")
+    elif s == S.FAILED:
+        add("details", "Details", detail)
+        if "pull" in allowed:
+            pull = reverse("revisions:pull", args=[revision.integration_id])
+            if t == T.PULL and revision.source_integration_id:
+                pull += f"?source={revision.source_integration_id}"
+            add("pull", "Create pull", pull)
+    elif s == S.COMPLETED and t in (T.PULL, T.REVERT):
+        add("view", "View changes", detail)
+        if "revert" in allowed:
+            add("revert_after", "Revert to after", f"{revert}?to=after")
+            add("revert_before", "Revert to before", f"{revert}?to=before")
+    elif s == S.COMPLETED:
+        if "revert" in allowed:
+            add("revert_after", "Revert to this", f"{revert}?to=after")
+        add("details", "Details", detail)
+    else:
+        add("details", "Details", detail)
+    return actions
+
+
+# Changeset presentation ----------------------------------------------------------------
+
+
+def type_label(type_key: str, plural: bool = False) -> str:
+    if type_key == "integration":
+        return INTEGRATION_LABEL[1 if plural else 0]
+    rt = RESOURCE_TYPES.get(type_key)
+    if rt is None:
+        return type_key.replace("_", " ").capitalize() + ("s" if plural else "")
+    return rt.plural if plural else rt.label
+
+
+def path_head(path: str) -> str:
+    return re.split(r"[.\[]", path or "", maxsplit=1)[0]
+
+
+def is_secret_path(path: str) -> bool:
+    return path_head(path) in SECRET_FIELDS
+
+
+def scrub(value: Any) -> Any:
+    """Drop secret keys at any depth: a value shown in a diff never carries a credential."""
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items() if k not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+@dataclass
+class ResourceItem:
+    """One resource in the review list (no field values: those load when expanded)."""
+
+    lineage_id: str
+    type: str
+    name: str
+    action: str
+    field_count: int
+    conflicts: int
+    unresolved: int
+    included: bool
+    parent: str | None = None
+    children: list[ResourceItem] = field(default_factory=list)
+    # A flow listed only because steps under it changed.
+    context_only: bool = False
+
+    @property
+    def has_conflicts(self) -> bool:
+        return self.conflicts > 0 or any(c.conflicts for c in self.children)
+
+    @property
+    def type_label(self) -> str:
+        return type_label(self.type)
+
+
+@dataclass
+class ResourceGroup:
+    type: str
+    label: str
+    items: list[ResourceItem]
+    count: int
+
+
+def _field_resolution(f: dict[str, Any]) -> str | None:
+    return f.get("resolution")
+
+
+def _item_of(res: dict[str, Any]) -> ResourceItem:
+    fields = [f for f in res.get("fields") or [] if not is_secret_path(f.get("path", ""))]
+    conflicts = sum(1 for f in fields if f.get("conflict"))
+    included = res.get("included", True)
+    unresolved = (
+        sum(1 for f in fields if f.get("conflict") and not _field_resolution(f)) if included else 0
+    )
+    return ResourceItem(
+        lineage_id=str(res["lineage_id"]),
+        type=res.get("type", ""),
+        name=res.get("name") or "(unnamed)",
+        action=res.get("action", "modified"),
+        field_count=len(fields),
+        conflicts=conflicts,
+        unresolved=unresolved,
+        included=bool(included),
+        parent=str(res["parent"]) if res.get("parent") else None,
+    )
+
+
+def step_parents(revision: Revision, step_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Flow (lineage id, name) of each step, read from the revision's stored trees.
+
+    A changeset entry names the step but its flow only when the flow field changed; the
+    trees know every step's body. Two queries whatever the number of steps.
+    """
+    if not step_ids:
+        return {}
+    trees = [
+        t
+        for t in (
+            getattr(revision, "source_tree", None),
+            getattr(revision, "tree_before", None),
+            getattr(revision, "base_tree", None),
+            getattr(revision, "tree_after", None),
+        )
+        if t is not None
+    ]
+    hashes: dict[str, str] = {}
+    for lid in step_ids:
+        for tree in trees:
+            h = (tree.entries or {}).get(lid)
+            if h:
+                hashes[lid] = h
+                break
+    bodies = dict(Blob.objects.filter(hash__in=set(hashes.values())).values_list("hash", "body"))
+    flow_of = {
+        lid: str(bodies[h].get("flow"))
+        for lid, h in hashes.items()
+        if h in bodies and bodies[h].get("flow")
+    }
+    flow_hashes: dict[str, str] = {}
+    for flow_id in set(flow_of.values()):
+        for tree in trees:
+            h = (tree.entries or {}).get(flow_id)
+            if h:
+                flow_hashes[flow_id] = h
+                break
+    flow_bodies = dict(
+        Blob.objects.filter(hash__in=set(flow_hashes.values())).values_list("hash", "body")
+    )
+    names = {
+        fid: (flow_bodies.get(h) or {}).get("name") or "Flow" for fid, h in flow_hashes.items()
+    }
+    return {lid: (fid, names.get(fid, "Flow")) for lid, fid in flow_of.items()}
+
+
+def group_resources(
+    resources: list[dict[str, Any]],
+    *,
+    revision: Revision | None = None,
+    only_conflicts: bool = False,
+) -> list[ResourceGroup]:
+    """Resources grouped by type in reading order, steps nested under their flow."""
+    items = [_item_of(r) for r in resources]
+    steps = [i for i in items if i.type == "step"]
+    missing = [s.lineage_id for s in steps if not s.parent]
+    parents = step_parents(revision, missing) if (revision is not None and missing) else {}
+    flows = {i.lineage_id: i for i in items if i.type == "flow"}
+    orphans: list[ResourceItem] = []
+    for step in steps:
+        parent_id, parent_name = step.parent, None
+        if not parent_id and step.lineage_id in parents:
+            parent_id, parent_name = parents[step.lineage_id]
+        if not parent_id:
+            orphans.append(step)
+            continue
+        flow = flows.get(parent_id)
+        if flow is None:
+            flow = ResourceItem(
+                lineage_id=parent_id,
+                type="flow",
+                name=parent_name or "Flow",
+                action="modified",
+                field_count=0,
+                conflicts=0,
+                unresolved=0,
+                included=True,
+                context_only=True,
+            )
+            flows[parent_id] = flow
+        flow.children.append(step)
+    by_type: dict[str, list[ResourceItem]] = {}
+    for item in items:
+        if item.type == "step":
+            continue
+        by_type.setdefault(item.type, []).append(item)
+    by_type["flow"] = list(flows.values())
+    if orphans:
+        by_type["step"] = orphans
+    groups: list[ResourceGroup] = []
+    order = list(GROUP_ORDER) + sorted(t for t in by_type if t not in GROUP_ORDER)
+    for type_key in order:
+        group_items = by_type.get(type_key) or []
+        for item in group_items:
+            item.children.sort(key=lambda c: c.name.lower())
+        if only_conflicts:
+            group_items = [i for i in group_items if i.has_conflicts]
+            for item in group_items:
+                item.children = [c for c in item.children if c.conflicts]
+        if not group_items:
+            continue
+        group_items.sort(key=lambda i: (i.context_only, i.name.lower()))
+        count = sum((0 if i.context_only else 1) + len(i.children) for i in group_items)
+        groups.append(
+            ResourceGroup(type_key, type_label(type_key, plural=True), group_items, count)
+        )
+    return groups
+
+
+def find_resource(resources: list[dict[str, Any]], lineage_id: str) -> dict[str, Any] | None:
+    for res in resources:
+        if str(res.get("lineage_id")) == str(lineage_id):
+            return res
+    return None
+
+
+def summary_of(changes: dict[str, Any]) -> dict[str, Any]:
+    """The changeset summary with every count present (missing ones are 0)."""
+    summary = dict(changes.get("summary") or {})
+    for key in ("added", "modified", "deleted", "conflicts", "unresolved"):
+        summary[key] = int(summary.get(key) or 0)
+    by_type = summary.get("by_type") or summary.get("per_type") or {}
+    rows = []
+    for type_key in list(GROUP_ORDER) + ["step"]:
+        counts = by_type.get(type_key)
+        if not counts:
+            continue
+        rows.append(
+            {
+                "type": type_key,
+                "label": type_label(type_key, plural=True),
+                **{
+                    k: int(counts.get(k) or 0)
+                    for k in ("added", "modified", "deleted", "conflicts", "unresolved")
+                },
+            }
+        )
+    summary["type_rows"] = rows
+    summary["total"] = summary["added"] + summary["modified"] + summary["deleted"]
+    return summary
+
+
+# Merge box ------------------------------------------------------------------------------
+
+
+@dataclass
+class MergeBox:
+    """What the merge box says and offers to this user for this pull."""
+
+    state: str  # in_progress | conflicts | ready | needs_approval | awaiting | final
+    title: str
+    reason: str = ""
+    can_merge: bool = False
+    can_request: bool = False
+    can_approve: bool = False
+    can_cancel: bool = False
+    can_resolve: bool = False
+    approval: Approval | None = None
+    lapsed: Approval | None = None
+    rejected: Approval | None = None
+
+
+def latest_approval(revision: Revision) -> Approval | None:
+    return revision.approvals.select_related("requested_by", "decided_by").first()
+
+
+def merge_box(
+    revision: Revision,
+    *,
+    user: Any,
+    allowed: set[str],
+    summary: dict[str, Any],
+    approval: Approval | None,
+) -> MergeBox:
+    S = RevisionStatus
+    production = revision.integration.is_production
+    unresolved = summary.get("unresolved", 0)
+    lapsed = approval if approval and approval.decision == ApprovalDecision.LAPSED else None
+    rejected = approval if approval and approval.decision == ApprovalDecision.REJECTED else None
+    can_cancel = "cancel" in allowed and revision.status in REVIEWABLE_STATUSES
+    can_resolve = "resolve" in allowed and revision.status == S.READY
+    common = {"can_cancel": can_cancel, "can_resolve": can_resolve}
+    if revision.status in ACTIVE_STATUSES:
+        return MergeBox("in_progress", revision.get_status_display(), **common)
+    if revision.status not in REVIEWABLE_STATUSES:
+        return MergeBox("final", revision.get_status_display(), **common)
+    if revision.status == S.AWAITING_APPROVAL:
+        requester = approval.requested_by_id if approval else None
+        is_requester = requester is not None and requester == getattr(user, "pk", None)
+        if is_requester:
+            reason = "You asked for this approval; another approver must give it."
+        elif "approve" not in allowed:
+            reason = "An approver or an administrator must approve it."
+        else:
+            reason = "Review the changes below, then approve or reject with a comment."
+        return MergeBox(
+            "awaiting",
+            "Waiting for approval",
+            reason=reason,
+            can_approve="approve" in allowed and not is_requester,
+            approval=approval,
+            can_cancel=can_cancel,
+            can_resolve=False,
+        )
+    if unresolved:
+        noun = "conflict" if unresolved == 1 else "conflicts"
+        return MergeBox(
+            "conflicts",
+            "This pull has conflicts",
+            reason=f"Resolve {unresolved} {noun} to merge: choose “keep ours” or “take theirs”.",
+            lapsed=lapsed,
+            rejected=rejected,
+            **common,
+        )
+    if production:
+        return MergeBox(
+            "needs_approval",
+            "Approval needed",
+            reason="Merging into a production integration needs an approver’s approval.",
+            can_request="request_approval" in allowed,
+            lapsed=lapsed,
+            rejected=rejected,
+            **common,
+        )
+    return MergeBox(
+        "ready",
+        "Ready to merge",
+        reason="No conflicts left: merging applies the included changes in one step.",
+        can_merge="merge" in allowed,
+        lapsed=lapsed,
+        rejected=rejected,
+        **common,
+    )
+
+
+def snapshots_around(revision: Revision) -> dict[str, Revision | None]:
+    """The automatic snapshots taken before and after a merge or revert."""
+    snaps = sorted(revision.auto_snapshots.all(), key=lambda r: r.number)
+    return {
+        "before": snaps[0] if snaps else None,
+        "after": snaps[-1] if len(snaps) > 1 else None,
+    }
+
+
+# Field diffs ---------------------------------------------------------------------------
+
+
+@dataclass
+class LineRow:
+    kind: str  # same | changed | added | removed | skip
+    left_no: int | None = None
+    left: SafeString | str = ""
+    right_no: int | None = None
+    right: SafeString | str = ""
+    skipped: int = 0
+
+
+@dataclass
+class ValueDiff:
+    """Two values ready to show side by side."""
+
+    mode: str  # inline | lines
+    left: SafeString | str = ""
+    right: SafeString | str = ""
+    left_absent: bool = False
+    right_absent: bool = False
+    rows: list[LineRow] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+
+
+@dataclass
+class FieldRow:
+    path: str
+    conflict: bool
+    resolution: str | None
+    base: Any
+    ours: Any
+    theirs: Any
+    # Non-conflict: current value → what the merge writes. Conflict: ours ↔ theirs.
+    diff: ValueDiff
+    base_text: str = ""
+    local_only: bool = False
+
+    @property
+    def key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]", "-", self.path)
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+
+
+def as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return orjson.dumps(scrub(value), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def word_diff(a: str, b: str) -> tuple[SafeString, SafeString]:
+    """Both strings as HTML with the words that differ wrapped in <del>/<ins>."""
+    ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
+    if len(ta) + len(tb) > MAX_WORD_TOKENS:
+        return mark_safe(escape(a)), mark_safe(escape(b))
+    matcher = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
+    left: list[str] = []
+    right: list[str] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        sa, sb = escape("".join(ta[i1:i2])), escape("".join(tb[j1:j2]))
+        if op == "equal":
+            left.append(sa)
+            right.append(sb)
+            continue
+        if sa:
+            left.append(f'<del class="dw">{sa}</del>')
+        if sb:
+            right.append(f'<ins class="dw">{sb}</ins>')
+    return mark_safe("".join(left)), mark_safe("".join(right))
+
+
+def line_diff(a: str, b: str, *, context: int = CONTEXT_LINES) -> list[LineRow]:
+    """A side-by-side line diff with line numbers; long unchanged runs fold into one row."""
+    la, lb = a.splitlines(), b.splitlines()
+    if len(la) + len(lb) > MAX_LINES:
+        la, lb = la[:MAX_LINES], lb[:MAX_LINES]
+    matcher = difflib.SequenceMatcher(None, la, lb, autojunk=False)
+    rows: list[LineRow] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            for k in range(i2 - i1):
+                text = escape(la[i1 + k])
+                rows.append(LineRow("same", i1 + k + 1, text, j1 + k + 1, text))
+        elif op == "replace":
+            for k in range(max(i2 - i1, j2 - j1)):
+                left = la[i1 + k] if i1 + k < i2 else None
+                right = lb[j1 + k] if j1 + k < j2 else None
+                if left is not None and right is not None:
+                    if _similar(left, right):
+                        hl, hr = word_diff(left, right)
+                    else:  # unrelated lines: marking words in them is only noise
+                        hl, hr = escape(left), escape(right)
+                    rows.append(LineRow("changed", i1 + k + 1, hl, j1 + k + 1, hr))
+                elif left is not None:
+                    rows.append(LineRow("removed", i1 + k + 1, escape(left)))
+                else:
+                    rows.append(LineRow("added", None, "", j1 + k + 1, escape(right)))
+        elif op == "delete":
+            for k in range(i2 - i1):
+                rows.append(LineRow("removed", i1 + k + 1, escape(la[i1 + k])))
+        elif op == "insert":
+            for k in range(j2 - j1):
+                rows.append(LineRow("added", None, "", j1 + k + 1, escape(lb[j1 + k])))
+    return _fold(rows, context)
+
+
+def _similar(a: str, b: str) -> bool:
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).quick_ratio() >= 0.5
+
+
+def _fold(rows: list[LineRow], context: int) -> list[LineRow]:
+    changed = [i for i, r in enumerate(rows) if r.kind != "same"]
+    if not changed:
+        return rows
+    keep = set()
+    for i in changed:
+        keep.update(range(max(0, i - context), min(len(rows), i + context + 1)))
+    out: list[LineRow] = []
+    skipped = 0
+    for i, row in enumerate(rows):
+        if i in keep:
+            if skipped:
+                out.append(LineRow("skip", skipped=skipped))
+                skipped = 0
+            out.append(row)
+        else:
+            skipped += 1
+    if skipped:
+        out.append(LineRow("skip", skipped=skipped))
+    return out
+
+
+def value_diff(before: Any, after: Any, *, code: bool = False) -> ValueDiff:
+    """Two field values as a word diff (short values) or a line diff (code, JSON, text)."""
+    a, b = as_text(before), as_text(after)
+    multiline = (
+        code
+        or "\n" in a
+        or "\n" in b
+        or isinstance(before, (dict, list))
+        or isinstance(after, (dict, list))
+    )
+    if multiline:
+        rows = line_diff(a if before is not None else "", b if after is not None else "")
+        return ValueDiff(
+            "lines",
+            rows=rows,
+            left_absent=before is None,
+            right_absent=after is None,
+            added=sum(1 for r in rows if r.kind in ("added", "changed") and r.right_no),
+            removed=sum(1 for r in rows if r.kind in ("removed", "changed") and r.left_no),
+        )
+    if before is None or after is None:
+        return ValueDiff(
+            "inline",
+            left=escape(a),
+            right=escape(b),
+            left_absent=before is None,
+            right_absent=after is None,
+        )
+    left, right = word_diff(a, b)
+    return ValueDiff("inline", left=left, right=right)
+
+
+def _is_code(type_key: str, path: str) -> bool:
+    return type_key == "script" and path == "code"
+
+
+def field_rows(
+    res: dict[str, Any], *, ref_names: dict[str, str] | None = None, two_way: bool = False
+) -> list[FieldRow]:
+    """Per-field rows of one resource, secrets left out.
+
+    `two_way` (revert preview): `ours` is the current value and `theirs` the restored one.
+    In a pull, a field only our side changed keeps our value (marked `local_only`).
+    """
+    ref_names = ref_names or {}
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, str) and value in ref_names:
+            return f"{ref_names[value]} ({value[:8]})"
+        return scrub(value)
+
+    rows = []
+    for f in res.get("fields") or []:
+        path = f.get("path", "")
+        if is_secret_path(path):
+            continue
+        base, ours, theirs = shown(f.get("base")), shown(f.get("ours")), shown(f.get("theirs"))
+        conflict = bool(f.get("conflict"))
+        code = _is_code(res.get("type", ""), path)
+        local_only = (not two_way) and not conflict and theirs == base and ours != base
+        after = ours if local_only else theirs
+        diff = value_diff(ours, theirs if conflict else after, code=code)
+        rows.append(
+            FieldRow(
+                path=path,
+                conflict=conflict,
+                resolution=f.get("resolution"),
+                base=base,
+                ours=ours,
+                theirs=theirs,
+                diff=diff,
+                base_text=as_text(base),
+                local_only=local_only,
+            )
+        )
+    return rows
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def referenced_ids(res: dict[str, Any]) -> set[str]:
+    """Lineage ids a resource's changed fields refer to (connections, flows, caches)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and _UUID.match(value):
+            found.add(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for f in res.get("fields") or []:
+        for side in ("base", "ours", "theirs"):
+            walk(f.get(side))
+    return found
+
+
+def names_for(ids: set[str], integration_ids: list[int]) -> dict[str, str]:
+    """Names of the resources with these lineage ids in the given integrations (one query
+    per referable type)."""
+    if not ids:
+        return {}
+    names: dict[str, str] = {}
+    for rt in RESOURCE_TYPES.values():
+        if rt.key not in {"connection", "flow", "lookup_cache"}:
+            continue
+        for lid, name in rt.model.objects.filter(
+            integration_id__in=integration_ids, lineage_id__in=list(ids)
+        ).values_list("lineage_id", "name"):
+            names.setdefault(str(lid), name)
+    return names
+
+
+def full_body_fields(res: dict[str, Any], body: dict[str, Any] | None, side: str) -> None:
+    """An added or deleted resource without field rows shows its whole body as fields."""
+    if res.get("fields") or not body:
+        return
+    fields = []
+    for key, value in body.items():
+        if key in ("type",) or key in SECRET_FIELDS:
+            continue
+        fields.append(
+            {
+                "path": key,
+                "base": None,
+                "ours": value if side == "ours" else None,
+                "theirs": value if side == "theirs" else None,
+                "conflict": False,
+            }
+        )
+    res["fields"] = fields

@@ -1,0 +1,2 @@
+def approval_queue_count(user) -> int:
+    return 0

@@ -1,0 +1,145 @@
+"""API shapes of revisions and their changesets (API.md, "Revisions")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import Choice, Revision, RevisionType
+
+SUMMARY_KEYS = ("added", "modified", "deleted", "conflicts", "unresolved")
+
+
+class SummarySerializer(serializers.Serializer):
+    added = serializers.IntegerField()
+    modified = serializers.IntegerField()
+    deleted = serializers.IntegerField()
+    conflicts = serializers.IntegerField()
+    unresolved = serializers.IntegerField()
+
+
+def summary_of(summary: dict[str, Any] | None) -> dict[str, int]:
+    """The contract's five counts, every one present (the engine may store more)."""
+    summary = summary or {}
+    return {key: int(summary.get(key) or 0) for key in SUMMARY_KEYS}
+
+
+class RevisionSerializer(serializers.ModelSerializer):
+    integration = serializers.IntegerField(source="integration_id", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    source_integration = serializers.IntegerField(
+        source="source_integration_id", read_only=True, allow_null=True
+    )
+    reverted_to = serializers.IntegerField(source="reverted_to_id", read_only=True, allow_null=True)
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Revision
+        fields = (
+            "id",
+            "integration",
+            "number",
+            "type",
+            "status",
+            "description",
+            "created_by",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "source_integration",
+            "reverted_to",
+            "revert_side",
+            "error",
+            "summary",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(SummarySerializer(allow_null=True))
+    def get_summary(self, revision: Revision) -> dict[str, int] | None:
+        if revision.type != RevisionType.PULL:
+            return None
+        return summary_of(revision.summary)
+
+
+class RevisionCreateSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[RevisionType.SNAPSHOT, RevisionType.PULL])
+    source_integration = serializers.IntegerField(required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["type"] == RevisionType.PULL and not attrs.get("source_integration"):
+            raise serializers.ValidationError(
+                {"source_integration": ["A pull needs the id of the integration to pull from."]}
+            )
+        return attrs
+
+
+class ResolutionInputSerializer(serializers.Serializer):
+    lineage_id = serializers.UUIDField()
+    path = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="")
+    choose = serializers.ChoiceField(choices=Choice.choices)
+
+
+class ResolutionsSerializer(serializers.Serializer):
+    resolutions = ResolutionInputSerializer(many=True, allow_empty=False)
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RevertSerializer(serializers.Serializer):
+    to = serializers.ChoiceField(choices=["after", "before"], required=False, default="after")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class FieldChangeSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    base = serializers.JSONField(allow_null=True)
+    ours = serializers.JSONField(allow_null=True)
+    theirs = serializers.JSONField(allow_null=True)
+    conflict = serializers.BooleanField()
+    resolution = serializers.ChoiceField(choices=Choice.choices, allow_null=True)
+
+
+class ResourceChangeSerializer(serializers.Serializer):
+    lineage_id = serializers.CharField()
+    type = serializers.CharField()
+    name = serializers.CharField(allow_blank=True, allow_null=True)
+    action = serializers.ChoiceField(choices=["added", "modified", "deleted"])
+    included = serializers.BooleanField(required=False)
+    fields = FieldChangeSerializer(many=True)
+
+
+class ChangesSerializer(serializers.Serializer):
+    resources = ResourceChangeSerializer(many=True)
+    summary = SummarySerializer()
+
+
+def changes_out(changes: dict[str, Any]) -> dict[str, Any]:
+    """The engine's changeset in the contract's shape: every field has its `resolution`."""
+    resources = []
+    for resource in changes.get("resources") or []:
+        row = {
+            "lineage_id": str(resource.get("lineage_id")),
+            "type": resource.get("type"),
+            "name": resource.get("name"),
+            "action": resource.get("action"),
+            "fields": [
+                {
+                    "path": f.get("path"),
+                    "base": f.get("base"),
+                    "ours": f.get("ours"),
+                    "theirs": f.get("theirs"),
+                    "conflict": bool(f.get("conflict")),
+                    "resolution": f.get("resolution"),
+                }
+                for f in resource.get("fields") or []
+            ],
+        }
+        if "included" in resource:
+            row["included"] = bool(resource["included"])
+        resources.append(row)
+    return {"resources": resources, "summary": summary_of(changes.get("summary"))}

@@ -1,0 +1,33 @@
+from django.urls import path
+
+from . import views
+
+app_name = "revisions"
+urlpatterns = [
+    path("integrations/<int:pk>/revisions/", views.revisions_tab, name="tab"),
+    path("integrations/<int:pk>/revisions/snapshot/", views.snapshot_create, name="snapshot"),
+    path("integrations/<int:pk>/revisions/pull/", views.pull_create, name="pull"),
+    path("integrations/<int:pk>/clone/", views.clone_create, name="clone"),
+    path("revisions/<int:pk>/", views.revision_detail, name="detail"),
+    path("revisions/<int:pk>/status/", views.revision_status, name="status"),
+    path(
+        "revisions/<int:pk>/changes/<uuid:lineage_id>/",
+        views.resource_diff,
+        name="resource",
+    ),
+    path("revisions/<int:pk>/resolve/", views.resolve, name="resolve"),
+    path("revisions/<int:pk>/include/", views.include, name="include"),
+    path("revisions/<int:pk>/refresh/", views.refresh, name="refresh"),
+    path("revisions/<int:pk>/merge/", views.merge, name="merge"),
+    path("revisions/<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("revisions/<int:pk>/request-approval/", views.request_approval, name="request_approval"),
+    path("revisions/<int:pk>/approve/", views.approve, name="approve"),
+    path("revisions/<int:pk>/reject/", views.reject, name="reject"),
+    path("revisions/<int:pk>/revert/", views.revert, name="revert"),
+    path(
+        "revisions/<int:pk>/revert/changes/<uuid:lineage_id>/",
+        views.revert_resource_diff,
+        name="revert_resource",
+    ),
+    path("approvals/", views.approval_queue, name="approvals"),
+]

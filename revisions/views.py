@@ -1,0 +1,752 @@
+"""The Revisions tab, the review page of a pull, revert previews and the approval queue.
+
+Thin: each view loads what the user may see (not visible → 404), checks the action
+(not allowed → 403), calls the engine's service or selector, and renders. One URL serves a
+page and its htmx fragment (`template.html#partial`), with `Vary: HX-Request`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from integrations.models import Integration
+from integrations.permissions import (
+    Action,
+    allowed_actions,
+    can,
+    get_visible_integration,
+    require,
+)
+
+from . import selectors
+
+try:  # TEMP while the engine lands in the shared tree
+    from . import approvals, services
+except ImportError:
+    approvals = services = None
+from .errors import RevisionError
+from .forms import (
+    CloneForm,
+    CommentForm,
+    IncludeForm,
+    PullForm,
+    RejectForm,
+    ResolveForm,
+    RevertForm,
+    RevisionFilterForm,
+    SnapshotForm,
+)
+from .models import Revision, RevisionStatus, RevisionType
+from .review import (
+    ACTIVE_STATUSES,
+    REVIEWABLE_STATUSES,
+    field_rows,
+    filter_revisions,
+    find_resource,
+    full_body_fields,
+    group_resources,
+    latest_approval,
+    merge_box,
+    names_for,
+    referenced_ids,
+    row_actions,
+    snapshots_around,
+    summary_of,
+)
+
+PAGE_SIZE = 25
+
+
+# Loading and answering ------------------------------------------------------------------
+
+
+def _revision(request: HttpRequest, pk: int, *, trees: bool = False) -> Revision:
+    """The revision if the user may see its integration; 404 otherwise."""
+    related = ["integration", "created_by", "source_integration", "reverted_to"]
+    if trees:
+        related += ["source_tree", "tree_before", "base_tree", "tree_after"]
+    revision = get_object_or_404(Revision.objects.select_related(*related), pk=pk)
+    # Same check (and same 404) as every integration page.
+    revision.integration = get_visible_integration(request.user, revision.integration_id)
+    return revision
+
+
+def _is_fragment(request: HttpRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+def _render(request, template: str, context: dict, *, partial: str | None = None, status=200):
+    name = f"{template}#{partial}" if partial and _is_fragment(request) else template
+    response = render(request, name, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _back(request: HttpRequest, url: str) -> HttpResponse:
+    """After a POST: a plain redirect, or for htmx a client-side one (no swap of a page)."""
+    if _is_fragment(request):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def _refused(request: HttpRequest, url: str, message: str) -> HttpResponse:
+    """An engine refusal (state conflict, bad input): say why, change nothing."""
+    if _is_fragment(request):
+        response = HttpResponse(message, status=409, content_type="text/plain")
+        response["HX-Trigger"] = json.dumps({"ilm:toast": message})
+        return response
+    messages.error(request, message)
+    return redirect(url)
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+def _detail_url(revision: Revision) -> str:
+    return reverse("revisions:detail", args=[revision.pk])
+
+
+def _tab_url(integration: Integration) -> str:
+    return reverse("revisions:tab", args=[integration.pk])
+
+
+# The Revisions tab ----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
+    from integrations.views import render_integration_tab
+
+    integration = get_visible_integration(request.user, pk)
+    allowed = allowed_actions(request.user, integration)
+    users = (
+        get_user_model()
+        .objects.filter(
+            pk__in=Revision.objects.filter(integration=integration).values("created_by")
+        )
+        .order_by("username")
+    )
+    form = RevisionFilterForm(request.GET or None, users=users)
+    revisions = selectors.revisions_for(integration).select_related("operation", "reverted_to")
+    if form.is_bound and form.is_valid():
+        revisions = filter_revisions(revisions, form.cleaned_data)
+    page = Paginator(revisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "integration": integration,
+        "perms_ilm": allowed,
+        "filter_form": form,
+        "filtered": form.is_bound and any(v for k, v in request.GET.items() if k != "page"),
+        "page_obj": page,
+        "rows": [{"revision": r, "actions": row_actions(r, allowed)} for r in page],
+        "query": query.urlencode(),
+        "snapshot_form": SnapshotForm(),
+        "has_family": selectors.family_of(integration, request.user).exists(),
+    }
+    if _is_fragment(request) and request.htmx.target == "revisions-table":
+        return _render(request, "revisions/tab.html", context, partial="revisions-table")
+    response = render_integration_tab(
+        request, integration, tab="revisions", template="revisions/tab.html", context=context
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+def snapshot_create(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = get_visible_integration(request.user, pk)
+    require(request.user, Action.SNAPSHOT, integration)
+    form = SnapshotForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            revision = services.snapshot_create(
+                integration=integration,
+                user=request.user,
+                description=form.cleaned_data["description"],
+            )
+        except (RevisionError, ValidationError) as exc:
+            form.add_error(None, _error_text(exc))
+        else:
+            messages.success(request, f"Snapshot #{revision.number} saved.")
+            return _back(request, _tab_url(integration))
+    status = 400 if form.is_bound else 200
+    return _render(
+        request,
+        "revisions/snapshot_form.html",
+        {"integration": integration, "form": form},
+        partial="form",
+        status=status,
+    )
+
+
+@login_required
+def pull_create(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = get_visible_integration(request.user, pk)
+    require(request.user, Action.PULL, integration)
+    family = selectors.family_of(integration, request.user)
+    initial = {}
+    if request.GET.get("source"):
+        initial["source"] = request.GET["source"]
+    form = PullForm(request.POST or None, family=family, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            revision = services.pull_create(
+                target=integration,
+                source=form.cleaned_data["source"],
+                user=request.user,
+                description=form.cleaned_data["description"],
+            )
+        except (RevisionError, ValidationError) as exc:
+            form.add_error(None, _error_text(exc))
+        else:
+            messages.success(
+                request,
+                f"Pull #{revision.number} started: comparing with "
+                f"{form.cleaned_data['source'].name}.",
+            )
+            return _back(request, _detail_url(revision))
+    open_op = (
+        Revision.objects.filter(
+            integration=integration, status__in=REVIEWABLE_STATUSES | ACTIVE_STATUSES
+        )
+        .exclude(type=RevisionType.SNAPSHOT)
+        .first()
+    )
+    return _render(
+        request,
+        "revisions/pull_form.html",
+        {
+            "integration": integration,
+            "form": form,
+            "family": family,
+            "perms_ilm": allowed_actions(request.user, integration),
+            "open_operation": open_op,
+        },
+        partial="form",
+        status=400 if form.is_bound else 200,
+    )
+
+
+@login_required
+def clone_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Clone an integration (into a sandbox, or production for roles that may)."""
+    source = get_visible_integration(request.user, pk)
+    require(request.user, Action.CLONE, source)
+    may_prod = can(request.user, Action.CLONE_TO_PRODUCTION, source)
+    form = CloneForm(
+        request.POST or None,
+        may_clone_to_production=may_prod,
+        initial={"name": f"{source.name} (sandbox)"},
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            clone = services.integration_clone(
+                source=source,
+                user=request.user,
+                name=data["name"],
+                environment=data["environment"],
+                include_lookup_cache_data=data["include_lookup_cache_data"],
+                description=data["description"],
+            )
+        except (RevisionError, ValidationError) as exc:
+            form.add_error(None, _error_text(exc))
+        else:
+            messages.success(
+                request,
+                f"{clone.name} is a clone of {source.name}. Change it, then pull the changes "
+                f"back into {source.name} from its Revisions tab.",
+            )
+            return _back(request, clone.get_absolute_url())
+    return _render(
+        request,
+        "revisions/clone_form.html",
+        {"integration": source, "form": form},
+        partial="form",
+        status=400 if form.is_bound else 200,
+    )
+
+
+# One revision: review page for pulls, result page for the others ----------------------
+
+
+def _changes(revision: Revision) -> dict[str, Any] | None:
+    if revision.type != RevisionType.PULL or revision.status in (
+        RevisionStatus.QUEUED,
+        RevisionStatus.RUNNING,
+    ):
+        return None
+    try:
+        return selectors.changes_for_review(revision)
+    except ObjectDoesNotExist:
+        return None  # failed before the changeset was computed
+
+
+def _review_context(request: HttpRequest, revision: Revision, *, only: str = "") -> dict:
+    allowed = allowed_actions(request.user, revision.integration)
+    changes = _changes(revision)
+    summary = summary_of(changes) if changes is not None else None
+    approval = latest_approval(revision) if revision.type == RevisionType.PULL else None
+    context: dict[str, Any] = {
+        "revision": revision,
+        "integration": revision.integration,
+        "perms_ilm": allowed,
+        "changes": changes,
+        "summary": summary,
+        "only_conflicts": only == "conflicts",
+        "approval": approval,
+        "active": revision.status in ACTIVE_STATUSES,
+        "read_only": revision.status != RevisionStatus.READY or "resolve" not in allowed,
+    }
+    if changes is not None:
+        context["groups"] = group_resources(
+            changes.get("resources") or [],
+            revision=revision,
+            only_conflicts=only == "conflicts",
+        )
+        context["box"] = merge_box(
+            revision, user=request.user, allowed=allowed, summary=summary, approval=approval
+        )
+    if revision.type in (RevisionType.PULL, RevisionType.REVERT):
+        context["snapshots"] = snapshots_around(revision)
+    return context
+
+
+@login_required
+@require_GET
+def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    revision = _revision(request, pk, trees=True)
+    context = _review_context(request, revision, only=request.GET.get("only", ""))
+    partial = "resource-list" if request.htmx and request.htmx.target == "resource-list" else None
+    return _render(request, "revisions/detail.html", context, partial=partial)
+
+
+@login_required
+@require_GET
+def revision_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Polling target while the engine works; 286 stops the polling once it is done.
+
+    `part=row` answers with the tab's table row, otherwise the progress box; when the
+    revision is no longer working, the page reloads to show the review or the result.
+    """
+    revision = _revision(request, pk)
+    allowed = allowed_actions(request.user, revision.integration)
+    working = revision.status in ACTIVE_STATUSES
+    if request.GET.get("part") == "row":
+        context = {
+            "row": {"revision": revision, "actions": row_actions(revision, allowed)},
+            "integration": revision.integration,
+            "perms_ilm": allowed,
+        }
+        response = render(request, "revisions/tab.html#row", context)
+    else:
+        context = {"revision": revision, "active": working, "polled": True}
+        response = render(request, "revisions/detail.html#progress", context)
+        if not working and _is_fragment(request):
+            response["HX-Refresh"] = "true"
+    if not working:
+        response.status_code = 286
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _resource_fragment(
+    request: HttpRequest,
+    revision: Revision,
+    res: dict[str, Any],
+    *,
+    two_way: bool,
+    read_only: bool,
+    extra: dict | None = None,
+) -> HttpResponse:
+    ids = referenced_ids(res)
+    scope = [revision.integration_id]
+    if revision.source_integration_id:
+        scope.append(revision.source_integration_id)
+    rows = field_rows(res, ref_names=names_for(ids, scope), two_way=two_way)
+    context = {
+        "revision": revision,
+        "integration": revision.integration,
+        "res": res,
+        "rows": rows,
+        "two_way": two_way,
+        "read_only": read_only,
+        "source_name": revision.source_integration.name if revision.source_integration else "",
+        **(extra or {}),
+    }
+    return _render(request, "revisions/resource.html", context, partial="resource-diff")
+
+
+def _body_of(revision: Revision, tree_attr: str, lineage_id: str) -> dict | None:
+    from .models import Blob
+
+    tree = getattr(revision, tree_attr, None)
+    if tree is None:
+        return None
+    h = (tree.entries or {}).get(str(lineage_id))
+    blob = Blob.objects.filter(hash=h).first() if h else None
+    return blob.body if blob else None
+
+
+@login_required
+@require_GET
+def resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
+    """One resource's field diff: loaded when the reviewer expands it."""
+    revision = _revision(request, pk, trees=True)
+    changes = _changes(revision)
+    res = find_resource((changes or {}).get("resources") or [], lineage_id)
+    if res is None:
+        raise Http404("This resource has no changes in this pull.")
+    if res.get("action") == "added":
+        full_body_fields(res, _body_of(revision, "source_tree", lineage_id), "theirs")
+    elif res.get("action") == "deleted":
+        full_body_fields(res, _body_of(revision, "tree_before", lineage_id), "ours")
+    allowed = allowed_actions(request.user, revision.integration)
+    read_only = revision.status != RevisionStatus.READY or "resolve" not in allowed
+    return _resource_fragment(request, revision, res, two_way=False, read_only=read_only)
+
+
+# Resolving conflicts and choosing what to merge (htmx, saved at once) -----------------
+
+
+def _after_resolution(request: HttpRequest, revision: Revision, lineage_id: str) -> HttpResponse:
+    """The changed resource, with the summary, merge box and resource head updated
+    out-of-band."""
+    revision.refresh_from_db(fields=["status", "summary"])
+    context = _review_context(request, revision, only=request.GET.get("only", ""))
+    changes = context["changes"] or {}
+    res = find_resource(changes.get("resources") or [], lineage_id)
+    item = None
+    for group in context.get("groups", []):
+        for it in group.items:
+            if it.lineage_id == str(lineage_id):
+                item = it
+            for child in it.children:
+                if child.lineage_id == str(lineage_id):
+                    item = child
+    oob = render_to_string(
+        "revisions/detail.html#oob-updates", {**context, "item": item, "oob": True}, request
+    )
+    if res is None:
+        return HttpResponse(oob)
+    ids = referenced_ids(res)
+    rows = field_rows(res, ref_names=names_for(ids, [revision.integration_id]))
+    body = render_to_string(
+        "revisions/resource.html#resource-diff",
+        {
+            **context,
+            "res": res,
+            "rows": rows,
+            "two_way": False,
+            "source_name": revision.source_integration.name if revision.source_integration else "",
+        },
+        request,
+    )
+    response = HttpResponse(body + oob)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_POST
+def resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    revision = _revision(request, pk, trees=True)
+    require(request.user, Action.RESOLVE, revision.integration)
+    form = ResolveForm(request.POST)
+    url = _detail_url(revision)
+    if not form.is_valid():
+        return _refused(request, url, "Choose “keep ours” or “take theirs” for a conflict.")
+    lineage_id = str(form.cleaned_data["lineage_id"])
+    try:
+        services.resolution_set(
+            revision=revision,
+            user=request.user,
+            lineage_id=lineage_id,
+            path=form.cleaned_data["path"] or None,
+            choose=form.cleaned_data["choose"],
+        )
+    except (RevisionError, ValidationError) as exc:
+        return _refused(request, url, _error_text(exc))
+    if not _is_fragment(request):
+        return redirect(f"{url}#res-{lineage_id}")
+    return _after_resolution(request, revision, lineage_id)
+
+
+@login_required
+@require_POST
+def include(request: HttpRequest, pk: int) -> HttpResponse:
+    """Include a resource in the merge, or leave it out (the target keeps its own)."""
+    revision = _revision(request, pk, trees=True)
+    require(request.user, Action.RESOLVE, revision.integration)
+    form = IncludeForm(request.POST)
+    url = _detail_url(revision)
+    if not form.is_valid():
+        return _refused(request, url, "Say whether to include the resource or leave it out.")
+    lineage_id = str(form.cleaned_data["lineage_id"])
+    try:
+        if form.cleaned_data["include"]:
+            # A whole-resource "theirs" undoes an earlier "leave out" (the API's contract).
+            services.resolution_set(
+                revision=revision,
+                user=request.user,
+                lineage_id=lineage_id,
+                path=None,
+                choose="theirs",
+            )
+        else:
+            services.resolution_set(
+                revision=revision,
+                user=request.user,
+                lineage_id=lineage_id,
+                path=None,
+                choose="ours",
+            )
+    except (RevisionError, ValidationError) as exc:
+        return _refused(request, url, _error_text(exc))
+    if not _is_fragment(request):
+        return redirect(f"{url}#res-{lineage_id}")
+    return _after_resolution(request, revision, lineage_id)
+
+
+# Operations on a pull --------------------------------------------------------------------
+
+
+def _operation(request: HttpRequest, pk: int, action: Action, run, success: str) -> HttpResponse:
+    revision = _revision(request, pk)
+    require(request.user, action, revision.integration)
+    url = _detail_url(revision)
+    try:
+        result = run(revision)
+    except (RevisionError, ValidationError) as exc:
+        return _refused(request, url, _error_text(exc))
+    if success:
+        messages.success(request, success)
+    if isinstance(result, Revision) and result.pk != revision.pk:
+        url = _detail_url(result)
+    return _back(request, url)
+
+
+@login_required
+@require_POST
+def refresh(request: HttpRequest, pk: int) -> HttpResponse:
+    return _operation(
+        request,
+        pk,
+        Action.PULL,
+        lambda r: services.pull_refresh(revision=r, user=request.user),
+        "Recomputing the changes against the source’s current state.",
+    )
+
+
+@login_required
+@require_POST
+def merge(request: HttpRequest, pk: int) -> HttpResponse:
+    return _operation(
+        request,
+        pk,
+        Action.MERGE,
+        lambda r: services.merge_start(revision=r, user=request.user),
+        "Merge started. A snapshot is taken before anything changes.",
+    )
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    revision = _revision(request, pk)
+    require(request.user, Action.CANCEL, revision.integration)
+    try:
+        services.revision_cancel(revision=revision, user=request.user)
+    except (RevisionError, ValidationError) as exc:
+        return _refused(request, _detail_url(revision), _error_text(exc))
+    messages.success(request, f"Pull #{revision.number} canceled; nothing was changed.")
+    return _back(request, _tab_url(revision.integration))
+
+
+@login_required
+@require_POST
+def request_approval(request: HttpRequest, pk: int) -> HttpResponse:
+    form = CommentForm(request.POST)
+    form.is_valid()
+    comment = form.cleaned_data.get("comment", "")
+    return _operation(
+        request,
+        pk,
+        Action.REQUEST_APPROVAL,
+        lambda r: approvals.approval_request(revision=r, user=request.user, comment=comment),
+        "Approval requested. Approvers see it in their queue.",
+    )
+
+
+@login_required
+@require_POST
+def approve(request: HttpRequest, pk: int) -> HttpResponse:
+    revision = _revision(request, pk)
+    require(request.user, Action.APPROVE, revision.integration)
+    approval = latest_approval(revision)
+    if approval is not None and approval.requested_by_id == request.user.pk:
+        raise PermissionDenied("You asked for this approval; another approver must give it.")
+    form = CommentForm(request.POST)
+    form.is_valid()
+    try:
+        approvals.approval_approve(
+            revision=revision, user=request.user, comment=form.cleaned_data.get("comment", "")
+        )
+    except (RevisionError, ValidationError) as exc:
+        return _refused(request, _detail_url(revision), _error_text(exc))
+    messages.success(request, "Approved. The merge runs now, in your name.")
+    return _back(request, _detail_url(revision))
+
+
+@login_required
+@require_POST
+def reject(request: HttpRequest, pk: int) -> HttpResponse:
+    revision = _revision(request, pk)
+    require(request.user, Action.APPROVE, revision.integration)
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, _detail_url(revision), " ".join(form.errors["comment"]))
+    try:
+        approvals.approval_reject(
+            revision=revision, user=request.user, comment=form.cleaned_data["comment"]
+        )
+    except (RevisionError, ValidationError) as exc:
+        return _refused(request, _detail_url(revision), _error_text(exc))
+    messages.success(request, "Rejected. The author can change the pull and ask again.")
+    return _back(request, _detail_url(revision))
+
+
+# Revert ---------------------------------------------------------------------------------
+
+
+def _revert_side(request: HttpRequest, revision: Revision) -> str:
+    side = request.GET.get("to") or request.POST.get("to") or "after"
+    if side not in ("after", "before"):
+        side = "after"
+    if side == "before" and revision.type not in (RevisionType.PULL, RevisionType.REVERT):
+        side = "after"
+    return side
+
+
+@login_required
+def revert(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: preview exactly what the revert changes. POST: start it."""
+    revision = _revision(request, pk, trees=True)
+    require(request.user, Action.REVERT, revision.integration)
+    side = _revert_side(request, revision)
+    form = RevertForm(request.POST or None, initial={"to": side})
+    if request.method == "POST" and form.is_valid():
+        try:
+            new = services.revert_start(
+                revision=revision,
+                user=request.user,
+                side=side,
+                description=form.cleaned_data["description"],
+            )
+        except (RevisionError, ValidationError) as exc:
+            form.add_error(None, _error_text(exc))
+        else:
+            messages.success(request, f"Revert #{new.number} started.")
+            return _back(request, _detail_url(new))
+    try:
+        preview = services.revert_preview(revision=revision, side=side)
+        nothing = None
+    except RevisionError as exc:
+        preview, nothing = {"resources": []}, str(exc)
+    resources = preview.get("resources") or []
+    if not resources and nothing is None:
+        nothing = "The integration is already in this state: there is nothing to revert."
+    context = {
+        "revision": revision,
+        "integration": revision.integration,
+        "perms_ilm": allowed_actions(request.user, revision.integration),
+        "side": side,
+        "form": form,
+        "summary": summary_of(_summarise(preview)),
+        "groups": group_resources(resources, revision=revision),
+        "nothing": nothing,
+    }
+    return _render(request, "revisions/revert.html", context, status=400 if form.errors else 200)
+
+
+def _summarise(changes: dict[str, Any]) -> dict[str, Any]:
+    """A revert preview may come without a summary: count its actions."""
+    if changes.get("summary"):
+        return changes
+    summary: dict[str, Any] = {"added": 0, "modified": 0, "deleted": 0, "by_type": {}}
+    for res in changes.get("resources") or []:
+        action = res.get("action", "modified")
+        summary[action] = summary.get(action, 0) + 1
+        per = summary["by_type"].setdefault(res.get("type", ""), {})
+        per[action] = per.get(action, 0) + 1
+    return {**changes, "summary": summary}
+
+
+@login_required
+@require_GET
+def revert_resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
+    revision = _revision(request, pk, trees=True)
+    require(request.user, Action.REVERT, revision.integration)
+    side = _revert_side(request, revision)
+    try:
+        preview = services.revert_preview(revision=revision, side=side)
+    except RevisionError:
+        preview = {"resources": []}
+    res = find_resource(preview.get("resources") or [], lineage_id)
+    if res is None:
+        raise Http404("The revert does not change this resource.")
+    return _resource_fragment(
+        request, revision, res, two_way=True, read_only=True, extra={"side": side}
+    )
+
+
+# Approvals queue -------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def approval_queue(request: HttpRequest) -> HttpResponse:
+    require(request.user, Action.APPROVE)
+    revisions = list(
+        selectors.approval_queue(request.user).select_related(
+            "integration", "created_by", "source_integration"
+        )
+    )
+    pending = {}
+    if revisions:
+        from .models import Approval, ApprovalDecision
+
+        for a in Approval.objects.filter(
+            revision__in=revisions, decision=ApprovalDecision.PENDING
+        ).select_related("requested_by"):
+            pending.setdefault(a.revision_id, a)
+    rows = [
+        {
+            "revision": r,
+            "approval": pending.get(r.pk),
+            "own": pending.get(r.pk) is not None
+            and pending[r.pk].requested_by_id == request.user.pk,
+        }
+        for r in revisions
+    ]
+    return _render(request, "revisions/approvals.html", {"rows": rows})
