@@ -133,16 +133,10 @@ class CloneForm(forms.Form):
         initial=Environment.SANDBOX,
         help_text="Change a sandbox clone freely, then pull its changes back.",
     )
-    include_lookup_cache_data = forms.BooleanField(
+    copy_cache_data = forms.BooleanField(
         required=False,
         label="Copy lookup cache entries",
         help_text="Only when they total under 5 MB. Mappings and settings are always copied.",
-    )
-    description = forms.CharField(
-        required=False,
-        max_length=500,
-        label="Why this clone?",
-        widget=forms.TextInput(attrs={"placeholder": "Try the new tax mapping"}),
     )
 
     def __init__(self, *args, may_clone_to_production=False, **kwargs):

@@ -617,6 +617,14 @@ def value_diff(before: Any, after: Any, *, code: bool = False) -> ValueDiff:
             left_absent=before is None,
             right_absent=after is None,
         )
+    if not _similar(a, b):
+        # Unrelated values (a new cron expression, another URL): marking the few words they
+        # happen to share only hides that the whole value changed.
+        return ValueDiff(
+            "inline",
+            left=mark_safe(f'<del class="dw">{escape(a)}</del>') if a else escape(a),
+            right=mark_safe(f'<ins class="dw">{escape(b)}</ins>') if b else escape(b),
+        )
     left, right = word_diff(a, b)
     return ValueDiff("inline", left=left, right=right)
 

@@ -49,7 +49,7 @@ from .forms import (
     RevisionFilterForm,
     SnapshotForm,
 )
-from .models import Revision, RevisionStatus, RevisionType
+from .models import Blob, Revision, RevisionStatus, RevisionType
 from .review import (
     ACTIVE_STATUSES,
     REVIEWABLE_STATUSES,
@@ -266,8 +266,7 @@ def clone_create(request: HttpRequest, pk: int) -> HttpResponse:
                 user=request.user,
                 name=data["name"],
                 environment=data["environment"],
-                include_lookup_cache_data=data["include_lookup_cache_data"],
-                description=data["description"],
+                copy_cache_data=data["copy_cache_data"],
             )
         except (RevisionError, ValidationError) as exc:
             form.add_error(None, _error_text(exc))
@@ -370,6 +369,14 @@ def revision_status(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+def _name_scope(revision: Revision) -> list[int]:
+    """Integrations whose resources a changed reference may name: target and source."""
+    scope = [revision.integration_id]
+    if revision.source_integration_id:
+        scope.append(revision.source_integration_id)
+    return scope
+
+
 def _resource_fragment(
     request: HttpRequest,
     revision: Revision,
@@ -379,11 +386,9 @@ def _resource_fragment(
     read_only: bool,
     extra: dict | None = None,
 ) -> HttpResponse:
-    ids = referenced_ids(res)
-    scope = [revision.integration_id]
-    if revision.source_integration_id:
-        scope.append(revision.source_integration_id)
-    rows = field_rows(res, ref_names=names_for(ids, scope), two_way=two_way)
+    rows = field_rows(
+        res, ref_names=names_for(referenced_ids(res), _name_scope(revision)), two_way=two_way
+    )
     context = {
         "revision": revision,
         "integration": revision.integration,
@@ -397,15 +402,15 @@ def _resource_fragment(
     return _render(request, "revisions/resource.html", context, partial="resource-diff")
 
 
-def _body_of(revision: Revision, tree_attr: str, lineage_id: str) -> dict | None:
-    from .models import Blob
-
-    tree = getattr(revision, tree_attr, None)
-    if tree is None:
-        return None
-    h = (tree.entries or {}).get(str(lineage_id))
-    blob = Blob.objects.filter(hash=h).first() if h else None
-    return blob.body if blob else None
+def _body_of(revision: Revision, tree_attrs: tuple[str, ...], lineage_id: str) -> dict | None:
+    """A resource's stored body from the first of the revision's trees that holds it."""
+    for attr in tree_attrs:
+        tree = getattr(revision, attr, None)
+        h = (tree.entries or {}).get(str(lineage_id)) if tree is not None else None
+        if h:
+            blob = Blob.objects.filter(hash=h).first()
+            return blob.body if blob else None
+    return None
 
 
 @login_required
@@ -418,9 +423,11 @@ def resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
     if res is None:
         raise Http404("This resource has no changes in this pull.")
     if res.get("action") == "added":
-        full_body_fields(res, _body_of(revision, "source_tree", lineage_id), "theirs")
+        body = _body_of(revision, ("source_tree", "tree_after"), lineage_id)
+        full_body_fields(res, body, "theirs")
     elif res.get("action") == "deleted":
-        full_body_fields(res, _body_of(revision, "tree_before", lineage_id), "ours")
+        body = _body_of(revision, ("tree_before", "base_tree"), lineage_id)
+        full_body_fields(res, body, "ours")
     allowed = allowed_actions(request.user, revision.integration)
     read_only = revision.status != RevisionStatus.READY or "resolve" not in allowed
     return _resource_fragment(request, revision, res, two_way=False, read_only=read_only)
@@ -449,8 +456,7 @@ def _after_resolution(request: HttpRequest, revision: Revision, lineage_id: str)
     )
     if res is None:
         return HttpResponse(oob)
-    ids = referenced_ids(res)
-    rows = field_rows(res, ref_names=names_for(ids, [revision.integration_id]))
+    rows = field_rows(res, ref_names=names_for(referenced_ids(res), _name_scope(revision)))
     body = render_to_string(
         "revisions/resource.html#resource-diff",
         {
