@@ -16,3 +16,6 @@ STORAGES = {
 }
 REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token_writes": "10000/min", "login": "1000/min"}
+# Serve static files from the app's folders (no collectstatic in tests), as in local.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
