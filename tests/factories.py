@@ -10,10 +10,16 @@ class UserFactory(DjangoModelFactory):
     class Meta:
         model = m.User
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     role = m.Role.DEVELOPER
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+    @factory.post_generation
+    def password(obj, create, extracted, **kwargs):
+        obj.set_password(extracted or "pw")
+        if create:
+            obj.save(update_fields=["password"])
 
 
 class IntegrationFactory(DjangoModelFactory):
