@@ -33,6 +33,11 @@ class AuditContext:
     revision_id: int | None = None
     remote_addr: str | None = None
 
+    @property
+    def operation_id(self) -> uuid.UUID:
+        """The id the audit groups events by: one per request or per ILM operation."""
+        return self.request_id
+
 
 _current: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar(
     "ilm_audit_context", default=None
@@ -55,12 +60,17 @@ def acting(
     *,
     revision_id: int | None = None,
     request_id: uuid.UUID | None = None,
+    operation_id: uuid.UUID | str | None = None,
     remote_addr: str | None = None,
 ) -> Iterator[AuditContext]:
+    """Act as `user` from `source`; `operation_id` (alias `request_id`) groups the events."""
+    group = operation_id or request_id
+    if isinstance(group, str):
+        group = uuid.UUID(group)
     ctx = AuditContext(
         user=user,
-        source=source,
-        request_id=request_id or uuid.uuid4(),
+        source=Source(source),
+        request_id=group or uuid.uuid4(),
         revision_id=revision_id,
         remote_addr=remote_addr,
     )

@@ -15,11 +15,13 @@ from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
 from audit.context import history_user
+from audit.history import AuditedHistoryManager
 
 
 def _history(**kwargs) -> HistoricalRecords:
-    # The audit context knows the user behind a Celery task or a token request too.
-    return HistoricalRecords(get_user=history_user, **kwargs)
+    # The audit context knows the user behind a Celery task or a token request too; the
+    # audited manager records bulk-written history rows in the audit log.
+    return HistoricalRecords(get_user=history_user, history_manager=AuditedHistoryManager, **kwargs)
 
 
 class Role(models.TextChoices):

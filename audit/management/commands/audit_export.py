@@ -1,0 +1,87 @@
+"""Write audit events up to a date to a JSON Lines file, for archiving.
+
+Streamed: events are read in chunks and written line by line, so a large log does not
+sit in memory. Each line carries the event's hash and the previous hash, so an archive
+can be checked on its own. Nothing is deleted (the log is append-only).
+"""
+
+import datetime as dt
+import sys
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from audit.models import Event
+
+FIELDS = (
+    "id",
+    "at",
+    "user_id",
+    "username",
+    "source",
+    "remote_addr",
+    "integration_id",
+    "integration_name",
+    "revision_id",
+    "resource_type",
+    "resource_id",
+    "resource_name",
+    "action",
+    "changes",
+    "operation_id",
+    "prev_hash",
+    "hash",
+)
+
+
+def parse_until(text: str) -> dt.datetime:
+    """A date means up to the end of that day (UTC); a date-time is taken as given."""
+    moment = parse_datetime(text)
+    if moment is not None:
+        return moment if timezone.is_aware(moment) else moment.replace(tzinfo=dt.UTC)
+    day = parse_date(text)
+    if day is None:
+        raise CommandError(
+            f"--until {text!r} is not a date; use YYYY-MM-DD or an ISO 8601 date-time."
+        )
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+
+
+def _default(value):
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class Command(BaseCommand):
+    help = "Export audit events up to --until DATE as JSON Lines (to --output or stdout)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--until", required=True, help="YYYY-MM-DD (inclusive) or date-time")
+        parser.add_argument("--output", help="File to write; standard output when left out")
+        parser.add_argument("--chunk-size", type=int, default=2000)
+
+    def handle(self, *args, until: str, output: str | None, chunk_size: int, **options):
+        end = parse_until(until)
+        rows = (
+            Event.objects.filter(at__lt=end)
+            .order_by("id")
+            .values(*FIELDS)
+            .iterator(chunk_size=chunk_size)
+        )
+        target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        count = 0
+        try:
+            for row in rows:
+                target.write(orjson.dumps(row, default=_default, option=orjson.OPT_UTC_Z))
+                target.write(b"\n")
+                count += 1
+        finally:
+            if output:
+                target.close()
+            else:
+                target.flush()
+        if output:
+            self.stderr.write(f"Wrote {count} event(s) before {end.isoformat()} to {output}.")
