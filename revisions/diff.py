@@ -1,0 +1,486 @@
+"""Two- and three-way diffs of integration documents, and applying them. Pure Python.
+
+A document is `{"integration": {field: value}, "resources": {lineage_id: body}}` where a
+body is `{"type", "name", ...fields}` (see `revisions.document`). A changeset lists, per
+resource that the other side changed, its action and per field path the base, ours and
+theirs values:
+
+    {"resources": [{"lineage_id", "type", "name", "action", "parent", "included",
+                    "fields": [{"path", "base", "ours", "theirs", "conflict",
+                                "resolution", "absent"?}]}],
+     "summary": {"added", "modified", "deleted", "conflicts", "unresolved",
+                 "by_type": {type: {"added", "modified", "deleted", "conflicts",
+                                    "unresolved"}}}}
+
+What a three-way changeset shows is what a merge would bring from theirs: a path appears
+only where theirs changed it since the base and ours does not already hold the same value.
+Paths only ours changed are local changes, kept by a merge and not listed. A conflict is a
+path both sides changed differently, or a resource one side deleted and the other changed.
+
+Paths: dicts are walked key by key (`config.base_url`), lists index by index when the
+three sides have the same length (`config.mappings[0].source`), otherwise the list is one
+value. Keys that are not identifiers are written `config["a.b"]`. A side that does not
+have the path at all is listed in the field's `absent` (its value shows as null).
+
+The integration's own fields form one entry with `lineage_id` INTEGRATION_KEY and type
+"integration". Added and deleted resources list their top-level fields, so a merge can
+rebuild the whole body from the changeset alone.
+
+Equal subtrees are never walked: identical objects and equal hashes (when given) are
+skipped before anything is compared, so a pull over thousands of unchanged resources costs
+a set union and a dict lookup per resource.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+INTEGRATION_KEY = "00000000-0000-0000-0000-000000000000"
+INTEGRATION_TYPE = "integration"
+INTEGRATION_NAME = "Integration settings"
+
+ACTIONS = ("added", "modified", "deleted")
+OURS = "ours"
+THEIRS = "theirs"
+
+
+class _Missing:
+    """A path one side does not have (distinct from a JSON null)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __deepcopy__(self, memo: dict) -> _Missing:
+        return self
+
+
+MISSING: Any = _Missing()
+
+
+class ChangesetError(ValueError):
+    """A changeset cannot be applied as it stands (e.g. a conflict without resolution)."""
+
+
+# Paths --------------------------------------------------------------------------------
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+
+
+def format_path(segments: Iterable[str | int]) -> str:
+    out: list[str] = []
+    for seg in segments:
+        if isinstance(seg, int):
+            out.append(f"[{seg}]")
+        elif _IDENT.match(seg):
+            out.append(f".{seg}" if out else seg)
+        else:
+            out.append("[" + json.dumps(seg, ensure_ascii=False) + "]")
+    return "".join(out)
+
+
+def parse_path(path: str) -> list[str | int]:
+    """The segments of a path written by `format_path`."""
+    segments: list[str | int] = []
+    i, n = 0, len(path)
+    ident = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+    decoder = json.JSONDecoder()
+    while i < n:
+        ch = path[i]
+        if ch == ".":
+            if not segments:
+                raise ValueError(f"Bad path {path!r}: it starts with a dot.")
+            i += 1
+        elif ch == "[":
+            if i + 1 < n and path[i + 1] == '"':
+                key, end = decoder.raw_decode(path, i + 1)
+                segments.append(key)
+                i = end
+            else:
+                end = path.index("]", i)
+                segments.append(int(path[i + 1 : end]))
+                i = end
+            if i >= n or path[i] != "]":
+                raise ValueError(f"Bad path {path!r}: missing ']'.")
+            i += 1
+            continue
+        m = ident.match(path, i)
+        if not m:
+            raise ValueError(f"Bad path {path!r} at {i}.")
+        segments.append(m.group(0))
+        i = m.end()
+    return segments
+
+
+def _path_matches(path: str, prefixes: Iterable[str]) -> bool:
+    for prefix in prefixes:
+        if path == prefix or path.startswith((prefix + ".", prefix + "[")):
+            return True
+    return False
+
+
+# Walking ------------------------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (a is not MISSING and b is not MISSING and a == b)
+
+
+def _walk(
+    base: Any, ours: Any, theirs: Any, path: list[str | int]
+) -> Iterator[tuple[list[str | int], Any, Any, Any]]:
+    """Paths where theirs changed since base and ours does not already equal theirs."""
+    if _same(ours, theirs) or _same(base, theirs):
+        return
+    if (
+        isinstance(ours, dict)
+        and isinstance(theirs, dict)
+        and (base is MISSING or isinstance(base, dict))
+    ):
+        keys = set(ours) | set(theirs)
+        if isinstance(base, dict):
+            keys |= set(base)
+        for key in sorted(keys, key=str):
+            yield from _walk(
+                base.get(key, MISSING) if isinstance(base, dict) else MISSING,
+                ours.get(key, MISSING),
+                theirs.get(key, MISSING),
+                [*path, key],
+            )
+        return
+    if (
+        isinstance(ours, list)
+        and isinstance(theirs, list)
+        and isinstance(base, list)
+        and len(ours) == len(theirs) == len(base)
+    ):
+        for i, (b, o, t) in enumerate(zip(base, ours, theirs, strict=True)):
+            yield from _walk(b, o, t, [*path, i])
+        return
+    yield path, base, ours, theirs
+
+
+def _field(path: str, base: Any, ours: Any, theirs: Any, conflict: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "path": path,
+        "base": None if base is MISSING else base,
+        "ours": None if ours is MISSING else ours,
+        "theirs": None if theirs is MISSING else theirs,
+        "conflict": conflict,
+        "resolution": None,
+    }
+    absent = [
+        side
+        for side, value in (("base", base), ("ours", ours), ("theirs", theirs))
+        if value is MISSING
+    ]
+    if absent:
+        out["absent"] = absent
+    return out
+
+
+def _top_level(body: Any) -> dict[str, Any]:
+    return body if isinstance(body, dict) else {}
+
+
+def _resource_entry(
+    lineage_id: str, base: Any, ours: Any, theirs: Any, ignore: Mapping[str, Iterable[str]]
+) -> dict[str, Any] | None:
+    """The changeset entry of one resource whose theirs differs from base and from ours."""
+    some = next(b for b in (theirs, ours, base) if b is not MISSING)
+    rtype = some.get("type", "")
+    if lineage_id == INTEGRATION_KEY:
+        rtype, name = INTEGRATION_TYPE, INTEGRATION_NAME
+    else:
+        name = some.get("name") or ""
+    fields: list[dict[str, Any]] = []
+    if theirs is MISSING or ours is MISSING:
+        # Deleted by theirs (ours still has it), or present in theirs and not in ours.
+        action = "deleted" if theirs is MISSING else "added"
+        b, o, t = _top_level(base), _top_level(ours), _top_level(theirs)
+        changed_by_ours = ours is not MISSING and base is not MISSING and ours != base
+        changed_by_theirs = theirs is not MISSING and base is not MISSING and theirs != base
+        for key in sorted(set(b) | set(o) | set(t)):
+            bv, ov, tv = b.get(key, MISSING), o.get(key, MISSING), t.get(key, MISSING)
+            if base is MISSING:
+                bv = MISSING
+            if ours is MISSING:
+                ov = MISSING
+            if theirs is MISSING:
+                tv = MISSING
+            if action == "deleted":
+                conflict = changed_by_ours and not _same(ov, bv)
+            else:
+                conflict = changed_by_theirs and not _same(tv, bv)
+            fields.append(_field(format_path([key]), bv, ov, tv, conflict))
+    else:
+        action = "modified"
+        skip = tuple(ignore.get(rtype, ()))
+        for path, b, o, t in _walk(base, ours, theirs, []):
+            text = format_path(path)
+            if skip and _path_matches(text, skip):
+                continue
+            fields.append(_field(text, b, o, t, not _same(o, b)))
+        if not fields:
+            return None
+    parent = None
+    if rtype == "step":
+        parent = some.get("flow")
+    return {
+        "lineage_id": lineage_id,
+        "type": rtype,
+        "name": name,
+        "action": action,
+        "parent": parent,
+        "included": True,
+        "fields": fields,
+    }
+
+
+def _sort_key(res: dict[str, Any]) -> tuple:
+    return (
+        res["type"] != INTEGRATION_TYPE,
+        res["type"],
+        str(res["name"]).lower(),
+        res["lineage_id"],
+    )
+
+
+def three_way(
+    base: Mapping[str, Any],
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    *,
+    ignore: Mapping[str, Iterable[str]] | None = None,
+    hashes: tuple[Mapping[str, str], Mapping[str, str], Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """What merging theirs into ours brings, relative to their common base.
+
+    `ignore` is {resource type: [path, ...]}: those paths (and everything under them) of
+    modified resources are neither shown nor carried. `hashes` (base, ours, theirs) maps
+    lineage id → body hash; when given, resources are compared by hash first.
+    """
+    ignore = ignore or {}
+    b_res = base.get("resources") or {}
+    o_res = ours.get("resources") or {}
+    t_res = theirs.get("resources") or {}
+    resources: list[dict[str, Any]] = []
+
+    integration = (
+        _resource_entry(
+            INTEGRATION_KEY,
+            base.get("integration") or {},
+            ours.get("integration") or {},
+            theirs.get("integration") or {},
+            ignore,
+        )
+        if not (
+            _same(ours.get("integration") or {}, theirs.get("integration") or {})
+            or _same(base.get("integration") or {}, theirs.get("integration") or {})
+        )
+        else None
+    )
+    if integration is not None:
+        resources.append(integration)
+
+    bh, oh, th = hashes if hashes is not None else ({}, {}, {})
+    for lid in set(o_res) | set(t_res) | set(b_res):
+        if hashes is not None:
+            t_hash = th.get(lid)
+            if t_hash == oh.get(lid) or t_hash == bh.get(lid):
+                continue
+        b, o, t = b_res.get(lid, MISSING), o_res.get(lid, MISSING), t_res.get(lid, MISSING)
+        if _same(o, t) or _same(b, t) or (o is MISSING and t is MISSING):
+            continue
+        entry = _resource_entry(lid, b, o, t, ignore)
+        if entry is not None:
+            resources.append(entry)
+    resources.sort(key=_sort_key)
+    return {"resources": resources, "summary": summarize(resources)}
+
+
+def diff(a: Mapping[str, Any], b: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """The changes that turn document `a` into document `b` (a three-way with base = a)."""
+    if "hashes" in kwargs and kwargs["hashes"] is not None:
+        ah, bh = kwargs.pop("hashes")
+        kwargs["hashes"] = (ah, ah, bh)
+    return three_way(a, a, b, **kwargs)
+
+
+# Resolutions ---------------------------------------------------------------------------
+
+
+def is_whole_resource_conflict(res: Mapping[str, Any]) -> bool:
+    """One side deleted what the other changed: decided for the resource as a whole."""
+    return res["action"] != "modified" and any(f["conflict"] for f in res["fields"])
+
+
+def summarize(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = dict.fromkeys(ACTIONS, 0)
+    summary.update(conflicts=0, unresolved=0)
+    by_type: dict[str, dict[str, int]] = {}
+    for res in resources:
+        counts = by_type.setdefault(
+            res["type"], {"added": 0, "modified": 0, "deleted": 0, "conflicts": 0, "unresolved": 0}
+        )
+        summary[res["action"]] += 1
+        counts[res["action"]] += 1
+        conflicts = sum(1 for f in res["fields"] if f["conflict"])
+        unresolved = (
+            sum(1 for f in res["fields"] if f["conflict"] and f.get("resolution") is None)
+            if res.get("included", True)
+            else 0
+        )
+        summary["conflicts"] += conflicts
+        summary["unresolved"] += unresolved
+        counts["conflicts"] += conflicts
+        counts["unresolved"] += unresolved
+    summary["by_type"] = by_type
+    return summary
+
+
+def with_resolutions(
+    changeset: Mapping[str, Any], resolutions: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The changeset with reviewers' choices filled in and the summary recounted.
+
+    A resolution is {lineage_id, path (None or "" = the whole resource), choose}. For a
+    modified resource, a whole-resource "ours" leaves it out of the merge and "theirs"
+    takes it back in; a path choice decides that conflict. Where one side deleted what the
+    other changed, any choice decides the whole resource. Choices that match nothing in
+    the changeset are ignored (a refreshed pull keeps the ones that still apply).
+    """
+    by_lid: dict[str, list[Mapping[str, Any]]] = {}
+    for r in resolutions:
+        by_lid.setdefault(str(r["lineage_id"]), []).append(r)
+    resources = []
+    for res in changeset.get("resources") or []:
+        chosen = by_lid.get(str(res["lineage_id"]))
+        if not chosen:
+            resources.append(res)
+            continue
+        res = {**res, "fields": [dict(f) for f in res["fields"]]}
+        whole_conflict = is_whole_resource_conflict(res)
+        for r in chosen:
+            path, choose = r.get("path") or "", r["choose"]
+            if whole_conflict:
+                res["included"] = choose == THEIRS
+                for f in res["fields"]:
+                    if f["conflict"]:
+                        f["resolution"] = choose
+            elif not path:
+                res["included"] = choose == THEIRS
+            else:
+                for f in res["fields"]:
+                    if f["path"] == path and f["conflict"]:
+                        f["resolution"] = choose
+        resources.append(res)
+    return {**changeset, "resources": resources, "summary": summarize(resources)}
+
+
+def resolution_applies(changeset: Mapping[str, Any], lineage_id: str, path: str | None) -> bool:
+    """Does a choice for (lineage id, path) decide something in this changeset?"""
+    for res in changeset.get("resources") or []:
+        if str(res["lineage_id"]) != str(lineage_id):
+            continue
+        if not path or is_whole_resource_conflict(res):
+            return True
+        return any(f["path"] == path and f["conflict"] for f in res["fields"])
+    return False
+
+
+# Applying ------------------------------------------------------------------------------
+
+
+def _set_path(root: Any, path: list[str | int], value: Any) -> Any:
+    """`root` with `path` set to `value` (or removed for MISSING); copies what it changes."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(root, dict):
+        out = dict(root)
+        child = _set_path(root.get(head, MISSING), rest, value) if rest else value
+        if child is MISSING:
+            out.pop(head, None)
+        else:
+            out[head] = child
+        return out
+    if isinstance(root, list) and isinstance(head, int) and 0 <= head < len(root):
+        out_list = list(root)
+        out_list[head] = _set_path(root[head], rest, value) if rest else value
+        return out_list
+    raise ChangesetError(f"The path {format_path(path)} does not exist in this document.")
+
+
+def _value(field: Mapping[str, Any], side: str) -> Any:
+    return MISSING if side in field.get("absent", ()) else copy.deepcopy(field[side])
+
+
+def _choice(res: Mapping[str, Any], field: Mapping[str, Any]) -> str:
+    if not field["conflict"]:
+        return THEIRS
+    if field.get("resolution") in (OURS, THEIRS):
+        return field["resolution"]
+    raise ChangesetError(
+        f"The conflict on {res['name'] or res['lineage_id']} ({field['path']}) is not resolved."
+    )
+
+
+def apply_changes(doc: Mapping[str, Any], changeset: Mapping[str, Any]) -> dict[str, Any]:
+    """`doc` with the changeset's choices applied (theirs unless resolved "ours").
+
+    Resources left out (`included` false) stay as they are in `doc`. Unresolved conflicts
+    raise ChangesetError. `doc` itself is not changed.
+    """
+    integration = dict(doc.get("integration") or {})
+    resources = dict(doc.get("resources") or {})
+    for res in changeset.get("resources") or []:
+        if not res.get("included", True):
+            continue
+        lid = str(res["lineage_id"])
+        action = res["action"]
+        fields = res["fields"]
+        if action != "modified":
+            choices = {_choice(res, f) for f in fields}
+            if OURS in choices:
+                continue
+            if action == "deleted":
+                resources.pop(lid, None)
+            else:
+                body = {}
+                for f in fields:
+                    value = _value(f, THEIRS)
+                    if value is not MISSING:
+                        body[parse_path(f["path"])[0]] = value
+                resources[lid] = body
+            continue
+        if lid == INTEGRATION_KEY:
+            target: Any = integration
+        elif lid in resources:
+            target = resources[lid]
+        else:
+            raise ChangesetError(
+                f"{res['name'] or lid} is not in this document any more; refresh the changes."
+            )
+        for f in fields:
+            if _choice(res, f) == THEIRS:
+                target = _set_path(target, parse_path(f["path"]), _value(f, THEIRS))
+        if lid == INTEGRATION_KEY:
+            integration = target
+        else:
+            resources[lid] = target
+    return {"integration": integration, "resources": resources}
+
+
+def is_empty(changeset: Mapping[str, Any]) -> bool:
+    return not changeset.get("resources")

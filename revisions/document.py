@@ -1,0 +1,145 @@
+"""The canonical document of an integration, and its content-addressed storage.
+
+`{"integration": {field: value}, "resources": {lineage_id: {"type", "name", ...}}}`, built
+from the one registry of tracked fields (`integrations.resources`). References are written
+as lineage ids, so documents of an integration and its clones compare directly. Secrets
+and lookup-cache data are not tracked fields, so they are never in a document.
+
+A tree stores a document by hash: each resource body once as a Blob, the tree itself as
+`{lineage_id: blob hash}` plus the integration's own fields. Storing an unchanged
+integration again adds no row at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from integrations.models import Integration
+from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES
+
+from .models import Blob, Tree
+
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """Deterministic JSON bytes: sorted keys, no whitespace, UUIDs as strings."""
+    return orjson.dumps(obj, option=_OPTIONS)
+
+
+def body_hash(body: Any) -> str:
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
+
+
+def empty_document() -> dict[str, Any]:
+    return {"integration": dict.fromkeys(INTEGRATION_FIELDS, ""), "resources": {}}
+
+
+def document_of(integration: Integration | int) -> dict[str, Any]:
+    """The integration's canonical document, read fresh from the database."""
+    if isinstance(integration, int):
+        integration = Integration.objects.get(pk=integration)
+    own = {f: getattr(integration, f) for f in INTEGRATION_FIELDS}
+    resources: dict[str, dict[str, Any]] = {}
+    for rt in RESOURCE_TYPES.values():
+        columns = [f"{f}__lineage_id" if f in rt.refs else f for f in rt.fields]
+        rows = rt.model.objects.filter(integration_id=integration.pk).values_list(
+            "lineage_id", *columns
+        )
+        for lineage_id, *values in rows:
+            body: dict[str, Any] = {"type": rt.key}
+            for name, value in zip(rt.fields, values, strict=True):
+                if name in rt.refs and value is not None:
+                    value = str(value)
+                body[name] = value
+            resources[str(lineage_id)] = body
+    return {"integration": own, "resources": resources}
+
+
+def document_hashes(doc: Mapping[str, Any]) -> dict[str, str]:
+    return {lid: body_hash(body) for lid, body in doc["resources"].items()}
+
+
+def tree_hash(integration_fields: Mapping[str, Any], entries: Mapping[str, str]) -> str:
+    return body_hash({"integration": integration_fields, "entries": entries})
+
+
+def tree_of_document(doc: Mapping[str, Any]) -> Tree:
+    """Store a document as a tree; only bodies not stored before become Blob rows."""
+    entries = document_hashes(doc)
+    integration_fields = dict(doc.get("integration") or {})
+    key = tree_hash(integration_fields, entries)
+    tree = Tree.objects.filter(hash=key).first()
+    if tree is not None:
+        return tree
+    wanted: dict[str, Any] = {}
+    for lid, h in entries.items():
+        wanted.setdefault(h, doc["resources"][lid])
+    have: set[str] = set()
+    hashes = list(wanted)
+    for i in range(0, len(hashes), 2000):
+        have.update(
+            Blob.objects.filter(hash__in=hashes[i : i + 2000]).values_list("hash", flat=True)
+        )
+    Blob.objects.bulk_create(
+        [Blob(hash=h, body=body) for h, body in wanted.items() if h not in have],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
+    tree, _ = Tree.objects.get_or_create(
+        hash=key, defaults={"integration_fields": integration_fields, "entries": entries}
+    )
+    return tree
+
+
+def tree_of(integration: Integration | int) -> Tree:
+    """Store the integration's current document as a tree and return it."""
+    return tree_of_document(document_of(integration))
+
+
+def documents_of_trees(*trees: Tree | None) -> list[dict[str, Any]]:
+    """Documents of several trees, loading each blob once and sharing equal bodies.
+
+    Equal bodies are the same object in every document returned, so a diff over them
+    skips unchanged resources by identity. Treat the bodies as read-only. A None tree is
+    the empty document.
+    """
+    hashes: set[str] = set()
+    for tree in trees:
+        if tree is not None:
+            hashes.update(tree.entries.values())
+    bodies = _load_blobs(hashes)
+    docs = []
+    for tree in trees:
+        if tree is None:
+            docs.append(empty_document())
+            continue
+        docs.append(
+            {
+                "integration": dict(tree.integration_fields),
+                "resources": {lid: bodies[h] for lid, h in tree.entries.items()},
+            }
+        )
+    return docs
+
+
+def document_of_tree(tree: Tree) -> dict[str, Any]:
+    """The document a tree stores."""
+    return documents_of_trees(tree)[0]
+
+
+def _load_blobs(hashes: Iterable[str]) -> dict[str, Any]:
+    hashes = list(hashes)
+    bodies: dict[str, Any] = {}
+    for i in range(0, len(hashes), 2000):
+        bodies.update(
+            Blob.objects.filter(hash__in=hashes[i : i + 2000]).values_list("hash", "body")
+        )
+    missing = set(hashes) - set(bodies)
+    if missing:
+        raise LookupError(f"{len(missing)} resource bodies of a stored tree are missing.")
+    return bodies
