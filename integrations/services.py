@@ -400,3 +400,21 @@ def api_token_revoke(*, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+
+
+def flow_step_move(*, step: Any, direction: str) -> None:
+    """Move a step one place up or down in its flow; positions become 1..n in one change."""
+    if direction not in ("up", "down"):
+        raise ValidationError("Move a step 'up' or 'down'.")
+    siblings = list(type(step).objects.filter(flow_id=step.flow_id).order_by("position", "pk"))
+    index = next(i for i, s in enumerate(siblings) if s.pk == step.pk)
+    other = index - 1 if direction == "up" else index + 1
+    if not 0 <= other < len(siblings):
+        where = "first" if direction == "up" else "last"
+        raise ValidationError(f"{step.name} is already the {where} step.")
+    siblings[index], siblings[other] = siblings[other], siblings[index]
+    with versioned_change():
+        for position, sibling in enumerate(siblings, start=1):
+            if sibling.position != position:
+                sibling.position = position
+                sibling.save(update_fields=["position"])

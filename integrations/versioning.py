@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Now
 from django.db.models.signals import post_delete, post_save
 
 _state = threading.local()
@@ -58,7 +59,8 @@ def mark_changed(integration_id: int | None) -> None:
 def _bump(ids: set[int]) -> None:
     from .models import Integration
 
-    Integration.objects.filter(pk__in=ids).update(version=F("version") + 1)
+    # updated_at too: a change to a resource is a change to the integration ("last change").
+    Integration.objects.filter(pk__in=ids).update(version=F("version") + 1, updated_at=Now())
 
 
 def _integration_id_of(instance) -> int | None:

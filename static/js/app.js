@@ -39,4 +39,25 @@
     const msg = e.submitter && e.submitter.dataset.confirm || e.target.dataset.confirm;
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
+
+  // Django formsets: a button data-formset-add="prefix" appends a row cloned from
+  // <template data-formset-template="prefix"> into [data-formset="prefix"] and counts it.
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("[data-formset-add]");
+    if (!button) return;
+    const prefix = button.dataset.formsetAdd;
+    const form = button.closest("form");
+    const total = form && form.querySelector(`input[name="${prefix}-TOTAL_FORMS"]`);
+    const tpl = form && form.querySelector(`template[data-formset-template="${prefix}"]`);
+    const body = form && form.querySelector(`[data-formset="${prefix}"] tbody`);
+    if (!total || !tpl || !body) return;
+    const index = parseInt(total.value, 10) || 0;
+    const holder = document.createElement("tbody");
+    holder.innerHTML = tpl.innerHTML.replace(/__prefix__/g, String(index));
+    const row = holder.firstElementChild;
+    body.appendChild(row);
+    total.value = String(index + 1);
+    const first = row.querySelector("input:not([type=hidden]):not([type=checkbox]), select");
+    if (first) first.focus();
+  });
 })();

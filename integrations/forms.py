@@ -1,0 +1,609 @@
+"""Forms of the integration pages: parse and check input, then views hand it to a service.
+
+Forms never save. Each form's `service_data()` returns the dict a service takes; what the
+service refuses comes back onto the form with `apply_service_errors()`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import (
+    AccessLevel,
+    Connection,
+    ConnectionKind,
+    Environment,
+    Flow,
+    Integration,
+    LookupCache,
+    Role,
+    SnapshotSchedule,
+    StepKind,
+    User,
+)
+from .resources import RESOURCE_TYPES, validate_ignore_fields
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+def apply_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form: per field where the form has it."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            target = field if field in form.fields else None
+            for error in errors:
+                for message in error.messages:
+                    form.add_error(target, message if target else f"{field}: {message}")
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+class JSONObjectField(forms.CharField):
+    """A JSON object typed into a monospace textarea; errors say where the JSON breaks."""
+
+    widget = forms.Textarea
+
+    def __init__(self, *, what: str = "This", **kwargs: Any) -> None:
+        self.what = what
+        kwargs.setdefault("required", False)
+        super().__init__(strip=True, **kwargs)
+        self.widget.attrs.update({"class": "code code-sm", "spellcheck": "false", "rows": 6})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, indent=2, ensure_ascii=False)
+        return value
+
+    def to_python(self, value: Any) -> dict[str, Any]:
+        text = super().to_python(value)
+        if not text:
+            return {}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"{self.what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        if not isinstance(data, dict):
+            raise ValidationError(f'{self.what} must be a JSON object, like {{"key": "value"}}.')
+        return data
+
+
+# Cron: five fields, or one of the usual macros.
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    (
+        "month",
+        1,
+        12,
+        {
+            n: i + 1
+            for i, n in enumerate(
+                ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+            )
+        },
+    ),
+    (
+        "day of week",
+        0,
+        7,
+        {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
+    ),
+)
+_CRON_PART = re.compile(r"^(\*|[\w]+(?:-[\w]+)?)(?:/(\d+))?$")
+
+
+def validate_cron(value: str) -> str:
+    """A cron schedule as `*/15 * * * *`; the message names the field that is wrong."""
+    value = " ".join((value or "").split())
+    if not value or value.lower() in _CRON_MACROS:
+        return value.lower() if value.startswith("@") else value
+    parts = value.split(" ")
+    if len(parts) != 5:
+        raise ValidationError(
+            f"A schedule has 5 fields (minute hour day-of-month month day-of-week), e.g. "
+            f"*/15 * * * *; this one has {len(parts)}."
+        )
+    for text, (label, low, high, names) in zip(parts, _CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            match = _CRON_PART.match(item)
+            if not match:
+                raise ValidationError(f"The {label} field {text!r} is not valid cron.")
+            if match.group(2) is not None and int(match.group(2)) == 0:
+                raise ValidationError(f"The {label} field has a step of 0.")
+            if match.group(1) == "*":
+                continue
+            for bound in match.group(1).split("-"):
+                number = names.get(bound.lower()) if not bound.isdigit() else int(bound)
+                if number is None or not low <= number <= high:
+                    raise ValidationError(
+                        f"The {label} field {text!r} is out of range ({low}–{high})."
+                    )
+    return value
+
+
+# Integrations ----------------------------------------------------------------------------
+
+
+class IntegrationCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.SANDBOX)
+
+    def __init__(self, *args: Any, may_choose_environment: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not may_choose_environment:
+            self.fields["environment"].disabled = True
+            self.fields["environment"].help_text = (
+                "New integrations start in the sandbox; an administrator can move one to "
+                "production."
+            )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise ValidationError("Give the integration a name.")
+        return name
+
+    def service_data(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)
+
+
+def _ignore_field_name(type_key: str) -> str:
+    return f"ignore_{type_key}"
+
+
+IGNORE_TYPES: tuple[tuple[str, str], ...] = (("integration", "Integration"),) + tuple(
+    (key, rt.label) for key, rt in RESOURCE_TYPES.items()
+)
+
+
+class IntegrationSettingsForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    environment = forms.ChoiceField(choices=Environment.choices)
+    documentation = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "class": "code-light"}),
+        required=False,
+        help_text="Markdown: # headings, **bold**, lists, links, tables, `code`.",
+    )
+    snapshot_schedule = forms.ChoiceField(
+        choices=SnapshotSchedule.choices,
+        help_text="Automatic snapshots of this integration.",
+    )
+
+    def __init__(
+        self, *args: Any, integration: Integration, may_change_environment: bool, **kwargs: Any
+    ) -> None:
+        initial = {
+            "name": integration.name,
+            "description": integration.description,
+            "environment": integration.environment,
+            "documentation": integration.documentation,
+            "snapshot_schedule": integration.snapshot_schedule,
+        }
+        for key, _label in IGNORE_TYPES:
+            initial[_ignore_field_name(key)] = ", ".join(
+                (integration.ignore_fields or {}).get(key, [])
+            )
+        kwargs.setdefault("initial", initial)
+        super().__init__(*args, **kwargs)
+        for key, label in IGNORE_TYPES:
+            fields = RESOURCE_TYPES[key].fields if key in RESOURCE_TYPES else ("description",)
+            self.fields[_ignore_field_name(key)] = forms.CharField(
+                label=label,
+                required=False,
+                help_text=f"Comma-separated field paths, e.g. {fields[-1]}",
+            )
+        if not may_change_environment:
+            self.fields["environment"].disabled = True
+            self.fields["environment"].help_text = "Only administrators change the environment."
+
+    def ignore_rows(self) -> list[forms.BoundField]:
+        return [self[_ignore_field_name(key)] for key, _label in IGNORE_TYPES]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise ValidationError("Give the integration a name.")
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        ignore: dict[str, list[str]] = {}
+        for key, _label in IGNORE_TYPES:
+            raw = data.pop(_ignore_field_name(key), "") or ""
+            paths = [p.strip() for p in re.split(r"[,\n]", raw) if p.strip()]
+            if paths:
+                ignore[key] = paths
+        try:
+            data["ignore_fields"] = validate_ignore_fields(ignore)
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        return data
+
+    def service_data(self) -> dict[str, Any]:
+        return {
+            k: self.cleaned_data[k]
+            for k in (
+                "name",
+                "description",
+                "environment",
+                "documentation",
+                "snapshot_schedule",
+                "ignore_fields",
+            )
+            if k in self.cleaned_data
+        }
+
+
+# Resources -----------------------------------------------------------------------------
+
+
+class _NameMixin:
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise ValidationError("A name is required.")
+        return name
+
+
+class ConnectionForm(_NameMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=ConnectionKind.choices)
+    config = JSONObjectField(
+        what="Config",
+        help_text='Settings as a JSON object, e.g. {"base_url": "https://api.example.com"}.',
+    )
+    credentials = JSONObjectField(
+        what="Credentials",
+        help_text="Write-only: never shown again. Leave empty to keep what is stored.",
+    )
+    clear_credentials = forms.BooleanField(required=False, label="Remove the stored credentials")
+
+    def __init__(self, *args: Any, instance: Connection | None = None, **kwargs: Any) -> None:
+        if instance is not None:
+            kwargs.setdefault(
+                "initial", {"name": instance.name, "kind": instance.kind, "config": instance.config}
+            )
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        self.fields["credentials"].widget.attrs["placeholder"] = '{"api_key": "…"}'
+        self.fields["credentials"].widget.attrs["autocomplete"] = "off"
+        if instance is None:
+            del self.fields["clear_credentials"]
+
+    def service_data(self) -> dict[str, Any]:
+        data = {k: self.cleaned_data[k] for k in ("name", "kind", "config")}
+        if self.cleaned_data.get("clear_credentials"):
+            data["credentials"] = {}
+        elif self.cleaned_data.get("credentials"):
+            data["credentials"] = self.cleaned_data["credentials"]
+        return data
+
+
+class FlowForm(_NameMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    enabled = forms.BooleanField(required=False, initial=True)
+    schedule = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text="Cron: minute hour day-of-month month day-of-week, e.g. */15 * * * *. "
+        "Empty: runs only when started.",
+    )
+
+    def __init__(self, *args: Any, instance: Flow | None = None, **kwargs: Any) -> None:
+        if instance is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": instance.name,
+                    "description": instance.description,
+                    "enabled": instance.enabled,
+                    "schedule": instance.schedule,
+                },
+            )
+        super().__init__(*args, **kwargs)
+        self.fields["schedule"].widget.attrs.update(
+            {"class": "mono", "placeholder": "*/15 * * * *"}
+        )
+
+    def clean_schedule(self) -> str:
+        return validate_cron(self.cleaned_data["schedule"])
+
+    def service_data(self) -> dict[str, Any]:
+        return {k: self.cleaned_data[k] for k in ("name", "description", "enabled", "schedule")}
+
+
+class MappingForm(forms.Form):
+    source = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"class": "mono"}))
+    target = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"class": "mono"}))
+    lookup_cache = forms.ChoiceField(required=False, label="Through lookup cache")
+
+    def __init__(self, *args: Any, caches: list[tuple[str, str]] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["lookup_cache"].choices = [("", "—")] + list(caches)
+        self.fields["source"].widget.attrs["placeholder"] = "order.sku"
+        self.fields["target"].widget.attrs["placeholder"] = "item_id"
+
+
+class BaseMappingFormSet(forms.BaseFormSet):
+    def mappings(self) -> list[dict[str, Any]]:
+        rows = []
+        for form in self.forms:
+            if not form.has_changed() or self._should_delete_form(form):
+                continue
+            data = form.cleaned_data
+            rows.append(
+                {
+                    "source": data["source"].strip(),
+                    "target": data["target"].strip(),
+                    "lookup_cache": data.get("lookup_cache") or None,
+                }
+            )
+        return rows
+
+
+MappingFormSet = forms.formset_factory(
+    MappingForm, formset=BaseMappingFormSet, extra=1, can_delete=True
+)
+
+
+class StepForm(_NameMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=StepKind.choices)
+    connection = forms.ModelChoiceField(
+        queryset=Connection.objects.none(),
+        required=False,
+        empty_label="— none —",
+        help_text="One of this integration's connections.",
+    )
+    options = JSONObjectField(
+        what="Options",
+        label="Other settings",
+        help_text='Step settings besides the mappings, as a JSON object, e.g. {"batch_size": 100}.',
+    )
+
+    def __init__(self, *args: Any, integration: Integration, instance=None, **kwargs: Any) -> None:
+        if instance is not None:
+            options = {k: v for k, v in (instance.config or {}).items() if k != "mappings"}
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": instance.name,
+                    "kind": instance.kind,
+                    "connection": instance.connection_id,
+                    "options": options,
+                },
+            )
+        super().__init__(*args, **kwargs)
+        self.integration = integration
+        self.fields["connection"].queryset = Connection.objects.filter(integration=integration)
+        caches = [
+            (str(c.lineage_id), c.name)
+            for c in LookupCache.objects.filter(integration=integration).only("lineage_id", "name")
+        ]
+        mapping_initial = None
+        if instance is not None:
+            mapping_initial = [
+                {
+                    "source": m.get("source", ""),
+                    "target": m.get("target", ""),
+                    "lookup_cache": m.get("lookup_cache") or "",
+                }
+                for m in (instance.config or {}).get("mappings", [])
+                if isinstance(m, dict)
+            ]
+        self.mappings = MappingFormSet(
+            self.data if self.is_bound else None,
+            initial=mapping_initial,
+            prefix="mappings",
+            form_kwargs={"caches": caches},
+        )
+
+    def is_valid(self) -> bool:
+        # Both run, so every error shows at once.
+        form_ok = super().is_valid()
+        mappings_ok = self.mappings.is_valid()
+        return form_ok and mappings_ok
+
+    def service_data(self) -> dict[str, Any]:
+        config = dict(self.cleaned_data.get("options") or {})
+        config["mappings"] = self.mappings.mappings()
+        return {
+            "name": self.cleaned_data["name"],
+            "kind": self.cleaned_data["kind"],
+            "connection": self.cleaned_data.get("connection"),
+            "config": config,
+        }
+
+
+class ScriptForm(_NameMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    function = forms.CharField(
+        max_length=200,
+        help_text="The entry function the platform calls, e.g. preSavePage.",
+        widget=forms.TextInput(attrs={"class": "mono"}),
+    )
+    code = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"class": "code", "spellcheck": "false", "rows": 18, "wrap": "off"}
+        ),
+    )
+
+    def __init__(self, *args: Any, instance=None, **kwargs: Any) -> None:
+        if instance is not None:
+            kwargs.setdefault(
+                "initial",
+                {"name": instance.name, "function": instance.function, "code": instance.code},
+            )
+        super().__init__(*args, **kwargs)
+
+    def clean_function(self) -> str:
+        function = self.cleaned_data["function"].strip()
+        if not re.fullmatch(r"[A-Za-z_$][\w$]*", function):
+            raise ValidationError(
+                "A function name is letters, digits, _ or $, not starting with a digit."
+            )
+        return function
+
+    def service_data(self) -> dict[str, Any]:
+        return {k: self.cleaned_data[k] for k in ("name", "function", "code")}
+
+
+class LookupCacheForm(_NameMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    key_path = forms.CharField(
+        max_length=200,
+        help_text="The field that holds each entry's key, e.g. sku. CSV uploads need a column "
+        "with this name.",
+        widget=forms.TextInput(attrs={"class": "mono"}),
+    )
+    settings = JSONObjectField(
+        what="Settings", help_text='Cache settings as a JSON object, e.g. {"ttl_days": 30}.'
+    )
+
+    def __init__(self, *args: Any, instance=None, **kwargs: Any) -> None:
+        if instance is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": instance.name,
+                    "key_path": instance.key_path,
+                    "settings": instance.settings,
+                },
+            )
+        super().__init__(*args, **kwargs)
+
+    def clean_key_path(self) -> str:
+        key_path = self.cleaned_data["key_path"].strip()
+        if not key_path:
+            raise ValidationError("A key path is required.")
+        return key_path
+
+    def service_data(self) -> dict[str, Any]:
+        return {k: self.cleaned_data[k] for k in ("name", "key_path", "settings")}
+
+
+class CacheEntryForm(forms.Form):
+    key = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"class": "mono"}))
+    value = JSONObjectField(what="The value", help_text='A JSON object, e.g. {"erp_item": "I-1"}.')
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["value"].widget.attrs["rows"] = 3
+
+    def service_entries(self) -> list[dict[str, Any]]:
+        return [{"key": self.cleaned_data["key"], "value": self.cleaned_data["value"]}]
+
+
+class CacheUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="A .csv file with a column named like the key path, or a .json file: a list "
+        'of objects, or {"key": value, …}. Entries with an existing key are replaced.',
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.json,text/csv,application/json"}),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        name = (upload.name or "").lower()
+        if not name.endswith((".csv", ".json")):
+            raise ValidationError("Upload a .csv or .json file.")
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise ValidationError(
+                f"The file is {upload.size // 1024 // 1024} MB; uploads are limited to "
+                f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB."
+            )
+        return upload
+
+
+# Access --------------------------------------------------------------------------------
+
+
+class GrantForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=User.objects.none(), to_field_name="username", empty_label="— choose —"
+    )
+    level = forms.ChoiceField(choices=AccessLevel.choices)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Administrators and approvers see everything already; grants matter for the rest.
+        self.fields["user"].queryset = User.objects.filter(
+            is_active=True, role__in=[Role.DEVELOPER, Role.MONITOR], is_superuser=False
+        ).order_by("username")
+
+
+class BaseGrantFormSet(forms.BaseFormSet):
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        seen: set[str] = set()
+        for form in self.forms:
+            if not form.has_changed() or self._should_delete_form(form):
+                continue
+            user = form.cleaned_data.get("user")
+            if user is None:
+                continue
+            if user.username in seen:
+                raise ValidationError(f"{user.username} is listed twice; keep one row.")
+            seen.add(user.username)
+
+    def grants(self) -> list[dict[str, str]]:
+        rows = []
+        for form in self.forms:
+            if self._should_delete_form(form) or not form.cleaned_data.get("user"):
+                continue
+            rows.append(
+                {"user": form.cleaned_data["user"].username, "level": form.cleaned_data["level"]}
+            )
+        return rows
+
+
+GrantFormSet = forms.formset_factory(GrantForm, formset=BaseGrantFormSet, extra=1, can_delete=True)
+
+
+class ConfirmDeleteForm(forms.Form):
+    """Deleting an integration asks for its name, so it is never a slip of the mouse."""
+
+    confirm_name = forms.CharField(label="Type the integration's name to confirm")
+
+    def __init__(self, *args: Any, integration: Integration, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.integration = integration
+
+    def clean_confirm_name(self) -> str:
+        value = self.cleaned_data["confirm_name"].strip()
+        if value != self.integration.name:
+            raise ValidationError(f"Type {self.integration.name} exactly to delete it.")
+        return value
+
+
+class IntegrationFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search")
+    environment = forms.ChoiceField(
+        required=False, choices=[("", "All environments"), *Environment.choices]
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["q"].widget = forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Search by name",
+                "aria-label": "Search by name",
+            }
+        )
+        self.fields["environment"].widget.attrs["aria-label"] = "Environment"

@@ -1,0 +1,70 @@
+"""Template helpers of the integration pages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import markdown as markdown_lib
+import nh3
+from django import template
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+_MD_EXTENSIONS = ["tables", "fenced_code", "sane_lists"]
+
+
+@register.filter
+def markdown(text: str | None) -> SafeString:
+    """Markdown rendered to HTML and sanitised: scripts, handlers and styles are dropped."""
+    html = markdown_lib.markdown(text or "", extensions=_MD_EXTENSIONS, output_format="html")
+    # nh3's defaults keep formatting tags and drop scripts, event handlers and styles;
+    # links get rel="noopener noreferrer".
+    return mark_safe(nh3.clean(html))
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@register.filter
+def short_json(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@register.simple_tag
+def integration_sync_badge(integration) -> SafeString:
+    """The revisions app's sync badge, or nothing while its selector is not there.
+
+    The badge needs `revisions.selectors.sync_status`; a page of the integrations app must
+    render even when that is missing or has nothing to say (None).
+    """
+    from revisions import selectors
+
+    if not hasattr(selectors, "sync_status"):
+        return mark_safe("")
+    from revisions.templatetags.revisions_ui import sync_badge
+
+    context = sync_badge(integration)
+    if not context.get("sync"):
+        return mark_safe("")
+    return mark_safe(render_to_string("revisions/_sync_badge.html", context))
+
+
+@register.simple_tag(takes_context=True)
+def home_approval_panel(context) -> SafeString:
+    """The approver's queue (revisions app), or nothing while its selector is not there."""
+    from revisions import selectors
+
+    if not hasattr(selectors, "approval_queue"):
+        return mark_safe("")
+    from revisions.templatetags.revisions_ui import approval_panel
+
+    data = approval_panel(context)
+    if not data.get("show"):
+        return mark_safe("")
+    return mark_safe(render_to_string("revisions/_approval_panel.html", data))
