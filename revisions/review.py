@@ -589,9 +589,17 @@ def _fold(rows: list[LineRow], context: int) -> list[LineRow]:
     return out
 
 
-def value_diff(before: Any, after: Any, *, code: bool = False) -> ValueDiff:
-    """Two field values as a word diff (short values) or a line diff (code, JSON, text)."""
-    a, b = as_text(before), as_text(after)
+def value_diff(
+    before: Any, after: Any, *, code: bool = False, absent: tuple[bool, bool] | None = None
+) -> ValueDiff:
+    """Two field values as a word diff (short values) or a line diff (code, JSON, text).
+
+    `absent` says which side does not have the field at all; without it, None means absent.
+    A side that has the field with a JSON null then shows `null`.
+    """
+    left_absent, right_absent = absent if absent is not None else (before is None, after is None)
+    a = "" if left_absent else ("null" if before is None else as_text(before))
+    b = "" if right_absent else ("null" if after is None else as_text(after))
     multiline = (
         code
         or "\n" in a
@@ -600,22 +608,22 @@ def value_diff(before: Any, after: Any, *, code: bool = False) -> ValueDiff:
         or isinstance(after, (dict, list))
     )
     if multiline:
-        rows = line_diff(a if before is not None else "", b if after is not None else "")
+        rows = line_diff(a, b)
         return ValueDiff(
             "lines",
             rows=rows,
-            left_absent=before is None,
-            right_absent=after is None,
+            left_absent=left_absent,
+            right_absent=right_absent,
             added=sum(1 for r in rows if r.kind in ("added", "changed") and r.right_no),
             removed=sum(1 for r in rows if r.kind in ("removed", "changed") and r.left_no),
         )
-    if before is None or after is None:
+    if left_absent or right_absent:
         return ValueDiff(
             "inline",
             left=escape(a),
             right=escape(b),
-            left_absent=before is None,
-            right_absent=after is None,
+            left_absent=left_absent,
+            right_absent=right_absent,
         )
     if not _similar(a, b):
         # Unrelated values (a new cron expression, another URL): marking the few words they
@@ -658,7 +666,11 @@ def field_rows(
         code = _is_code(res.get("type", ""), path)
         local_only = (not two_way) and not conflict and theirs == base and ours != base
         after = ours if local_only else theirs
-        diff = value_diff(ours, theirs if conflict else after, code=code)
+        absent = None
+        if "absent" in f:  # the engine says which sides lack the path (null is a value)
+            gone = set(f["absent"])
+            absent = ("ours" in gone, ("ours" if local_only else "theirs") in gone)
+        diff = value_diff(ours, theirs if conflict else after, code=code, absent=absent)
         rows.append(
             FieldRow(
                 path=path,

@@ -265,3 +265,35 @@ def test_merge_box_tells_when_an_approval_lapsed():
         approval=lapsed,
     )
     assert box.lapsed is lapsed and box.can_request
+
+
+def test_a_json_null_is_shown_as_null_and_a_missing_path_as_absent():
+    rows = field_rows(
+        {
+            "lineage_id": "0b7d4a4e-4f3c-4c3f-9d59-3b9f3f1c2a10",
+            "type": "step",
+            "name": "Map",
+            "action": "modified",
+            "fields": [
+                {
+                    "path": "config.mappings[0].lookup_cache",
+                    "base": None,
+                    "ours": None,
+                    "theirs": None,
+                    "conflict": False,
+                    "absent": ["theirs"],
+                },
+                {
+                    "path": "config.timeout",
+                    "base": 30,
+                    "ours": 30,
+                    "theirs": None,
+                    "conflict": False,
+                },
+            ],
+        }
+    )
+    dropped, nulled = rows
+    assert dropped.diff.right_absent and not dropped.diff.left_absent
+    assert "null" in dropped.diff.left
+    assert nulled.diff.right_absent  # no `absent` key: None means the side lacks it
