@@ -687,6 +687,24 @@ def field_rows(
     return rows
 
 
+def whole_conflict(res: dict[str, Any]) -> dict[str, Any] | None:
+    """One side deleted a resource the other changed: decided for the resource as a whole.
+
+    {"deleted_by": "ours" | "theirs", "resolution": "ours" | "theirs" | None}, or None when
+    the resource's conflicts (if any) are per field.
+    """
+    if res.get("action") == "modified":
+        return None
+    conflicts = [f for f in res.get("fields") or [] if f.get("conflict")]
+    if not conflicts:
+        return None
+    resolution = next((f.get("resolution") for f in conflicts if f.get("resolution")), None)
+    return {
+        "deleted_by": "theirs" if res.get("action") == "deleted" else "ours",
+        "resolution": resolution,
+    }
+
+
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 

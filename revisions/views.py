@@ -65,6 +65,7 @@ from .review import (
     row_actions,
     snapshots_around,
     summary_of,
+    whole_conflict,
 )
 
 PAGE_SIZE = 25
@@ -386,20 +387,28 @@ def _resource_fragment(
     read_only: bool,
     extra: dict | None = None,
 ) -> HttpResponse:
-    rows = field_rows(
-        res, ref_names=names_for(referenced_ids(res), _name_scope(revision)), two_way=two_way
-    )
     context = {
         "revision": revision,
         "integration": revision.integration,
-        "res": res,
-        "rows": rows,
-        "two_way": two_way,
         "read_only": read_only,
-        "source_name": revision.source_integration.name if revision.source_integration else "",
+        **_diff_context(revision, res, two_way=two_way),
         **(extra or {}),
     }
     return _render(request, "revisions/resource.html", context, partial="resource-diff")
+
+
+def _diff_context(revision: Revision, res: dict[str, Any], *, two_way: bool) -> dict[str, Any]:
+    """What the field diff of one resource needs (shared by the lazy load and resolve)."""
+    rows = field_rows(
+        res, ref_names=names_for(referenced_ids(res), _name_scope(revision)), two_way=two_way
+    )
+    return {
+        "res": res,
+        "rows": rows,
+        "two_way": two_way,
+        "whole": None if two_way else whole_conflict(res),
+        "source_name": revision.source_integration.name if revision.source_integration else "",
+    }
 
 
 def _body_of(revision: Revision, tree_attrs: tuple[str, ...], lineage_id: str) -> dict | None:
@@ -456,16 +465,9 @@ def _after_resolution(request: HttpRequest, revision: Revision, lineage_id: str)
     )
     if res is None:
         return HttpResponse(oob)
-    rows = field_rows(res, ref_names=names_for(referenced_ids(res), _name_scope(revision)))
     body = render_to_string(
         "revisions/resource.html#resource-diff",
-        {
-            **context,
-            "res": res,
-            "rows": rows,
-            "two_way": False,
-            "source_name": revision.source_integration.name if revision.source_integration else "",
-        },
+        {**context, **_diff_context(revision, res, two_way=False)},
         request,
     )
     response = HttpResponse(body + oob)

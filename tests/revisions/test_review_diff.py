@@ -297,3 +297,22 @@ def test_a_json_null_is_shown_as_null_and_a_missing_path_as_absent():
     assert dropped.diff.right_absent and not dropped.diff.left_absent
     assert "null" in dropped.diff.left
     assert nulled.diff.right_absent  # no `absent` key: None means the side lacks it
+
+
+def test_a_resource_deleted_on_one_side_and_changed_on_the_other_is_one_decision():
+    from revisions.review import whole_conflict
+
+    deleted = {
+        "action": "deleted",
+        "fields": [
+            {"path": "name", "conflict": False},
+            {"path": "schedule", "conflict": True, "resolution": None},
+        ],
+    }
+    assert whole_conflict(deleted) == {"deleted_by": "theirs", "resolution": None}
+    deleted["fields"][1]["resolution"] = "ours"
+    assert whole_conflict(deleted)["resolution"] == "ours"
+    brought_back = {"action": "added", "fields": [{"path": "code", "conflict": True}]}
+    assert whole_conflict(brought_back)["deleted_by"] == "ours"
+    assert whole_conflict({"action": "modified", "fields": [{"conflict": True}]}) is None
+    assert whole_conflict({"action": "added", "fields": [{"conflict": False}]}) is None
