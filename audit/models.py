@@ -88,7 +88,7 @@ class Event(models.Model):
             # Keyset pagination walks (at, id) downwards; each filter has its own prefix.
             models.Index(fields=["-at", "-id"], name="audit_event_at_id"),
             models.Index(fields=["integration", "-at", "-id"], name="audit_event_integration"),
-            models.Index(fields=["user", "-at", "-id"], name="audit_event_user"),
+            models.Index(fields=["username", "-at", "-id"], name="audit_event_username"),
             models.Index(fields=["resource_type", "-at", "-id"], name="audit_event_type"),
             models.Index(fields=["action", "-at", "-id"], name="audit_event_action"),
             models.Index(fields=["source", "-at", "-id"], name="audit_event_source"),

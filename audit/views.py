@@ -1,0 +1,219 @@
+"""The audit log pages: global (administrators) and the Audit tab of an integration.
+
+Thin: load what the user may see (not visible → 404), check the action (not allowed →
+403), filter with the one FilterSet, page with a cursor, render. One URL serves the page
+and its htmx fragment (the results region, or one event's field changes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from integrations.models import Integration, User
+from integrations.permissions import Action, get_visible_integration, require
+from revisions.review import ValueDiff, value_diff
+
+from . import selectors
+from .capture import resource_type_choices
+from .csv_stream import csv_response
+from .filters import EventFilter
+from .models import Event
+
+RESULTS_TARGET = "audit-results"
+TYPE_LABELS = dict(resource_type_choices())
+
+
+def _is_fragment(request: HttpRequest, target: str | None = None) -> bool:
+    htmx = getattr(request, "htmx", None)
+    if not htmx or htmx.boosted or htmx.history_restore_request:
+        return False
+    return target is None or htmx.target == target
+
+
+@dataclass
+class Browse:
+    filterset: EventFilter
+    page: selectors.EventPage
+    error: bool
+
+
+def _browse(request: HttpRequest, base: QuerySet[Event]) -> Browse:
+    fs = EventFilter(request.GET or None, queryset=base)
+    if fs.is_bound and not fs.is_valid():
+        return Browse(fs, selectors.EventPage([], None), True)
+    events = fs.qs if fs.is_bound else base
+    try:
+        page = selectors.page_of(events, cursor=request.GET.get("cursor") or None)
+    except ValidationError as exc:
+        fs.form.add_error(None, exc.messages[0])
+        return Browse(fs, selectors.EventPage([], None), True)
+    return Browse(fs, page, False)
+
+
+def _context(request: HttpRequest, browse: Browse, *, here: str, csv_url: str) -> dict[str, Any]:
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    filters = query.urlencode()
+    older = None
+    if browse.page.next_cursor:
+        q = query.copy()
+        q["cursor"] = browse.page.next_cursor
+        older = f"{here}?{q.urlencode()}"
+    return {
+        "form": browse.filterset.form,
+        "events": [
+            {"event": e, "type_label": TYPE_LABELS.get(e.resource_type, e.resource_type)}
+            for e in browse.page.events
+        ],
+        "older_url": older,
+        "first_url": f"{here}?{filters}" if filters else here,
+        "is_later_page": bool(request.GET.get("cursor")),
+        "filtered": bool(filters),
+        "filters": filters,
+        "here": here,
+        "csv_url": f"{csv_url}?{filters}" if filters else csv_url,
+        "operation": request.GET.get("operation") if not browse.error else None,
+        "type_choices": resource_type_choices(),
+    }
+
+
+def _respond(request, response: HttpResponse) -> HttpResponse:
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
+@login_required
+@require_GET
+def log(request: HttpRequest) -> HttpResponse:
+    """The global audit log: every event, administrators only."""
+    require(request.user, Action.VIEW_GLOBAL_AUDIT)
+    browse = _browse(request, Event.objects.all())
+    context = _context(request, browse, here=reverse("audit:log"), csv_url=reverse("audit:log_csv"))
+    context["global_log"] = True
+    context["integrations"] = Integration.objects.order_by("name", "pk").values_list("pk", "name")
+    context["usernames"] = User.objects.order_by("username").values_list("username", flat=True)
+    status = 400 if browse.error else 200
+    if _is_fragment(request, RESULTS_TARGET):
+        return _respond(request, render(request, "audit/_results.html", context, status=status))
+    return _respond(request, render(request, "audit/log.html", context, status=status))
+
+
+@login_required
+@require_GET
+def log_csv(request: HttpRequest) -> HttpResponse:
+    require(request.user, Action.VIEW_GLOBAL_AUDIT)
+    return _csv(request, Event.objects.all(), "audit-log.csv")
+
+
+def _visible_integration(request: HttpRequest, pk: int) -> Integration:
+    integration = get_visible_integration(request.user, pk)
+    require(request.user, Action.VIEW_AUDIT, integration)
+    return integration
+
+
+def _without_integration(request: HttpRequest) -> HttpRequest:
+    # The tab is one integration's log: an `integration` parameter cannot widen it.
+    if "integration" in request.GET:
+        request.GET = request.GET.copy()
+        request.GET.pop("integration")
+    return request
+
+
+@login_required
+@require_GET
+def integration_log(request: HttpRequest, pk: int) -> HttpResponse:
+    """The Audit tab: one integration's events, for anyone who can see the integration."""
+    from integrations.views import render_integration_tab
+
+    integration = _visible_integration(request, pk)
+    request = _without_integration(request)
+    browse = _browse(request, selectors.events_of(integration))
+    context = _context(
+        request,
+        browse,
+        here=reverse("audit:integration", args=[pk]),
+        csv_url=reverse("audit:integration_csv", args=[pk]),
+    )
+    context["integration"] = integration
+    status = 400 if browse.error else 200
+    if _is_fragment(request, RESULTS_TARGET):
+        return _respond(request, render(request, "audit/_results.html", context, status=status))
+    return _respond(
+        request,
+        render_integration_tab(
+            request,
+            integration,
+            tab="audit",
+            template="audit/integration_tab.html",
+            context=context,
+            status=status,
+        ),
+    )
+
+
+@login_required
+@require_GET
+def integration_log_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = _visible_integration(request, pk)
+    request = _without_integration(request)
+    return _csv(
+        request, selectors.events_of(integration), f"audit-integration-{integration.pk}.csv"
+    )
+
+
+def _csv(request: HttpRequest, base: QuerySet[Event], filename: str) -> HttpResponse:
+    fs = EventFilter(request.GET or None, queryset=base)
+    if fs.is_bound and not fs.is_valid():
+        messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in fs.errors.items())
+        return HttpResponse(
+            f"Bad filter: {messages}", status=400, content_type="text/plain; charset=utf-8"
+        )
+    return csv_response(fs.qs if fs.is_bound else base, filename=filename)
+
+
+# One event's field changes ---------------------------------------------------------------
+
+
+@dataclass
+class ChangeRow:
+    field: str
+    old: Any
+    new: Any
+    diff: ValueDiff
+
+
+def change_rows(event: Event) -> list[ChangeRow]:
+    rows = []
+    for change in event.changes or []:
+        field = str(change.get("field", ""))
+        old, new = change.get("old"), change.get("new")
+        code = event.resource_type == "script" and field == "code"
+        rows.append(ChangeRow(field, old, new, value_diff(old, new, code=code)))
+    return rows
+
+
+@login_required
+@require_GET
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One event with its field changes: the expanded row (htmx) or a page of its own."""
+    event = selectors.events_visible_to(request.user).filter(pk=pk).first()
+    if event is None:
+        raise Http404("No such audit event.")
+    context = {
+        "event": event,
+        "type_label": TYPE_LABELS.get(event.resource_type, event.resource_type),
+        "rows": change_rows(event),
+    }
+    if _is_fragment(request):
+        return _respond(request, render(request, "audit/_changes.html", context))
+    return _respond(request, render(request, "audit/event.html", context))
