@@ -132,6 +132,12 @@ class Revision(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="auto_snapshots"
     )
     celery_task_id = models.CharField(max_length=64, blank=True)
+    # clone: copy the lookup-cache entries too (checked against the 5 MB limit).
+    copy_cache_data = models.BooleanField(default=False)
+    # The integration's sync points ({other integration id: tree hash}) when the revision
+    # started and when it completed: a revert restores the ones of the state it restores.
+    sync_before = models.JSONField(default=dict, blank=True)
+    sync_after = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-number"]

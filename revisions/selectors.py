@@ -2,12 +2,89 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Exists, OuterRef, QuerySet
 
-from integrations.models import User
+from integrations.models import Integration, User
 from integrations.permissions import Action, can, visible_integrations
 
+from . import diff as engine
+from .document import document_hashes, document_of, documents_of_trees, tree_hash
 from .models import Approval, ApprovalDecision, Revision, RevisionStatus
+
+# Revisions, families, changes, sync status (engine) ----------------------------------
+
+
+def revisions_for(integration: Integration) -> QuerySet[Revision]:
+    """An integration's revisions, newest first."""
+    return (
+        Revision.objects.filter(integration=integration)
+        .select_related("created_by", "source_integration")
+        .order_by("-number")
+    )
+
+
+def family_of(integration: Integration, user: User) -> QuerySet[Integration]:
+    """The other integrations of its family (sharing a clone ancestor) the user can see."""
+    return (
+        visible_integrations(user)
+        .filter(lineage_id=integration.lineage_id)
+        .exclude(pk=integration.pk)
+        .order_by("name", "pk")
+    )
+
+
+def changes_for_review(revision: Revision) -> dict[str, Any]:
+    """A pull's changeset with the resolutions chosen so far.
+
+    Raises ChangeSet.DoesNotExist (an ObjectDoesNotExist) while it is not computed yet.
+    """
+    from .services import changes_of
+
+    return changes_of(revision)
+
+
+def sync_status(integration: Integration) -> dict[str, Any] | None:
+    """How the integration stands against the one it was cloned from.
+
+    {"state": "up_to_date" | "local_changes" | "behind" | "diverged", "source": Integration},
+    or None for an integration that is not a clone (or whose source is gone).
+    """
+    from .services import merge_base
+
+    source = integration.cloned_from
+    if source is None:
+        return None
+    base_tree = merge_base(integration, source)
+    if base_tree is None:
+        return None
+    ours = document_of(integration)
+    theirs = document_of(source)
+    ours_hashes, theirs_hashes = document_hashes(ours), document_hashes(theirs)
+    (base,) = documents_of_trees(base_tree)
+    local = tree_hash(ours["integration"], ours_hashes) != base_tree.hash and not engine.is_empty(
+        engine.diff(base, ours, hashes=(base_tree.entries, ours_hashes))
+    )
+    behind = tree_hash(theirs["integration"], theirs_hashes) != base_tree.hash and not (
+        engine.is_empty(
+            engine.three_way(
+                base,
+                ours,
+                theirs,
+                ignore=integration.ignore_fields or {},
+                hashes=(base_tree.entries, ours_hashes, theirs_hashes),
+            )
+        )
+    )
+    state = {
+        (False, False): "up_to_date",
+        (True, False): "local_changes",
+        (False, True): "behind",
+        (True, True): "diverged",
+    }[(local, behind)]
+    return {"state": state, "source": source}
+
 
 # Approval queue (api helper): keep these two functions last in this file.
 

@@ -1,0 +1,196 @@
+"""Make an integration's resources equal a document, all of it or nothing.
+
+`apply_document` runs inside one `versioned_change()` (an atomic block; the version goes up
+once) with the integration row locked. With `expected_version`, an integration that
+changed since the caller's review is refused before anything is written. Resources are
+created and updated in dependency order (connections and caches before the steps that use
+them, flows before their steps) and deleted in the reverse order, each through a save or
+delete so django-simple-history records it with a change reason naming the revision.
+
+Lookup caches: the document carries their settings only. A cache created here starts
+empty; an existing cache keeps its entries; a deleted cache takes its entries with it.
+Connection credentials are not in documents: a created connection has none, an existing
+one keeps its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from integrations.models import Integration
+from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES, ResourceType
+from integrations.versioning import versioned_change
+
+from .document import document_of
+from .errors import StaleReview
+
+
+def change_reason(revision: Any) -> str:
+    """What history rows written for a revision say about where they came from."""
+    if revision is None:
+        return "ILM operation"
+    return f"ILM {revision.get_type_display().lower()} #{revision.number} (revision {revision.pk})"
+
+
+def document_problems(document: Mapping[str, Any]) -> list[str]:
+    """Why a document cannot be applied: unknown types, references to missing resources."""
+    problems: list[str] = []
+    resources = document.get("resources") or {}
+    for lid, body in resources.items():
+        rt = RESOURCE_TYPES.get(body.get("type", ""))
+        label = f"{body.get('type', 'resource')} {body.get('name') or lid}"
+        if rt is None:
+            problems.append(f"{label}: unknown resource type {body.get('type')!r}.")
+            continue
+        for field, target_type in rt.refs.items():
+            ref = body.get(field)
+            if ref is None:
+                if field == rt.parent:
+                    problems.append(f"{rt.label} {body.get('name')!r} has no {field}.")
+                continue
+            target = resources.get(str(ref))
+            if target is None or target.get("type") != target_type:
+                what = RESOURCE_TYPES[target_type].label.lower()
+                problems.append(
+                    f"{rt.label} {body.get('name')!r} uses a {what} that would not exist "
+                    f"({ref}); include that {what} or leave the {rt.label.lower()} out."
+                )
+        config = body.get("config")
+        if rt.key == "step" and isinstance(config, dict):
+            for i, mapping in enumerate(config.get("mappings") or [], start=1):
+                cache = mapping.get("lookup_cache") if isinstance(mapping, dict) else None
+                if cache in (None, ""):
+                    continue
+                target = resources.get(str(cache))
+                if target is None or target.get("type") != "lookup_cache":
+                    problems.append(
+                        f"Flow step {body.get('name')!r}, mapping {i}, uses a lookup cache "
+                        f"that would not exist ({cache}); include the cache or leave the "
+                        "step out."
+                    )
+    return problems
+
+
+def _save(instance: Any, reason: str) -> None:
+    instance._change_reason = reason
+    instance.save()
+
+
+def _delete(instance: Any, reason: str) -> None:
+    instance._change_reason = reason
+    instance.delete()
+
+
+def _set_fields(
+    rt: ResourceType,
+    instance: Any,
+    body: Mapping[str, Any],
+    instances: dict[str, dict[str, Any]],
+) -> None:
+    for field in rt.fields:
+        value = body.get(field)
+        if field in rt.refs:
+            target = rt.refs[field]
+            if value is None:
+                setattr(instance, field, None)
+            else:
+                obj = instances[target].get(str(value))
+                if obj is None:
+                    raise ValidationError(
+                        f"{rt.label} {body.get('name')!r} refers to a "
+                        f"{RESOURCE_TYPES[target].label.lower()} that does not exist."
+                    )
+                # The loaded object, not its pk: clean() reads it without a query.
+                setattr(instance, field, obj)
+        elif value is None and field not in body:
+            continue
+        else:
+            setattr(instance, field, value)
+
+
+def _check(rt: ResourceType, instance: Any, body: Mapping[str, Any]) -> None:
+    try:
+        # References were resolved above from this integration's own rows: skip the
+        # per-row existence queries of foreign key validation.
+        instance.full_clean(
+            exclude=["integration", *rt.refs], validate_unique=False, validate_constraints=False
+        )
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+            for field, msgs in exc.message_dict.items()
+        )
+        raise ValidationError(f"{rt.label} {body.get('name')!r} is not valid: {details}") from exc
+
+
+def apply_document(
+    *,
+    integration: Integration,
+    document: Mapping[str, Any],
+    revision: Any = None,
+    expected_version: int | None = None,
+) -> dict[str, int]:
+    """Make `integration` equal `document`; returns counts of created/updated/deleted.
+
+    Refuses (StaleReview) when `expected_version` is given and the integration's version
+    differs, and (ValidationError) when the document refers to resources it lacks. Any
+    error leaves the database as it was.
+    """
+    problems = document_problems(document)
+    if problems:
+        raise ValidationError(problems)
+    reason = change_reason(revision)
+    counts = {"created": 0, "updated": 0, "deleted": 0}
+    with versioned_change():
+        locked = Integration.objects.select_for_update().get(pk=integration.pk)
+        if expected_version is not None and locked.version != expected_version:
+            raise StaleReview(
+                f"{locked.name} changed since these changes were computed (version "
+                f"{expected_version}, now {locked.version}); refresh the pull and review again."
+            )
+        current = document_of(locked)
+        target = document.get("resources") or {}
+
+        own = document.get("integration") or {}
+        changed = [f for f in INTEGRATION_FIELDS if f in own and own[f] != getattr(locked, f)]
+        if changed:
+            for f in changed:
+                setattr(locked, f, own[f])
+            locked._change_reason = reason
+            locked.save(update_fields=[*changed, "updated_at"])
+            counts["updated"] += 1
+
+        instances: dict[str, dict[str, Any]] = {
+            rt.key: {str(o.lineage_id): o for o in rt.model.objects.filter(integration=locked)}
+            for rt in RESOURCE_TYPES.values()
+        }
+
+        for rt in RESOURCE_TYPES.values():
+            for lid, body in target.items():
+                if body.get("type") != rt.key:
+                    continue
+                instance = instances[rt.key].get(lid)
+                if instance is None:
+                    instance = rt.model(integration=locked, lineage_id=lid)
+                    _set_fields(rt, instance, body, instances)
+                    _check(rt, instance, body)
+                    _save(instance, reason)
+                    instances[rt.key][lid] = instance
+                    counts["created"] += 1
+                elif current["resources"].get(lid) != body:
+                    _set_fields(rt, instance, body, instances)
+                    _check(rt, instance, body)
+                    _save(instance, reason)
+                    counts["updated"] += 1
+
+        for rt in reversed(list(RESOURCE_TYPES.values())):
+            for lid, instance in instances[rt.key].items():
+                body = target.get(lid)
+                if body is None or body.get("type") != rt.key:
+                    _delete(instance, reason)
+                    counts["deleted"] += 1
+    integration.refresh_from_db()
+    return counts

@@ -1,0 +1,940 @@
+"""The revision engine's writes: the only entry points for snapshots, clones, pulls,
+resolutions, merges, cancels and reverts. Views, the API, commands and tasks call these.
+
+Each operation is a Revision row first; long work runs in a Celery task
+(`revisions.tasks`) enqueued on commit, which calls the `*_execute` functions here. An
+integration has at most one open pull, revert or clone (a database constraint); a second
+one is refused with `OperationInProgress`. Every step a user would want in the audit log
+sends `revision_event` on commit.
+
+Sync points: a clone records the source's tree as the pair's merge base; a merge moves it
+to the tree that was merged in; a revert restores the ones in effect at the state it
+restores, so a re-pull after a revert shows exactly what is still to bring over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from audit.context import Source, acting
+from integrations.models import (
+    AccessLevel,
+    Environment,
+    Integration,
+    IntegrationAccess,
+    LookupCache,
+    LookupCacheEntry,
+    User,
+)
+from integrations.permissions import forget_grants
+from integrations.services import cache_data_bytes
+from integrations.versioning import mark_changed
+
+from . import diff as engine
+from .apply import apply_document, change_reason, document_problems
+from .document import (
+    document_hashes,
+    document_of,
+    documents_of_trees,
+    tree_of,
+    tree_of_document,
+)
+from .errors import (
+    ApprovalRequired,
+    InvalidState,
+    NothingToRevert,
+    OperationInProgress,
+    RevisionError,
+    UnresolvedConflicts,
+)
+from .models import (
+    EXCLUSIVE_TYPES,
+    OPEN_STATUSES,
+    ChangeSet,
+    Choice,
+    Resolution,
+    Revision,
+    RevisionStatus,
+    RevisionType,
+    SyncPoint,
+    Tree,
+)
+from .signals import revision_event
+
+S = RevisionStatus
+T = RevisionType
+
+# Lookup-cache data is copied into a clone only below this many bytes (5 MB).
+CACHE_COPY_LIMIT = 5 * 1024 * 1024
+REVERT_SIDES = ("after", "before")
+
+
+# Small shared pieces ------------------------------------------------------------------
+
+
+def _send(revision: Revision, verb: str, user: Any, **detail: Any) -> None:
+    transaction.on_commit(
+        lambda: revision_event.send(
+            sender=Revision, revision=revision, verb=verb, user=user, detail=detail
+        )
+    )
+
+
+def _enqueue(task_name: str, revision: Revision, **kwargs: Any) -> None:
+    def send() -> None:
+        from . import tasks
+
+        getattr(tasks, task_name).delay(revision.pk, **kwargs)
+
+    transaction.on_commit(send)
+
+
+def _next_number(integration_id: int) -> int:
+    top = Revision.objects.filter(integration_id=integration_id).aggregate(n=Max("number"))["n"]
+    return (top or 0) + 1
+
+
+def _lock_integration(integration_id: int) -> Integration:
+    return Integration.objects.select_for_update().get(pk=integration_id)
+
+
+def _open_operation(integration_id: int) -> Revision | None:
+    return (
+        Revision.objects.filter(
+            integration_id=integration_id, status__in=OPEN_STATUSES, type__in=EXCLUSIVE_TYPES
+        )
+        .order_by("-number")
+        .first()
+    )
+
+
+def _busy(integration: Integration) -> OperationInProgress:
+    open_op = _open_operation(integration.pk)
+    what = (
+        f"{open_op.get_type_display().lower()} #{open_op.number} "
+        f"({open_op.get_status_display().lower()})"
+        if open_op
+        else "another operation"
+    )
+    return OperationInProgress(
+        f"{integration.name} already has an open {what}; finish or cancel it first."
+    )
+
+
+def _create_operation(integration: Integration, **fields: Any) -> Revision:
+    """A new exclusive revision; the database refuses a second open one."""
+    try:
+        with transaction.atomic():
+            _lock_integration(integration.pk)
+            revision = Revision(
+                integration=integration, number=_next_number(integration.pk), **fields
+            )
+            revision.save()
+    except IntegrityError:
+        raise _busy(integration) from None
+    return revision
+
+
+def sync_state(integration_id: int) -> dict[str, str]:
+    """The integration's sync points in effect: {other integration id: tree hash}."""
+    state: dict[str, str] = {}
+    rows = SyncPoint.objects.filter(integration_id=integration_id).order_by("-pk")
+    for other_id, tree_id in rows.values_list("other_id", "tree_id"):
+        state.setdefault(str(other_id), tree_id)
+    return state
+
+
+def _sync(a_id: int, b_id: int, tree: Tree | str, revision: Revision | None) -> None:
+    tree_id = tree if isinstance(tree, str) else tree.pk
+    now = timezone.now()
+    SyncPoint.objects.bulk_create(
+        [
+            SyncPoint(
+                integration_id=a_id,
+                other_id=b_id,
+                tree_id=tree_id,
+                revision=revision,
+                created_at=now,
+            ),
+            SyncPoint(
+                integration_id=b_id,
+                other_id=a_id,
+                tree_id=tree_id,
+                revision=revision,
+                created_at=now,
+            ),
+        ]
+    )
+
+
+def merge_base(target: Integration, source: Integration) -> Tree | None:
+    """The tree two integrations of a family last agreed on.
+
+    Their own last sync point; failing that (relatives that never synced directly, such as
+    two clones of one integration), the source's sync point with a relative the target
+    has also synced with. None: no common state is known, everything is compared as new.
+    """
+    point = (
+        SyncPoint.objects.filter(integration=target, other=source)
+        .select_related("tree")
+        .order_by("-pk")
+        .first()
+    )
+    if point is not None:
+        return point.tree
+    target_others = set(
+        SyncPoint.objects.filter(integration=target).values_list("other_id", flat=True)
+    )
+    point = (
+        SyncPoint.objects.filter(integration=source, other_id__in=target_others)
+        .select_related("tree")
+        .order_by("-pk")
+        .first()
+    )
+    return point.tree if point is not None else None
+
+
+def _snapshot(
+    integration: Integration,
+    *,
+    user: Any,
+    description: str,
+    operation: Revision | None = None,
+    tree: Tree | None = None,
+) -> Revision:
+    tree = tree or tree_of(integration)
+    now = timezone.now()
+    state = sync_state(integration.pk)
+    revision = Revision.objects.create(
+        integration=integration,
+        number=_next_number(integration.pk),
+        type=T.SNAPSHOT,
+        status=S.COMPLETED,
+        description=description,
+        created_by=user if getattr(user, "pk", None) else None,
+        started_at=now,
+        completed_at=now,
+        tree_before=tree,
+        tree_after=tree,
+        operation=operation,
+        sync_before=state,
+        sync_after=state,
+    )
+    _send(revision, "snapshot", user, automatic=operation is not None)
+    return revision
+
+
+def _clean_description(description: str | None) -> str:
+    return (description or "").strip()
+
+
+# Snapshots ----------------------------------------------------------------------------
+
+
+def snapshot_create(
+    *, integration: Integration, user: User | None, description: str = "", automatic: bool = False
+) -> Revision:
+    """Store the integration's current state as a completed snapshot revision."""
+    description = _clean_description(description)
+    if automatic and not description:
+        description = "Automatic snapshot"
+    with transaction.atomic():
+        locked = _lock_integration(integration.pk)
+        return _snapshot(locked, user=user, description=description)
+
+
+# Clone --------------------------------------------------------------------------------
+
+
+def integration_clone(
+    *,
+    source: Integration,
+    user: User | None,
+    name: str,
+    environment: str = Environment.SANDBOX,
+    copy_cache_data: bool = False,
+) -> Integration:
+    """Create a clone of `source` (new pks, same lineage ids); the copy runs in a task.
+
+    Lookup-cache entries are copied only when asked and only while their total size is
+    under 5 MB. Connection credentials are never copied.
+    """
+    name = (name or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not name:
+        errors["name"] = ["Give the clone a name."]
+    if environment not in Environment.values:
+        errors["environment"] = [f"Environment must be one of: {', '.join(Environment.values)}."]
+    if errors:
+        raise ValidationError(errors)
+    if copy_cache_data:
+        size = cache_data_bytes(source.pk)
+        if size >= CACHE_COPY_LIMIT:
+            raise ValidationError(
+                {
+                    "include_lookup_cache_data": [
+                        f"The lookup caches of {source.name} hold {size / 1048576:.1f} MB; "
+                        "cache data is copied only under 5 MB. Clone without it, or clear "
+                        "some entries first."
+                    ]
+                }
+            )
+    with transaction.atomic():
+        clone = Integration(
+            name=name,
+            description=source.description,
+            documentation=source.documentation,
+            environment=environment,
+            lineage_id=source.lineage_id,
+            cloned_from=source,
+            ignore_fields=source.ignore_fields,
+            created_by=user if getattr(user, "pk", None) else None,
+        )
+        clone.full_clean(validate_constraints=False)
+        clone.save()
+        if getattr(user, "pk", None):
+            IntegrationAccess.objects.create(integration=clone, user=user, level=AccessLevel.MANAGE)
+            forget_grants(user)
+        revision = _create_operation(
+            clone,
+            type=T.CLONE,
+            status=S.QUEUED,
+            source_integration=source,
+            created_by=user if getattr(user, "pk", None) else None,
+            description=f"Cloned from {source.name}",
+            copy_cache_data=bool(copy_cache_data),
+        )
+        _enqueue("clone_run", revision)
+    return clone
+
+
+def clone_execute(revision: Revision) -> Revision:
+    """Copy the source into the clone in one transaction; re-running finds it done."""
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().get(pk=revision.pk)
+        if revision.status not in (S.QUEUED, S.RUNNING):
+            return revision
+        clone = _lock_integration(revision.integration_id)
+        source = revision.source_integration
+        if source is None:
+            raise InvalidState("The integration to clone from was deleted; delete this clone.")
+        source_tree = tree_of(source)
+        (doc,) = documents_of_trees(source_tree)
+        apply_document(integration=clone, document=doc, revision=revision)
+        copied = 0
+        if revision.copy_cache_data:
+            copied = _copy_cache_entries(source, clone, revision)
+        _sync(clone.pk, source.pk, source_tree, revision)
+        revision.move_to(
+            S.COMPLETED,
+            base_tree=source_tree,
+            tree_after=source_tree,
+            sync_before={},
+            sync_after=sync_state(clone.pk),
+            started_at=revision.started_at or timezone.now(),
+        )
+        _send(revision, "clone", revision.created_by, source=source.pk, cache_entries=copied)
+    return revision
+
+
+def _copy_cache_entries(source: Integration, clone: Integration, revision: Revision) -> int:
+    size = cache_data_bytes(source.pk)
+    if size >= CACHE_COPY_LIMIT:
+        raise ValidationError(
+            f"The lookup caches of {source.name} grew to {size / 1048576:.1f} MB; cache data "
+            "is copied only under 5 MB. Clone again without cache data."
+        )
+    caches = {
+        c.lineage_id: c
+        for c in LookupCache.objects.filter(integration=clone).only("pk", "lineage_id")
+    }
+    entries = [
+        LookupCacheEntry(cache=caches[e.cache.lineage_id], key=e.key, value=e.value, size=e.size)
+        for e in LookupCacheEntry.objects.filter(cache__integration=source).select_related("cache")
+        if e.cache.lineage_id in caches
+    ]
+    if entries:
+        bulk_create_with_history(
+            entries,
+            LookupCacheEntry,
+            batch_size=1000,
+            default_change_reason=change_reason(revision),
+        )
+        mark_changed(clone.pk)
+    return len(entries)
+
+
+# Pulls --------------------------------------------------------------------------------
+
+
+def _check_family(target: Integration, source: Integration) -> None:
+    if source.pk == target.pk:
+        raise ValidationError(
+            {"source_integration": ["An integration cannot pull from itself; pick a relative."]}
+        )
+    if source.lineage_id != target.lineage_id:
+        raise ValidationError(
+            {
+                "source_integration": [
+                    f"{source.name} is not of the same family as {target.name} (neither is a "
+                    "clone of the other and they share no ancestor)."
+                ]
+            }
+        )
+
+
+def pull_create(
+    *, target: Integration, source: Integration, user: User | None, description: str = ""
+) -> Revision:
+    """Open a pull of `source`'s changes into `target` (queued; computed by a task)."""
+    _check_family(target, source)
+    with transaction.atomic():
+        revision = _create_operation(
+            target,
+            type=T.PULL,
+            status=S.QUEUED,
+            source_integration=source,
+            created_by=user if getattr(user, "pk", None) else None,
+            description=_clean_description(description),
+        )
+        _enqueue("pull_compute", revision)
+    return revision
+
+
+def _compute(revision: Revision) -> dict[str, Any]:
+    """Compute (or recompute) a pull's changeset; keeps the resolutions that still apply."""
+    source = revision.source_integration
+    if source is None:
+        raise InvalidState("The integration to pull from was deleted; cancel this pull.")
+    target = _lock_integration(revision.integration_id)
+    _check_family(target, source)
+    ours_tree = tree_of(target)
+    theirs_tree = tree_of(source)
+    base_tree = merge_base(target, source)
+    base, ours, theirs = documents_of_trees(base_tree, ours_tree, theirs_tree)
+    changes = engine.three_way(
+        base,
+        ours,
+        theirs,
+        ignore=target.ignore_fields or {},
+        hashes=(base_tree.entries if base_tree else {}, ours_tree.entries, theirs_tree.entries),
+    )
+    # Resolutions that no longer decide anything in the new changeset are dropped.
+    for res in list(revision.resolutions.all()):
+        if not engine.resolution_applies(changes, str(res.lineage_id), res.path or None):
+            res.delete()
+    ChangeSet.objects.update_or_create(
+        revision=revision, defaults={"data": changes, "computed_at": timezone.now()}
+    )
+    resolved = engine.with_resolutions(changes, _resolutions_of(revision))
+    revision.refresh_from_db(fields=["status"])
+    fields = {
+        "base_tree": base_tree,
+        "source_tree": theirs_tree,
+        "tree_before": ours_tree,
+        "target_version": target.version,
+        "summary": resolved["summary"],
+        "error": "",
+    }
+    return fields
+
+
+def pull_execute(revision: Revision) -> Revision:
+    """Compute a queued pull's changeset (status → ready). Nothing is written to the target."""
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().get(pk=revision.pk)
+        if revision.status not in (S.QUEUED, S.RUNNING):
+            return revision
+        fields = _compute(revision)
+        if revision.status == S.QUEUED:
+            revision.move_to(S.RUNNING, started_at=timezone.now())
+        revision.move_to(S.READY, **fields)
+        _send(revision, "pull", revision.created_by, source=revision.source_integration_id)
+    return revision
+
+
+def pull_refresh(*, revision: Revision, user: User | None) -> Revision:
+    """Recompute a pull ready for review against both sides now; keeps valid resolutions."""
+    with transaction.atomic():
+        locked = Revision.objects.select_for_update().get(pk=revision.pk)
+        if locked.type != T.PULL or locked.status not in (S.READY, S.AWAITING_APPROVAL):
+            raise InvalidState(
+                f"{_label(locked)} is {locked.get_status_display().lower()}; only a pull "
+                "ready for review can be refreshed."
+            )
+        fields = _compute(locked)
+        locked.move_to(S.READY, **fields)
+        _send(locked, "pull", user, refreshed=True)
+    _copy_state(locked, revision)
+    return revision
+
+
+def _copy_state(fresh: Revision, stale: Revision) -> None:
+    for f in fresh._meta.concrete_fields:
+        setattr(stale, f.attname, getattr(fresh, f.attname))
+
+
+def _label(revision: Revision) -> str:
+    return f"{revision.get_type_display()} #{revision.number}"
+
+
+# Resolutions --------------------------------------------------------------------------
+
+
+def _resolutions_of(revision: Revision) -> list[dict[str, Any]]:
+    return [
+        {"lineage_id": str(lid), "path": path or None, "choose": choose}
+        for lid, path, choose in Resolution.objects.filter(revision_id=revision.pk)
+        .order_by("chosen_at", "pk")
+        .values_list("lineage_id", "path", "choose")
+    ]
+
+
+def changes_of(revision: Revision) -> dict[str, Any]:
+    """A pull's changeset with the current resolutions filled in."""
+    data = ChangeSet.objects.get(revision_id=revision.pk).data
+    return engine.with_resolutions(data, _resolutions_of(revision))
+
+
+def _validate_resolution(
+    changes: Mapping[str, Any], lineage_id: Any, path: str | None, choose: Any
+) -> tuple[str, str]:
+    if choose not in Choice.values:
+        raise ValidationError({"choose": ['Choose "ours" or "theirs".']})
+    lid = str(lineage_id or "").strip().lower()
+    res = next((r for r in changes["resources"] if r["lineage_id"] == lid), None)
+    if res is None:
+        raise ValidationError(
+            {"lineage_id": [f"{lineage_id} is not among this pull's changed resources."]}
+        )
+    path = (path or "").strip()
+    if path and not engine.is_whole_resource_conflict(res):
+        field = next((f for f in res["fields"] if f["path"] == path), None)
+        if field is None:
+            raise ValidationError({"path": [f"{res['name']} has no change at {path!r}."]})
+        if not field["conflict"]:
+            raise ValidationError(
+                {
+                    "path": [
+                        f"{path} of {res['name']} is not a conflict; only conflicts take a choice."
+                    ]
+                }
+            )
+    if engine.is_whole_resource_conflict(res):
+        path = ""  # one side deleted what the other changed: decided for the whole resource
+    return lid, path
+
+
+def _resolve_locked(revision: Revision) -> Revision:
+    locked = Revision.objects.select_for_update().get(pk=revision.pk)
+    if locked.type != T.PULL or locked.status != S.READY:
+        raise InvalidState(
+            f"{_label(locked)} is {locked.get_status_display().lower()}; conflicts are "
+            "resolved while a pull is ready for review."
+        )
+    return locked
+
+
+def resolutions_set(
+    *, revision: Revision, user: User | None, resolutions: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Record reviewers' choices [{lineage_id, path?, choose}], all or none; → new summary.
+
+    Per conflict "ours" keeps the target's value and "theirs" takes the source's. Without
+    a path, "ours" leaves the whole resource out of the merge and "theirs" takes it in.
+    """
+    resolutions = list(resolutions or [])
+    if not resolutions:
+        raise ValidationError({"resolutions": ["Give at least one resolution."]})
+    with transaction.atomic():
+        locked = _resolve_locked(revision)
+        changes = ChangeSet.objects.get(revision_id=locked.pk).data
+        chosen = []
+        for i, r in enumerate(resolutions, start=1):
+            if not isinstance(r, Mapping):
+                raise ValidationError({"resolutions": [f"Resolution {i} must be an object."]})
+            try:
+                lid, path = _validate_resolution(
+                    changes, r.get("lineage_id"), r.get("path"), r.get("choose")
+                )
+            except ValidationError as exc:
+                raise ValidationError(
+                    {"resolutions": [f"Resolution {i}: {' '.join(exc.messages)}"]}
+                ) from None
+            chosen.append((lid, path, r["choose"]))
+        now = timezone.now()
+        for lid, path, choose in chosen:
+            Resolution.objects.update_or_create(
+                revision=locked,
+                lineage_id=lid,
+                path=path,
+                defaults={"choose": choose, "chosen_by": _user(user), "chosen_at": now},
+            )
+        summary = engine.with_resolutions(changes, _resolutions_of(locked))["summary"]
+        locked.refresh_from_db(fields=["status"])
+        locked.summary = summary
+        locked.save(update_fields=["summary"])
+    _copy_state(locked, revision)
+    return summary
+
+
+def resolution_set(
+    *, revision: Revision, user: User | None, lineage_id: Any, path: str | None, choose: str
+) -> dict[str, Any]:
+    """Record one choice (see `resolutions_set`); returns the new summary."""
+    return resolutions_set(
+        revision=revision,
+        user=user,
+        resolutions=[{"lineage_id": lineage_id, "path": path, "choose": choose}],
+    )
+
+
+def _user(user: Any) -> Any:
+    return user if getattr(user, "pk", None) else None
+
+
+# Merge --------------------------------------------------------------------------------
+
+
+def _approved(revision: Revision) -> bool:
+    try:
+        from .approvals import is_approved
+    except ImportError:  # four eyes not installed: production always waits
+        return not revision.integration.is_production
+    return is_approved(revision)
+
+
+def merge_start(*, revision: Revision, user: User | None) -> Revision:
+    """Start merging a reviewed pull (→ merging; the merge runs in a task).
+
+    Refused while conflicts are unresolved, when the target changed since the pull was
+    computed, and for production targets without an approval.
+    """
+    with transaction.atomic():
+        locked = Revision.objects.select_for_update().get(pk=revision.pk)
+        if locked.type != T.PULL:
+            raise InvalidState(f"{_label(locked)} is not a pull; only pulls are merged.")
+        if locked.status not in (S.READY, S.AWAITING_APPROVAL):
+            raise InvalidState(
+                f"{_label(locked)} is {locked.get_status_display().lower()}; only a pull "
+                "ready for review can be merged."
+            )
+        changes = changes_of(locked)
+        unresolved = changes["summary"]["unresolved"]
+        if unresolved:
+            noun = "conflict" if unresolved == 1 else "conflicts"
+            raise UnresolvedConflicts(
+                f"Resolve the {unresolved} unresolved {noun} (keep ours or take theirs) first."
+            )
+        target = locked.integration
+        if target.version != locked.target_version:
+            raise _stale(target, locked)
+        if not _approved(locked):
+            raise ApprovalRequired(
+                f"{target.name} is a production integration: ask an approver to approve this "
+                "pull before it merges."
+            )
+        merged = engine.apply_changes(document_of(target), changes)
+        problems = document_problems(merged)
+        if problems:
+            raise ValidationError(problems)
+        locked.move_to(S.MERGING, error="")
+        _enqueue("merge_run", locked, user_id=getattr(user, "pk", None))
+    _copy_state(locked, revision)
+    return revision
+
+
+def _stale(target: Integration, revision: Revision) -> RevisionError:
+    from .errors import StaleReview
+
+    return StaleReview(
+        f"{target.name} changed since this pull was computed; refresh the pull and review "
+        "the changes again."
+    )
+
+
+def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
+    """Apply a merging pull in one transaction: snapshot, apply, snapshot, sync point.
+
+    Re-running finds a completed merge done; a merge interrupted before its commit left
+    nothing behind and is done whole.
+    """
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().get(pk=revision.pk)
+        if revision.status != S.MERGING:
+            return revision
+        user = user or revision.created_by
+        target = _lock_integration(revision.integration_id)
+        if target.version != revision.target_version:
+            raise _stale(target, revision)
+        changes = changes_of(revision)
+        if changes["summary"]["unresolved"]:
+            raise UnresolvedConflicts("Conflicts are unresolved; resolve them and merge again.")
+        sync_before = sync_state(target.pk)
+        before = _snapshot(
+            target,
+            user=user,
+            description=f"Before merging pull #{revision.number}",
+            operation=revision,
+        )
+        merged = engine.apply_changes(document_of(target), changes)
+        apply_document(
+            integration=target,
+            document=merged,
+            revision=revision,
+            expected_version=revision.target_version,
+        )
+        after_tree = tree_of(target)
+        if revision.source_integration_id and revision.source_tree_id:
+            _sync(target.pk, revision.source_integration_id, revision.source_tree_id, revision)
+        _snapshot(
+            target,
+            user=user,
+            description=f"After merging pull #{revision.number}",
+            operation=revision,
+            tree=after_tree,
+        )
+        revision.move_to(
+            S.COMPLETED,
+            tree_before=before.tree_after,
+            tree_after=after_tree,
+            sync_before=sync_before,
+            sync_after=sync_state(target.pk),
+        )
+        _send(revision, "merge", user, source=revision.source_integration_id)
+    return revision
+
+
+# Cancel -------------------------------------------------------------------------------
+
+
+def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
+    """Cancel an open pull (not once it is merging) or a queued revert."""
+    with transaction.atomic():
+        locked = Revision.objects.select_for_update().get(pk=revision.pk)
+        cancellable = (locked.type == T.PULL and locked.status in OPEN_STATUSES - {S.MERGING}) or (
+            locked.type == T.REVERT and locked.status == S.QUEUED
+        )
+        if not cancellable:
+            raise InvalidState(
+                f"{_label(locked)} is {locked.get_status_display().lower()} and cannot be "
+                "canceled; only an open pull that is not merging can."
+            )
+        locked.move_to(S.CANCELED)
+        _send(locked, "cancel", user)
+    _copy_state(locked, revision)
+    return revision
+
+
+# Revert -------------------------------------------------------------------------------
+
+
+def _revert_target(revision: Revision, side: str) -> Tree:
+    if side not in REVERT_SIDES:
+        raise ValidationError({"to": ['Revert to "after" or "before" the revision.']})
+    if revision.status != S.COMPLETED:
+        raise InvalidState(
+            f"{_label(revision)} is {revision.get_status_display().lower()}; only completed "
+            "revisions can be restored."
+        )
+    tree = revision.tree_after if side == "after" else revision.tree_before
+    if tree is None:
+        raise ValidationError(
+            {"to": [f"{_label(revision)} has no recorded state {side} it to restore."]}
+        )
+    return tree
+
+
+def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]:
+    """The changes reverting to the state after (or before) `revision` would make."""
+    tree = _revert_target(revision, side)
+    current = document_of(revision.integration)
+    (target,) = documents_of_trees(tree)
+    return engine.diff(current, target, hashes=(document_hashes(current), tree.entries))
+
+
+def revert_start(
+    *, revision: Revision, user: User | None, side: str = "after", description: str = ""
+) -> Revision:
+    """Open a revert of the integration to the state after (or before) `revision`."""
+    preview = revert_preview(revision=revision, side=side)
+    integration = revision.integration
+    if engine.is_empty(preview):
+        raise NothingToRevert(
+            f"{integration.name} is already in the state {side} {_label(revision).lower()}; "
+            "there is nothing to revert."
+        )
+    description = _clean_description(description) or (
+        f"Revert to {side} {_label(revision).lower()}"
+    )
+    with transaction.atomic():
+        new = _create_operation(
+            integration,
+            type=T.REVERT,
+            status=S.QUEUED,
+            reverted_to=revision,
+            revert_side=side,
+            created_by=_user(user),
+            description=description,
+            summary=preview["summary"],
+        )
+        _enqueue("revert_run", new)
+    return new
+
+
+def revert_execute(revision: Revision) -> Revision:
+    """Bring the integration back to the restored tree in one transaction."""
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().get(pk=revision.pk)
+        if revision.status not in (S.QUEUED, S.RUNNING):
+            return revision
+        restored = revision.reverted_to
+        if restored is None:
+            raise InvalidState("The revision to restore was deleted; nothing was changed.")
+        tree = _revert_target(restored, revision.revert_side or "after")
+        integration = _lock_integration(revision.integration_id)
+        user = revision.created_by
+        sync_before = sync_state(integration.pk)
+        before = _snapshot(
+            integration,
+            user=user,
+            description=f"Before revert #{revision.number}",
+            operation=revision,
+        )
+        (doc,) = documents_of_trees(tree)
+        apply_document(integration=integration, document=doc, revision=revision)
+        wanted = restored.sync_after if revision.revert_side != "before" else restored.sync_before
+        for other_id, tree_id in (wanted or {}).items():
+            if (
+                sync_before.get(other_id) != tree_id
+                and Integration.objects.filter(pk=other_id).exists()
+            ):
+                _sync(integration.pk, int(other_id), tree_id, revision)
+        after_tree = tree_of(integration)
+        _snapshot(
+            integration,
+            user=user,
+            description=f"After revert #{revision.number}",
+            operation=revision,
+            tree=after_tree,
+        )
+        if revision.status == S.QUEUED:
+            revision.move_to(S.RUNNING, started_at=timezone.now())
+        revision.move_to(
+            S.COMPLETED,
+            tree_before=before.tree_after,
+            tree_after=after_tree,
+            sync_before=sync_before,
+            sync_after=sync_state(integration.pk),
+        )
+        _send(revision, "revert", user, reverted_to=restored.pk, side=revision.revert_side)
+    return revision
+
+
+# Task plumbing ------------------------------------------------------------------------
+
+
+def revision_start(revision_id: int) -> Revision | None:
+    """Mark a queued revision running (committed at once, so pages show progress)."""
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().filter(pk=revision_id).first()
+        if revision is not None and revision.status == S.QUEUED:
+            revision.move_to(S.RUNNING, started_at=timezone.now())
+    return revision
+
+
+def revision_fail(revision_id: int, error: str, *, user: Any = None) -> Revision | None:
+    """Record that an operation failed, with a message a user can act on."""
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().filter(pk=revision_id).first()
+        if revision is None or revision.is_final:
+            return revision
+        revision.move_to(S.FAILED, error=error[:5000])
+        _send(revision, "fail", user or revision.created_by, error=error[:500])
+    return revision
+
+
+def run_operation(revision_id: int, kind: str, *, user_id: int | None = None) -> Revision | None:
+    """What each task does: load by id, run the operation as its user, record failure."""
+    revision = Revision.objects.filter(pk=revision_id).select_related("created_by").first()
+    if revision is None or revision.is_final:
+        return revision
+    user = User.objects.filter(pk=user_id).first() if user_id else revision.created_by
+    with acting(user, Source.ILM, revision_id=revision.pk):
+        try:
+            if kind == "merge":
+                return merge_execute(revision, user=user)
+            if revision.status == S.QUEUED:
+                revision_start(revision.pk)
+            if kind == "pull":
+                return pull_execute(revision)
+            if kind == "clone":
+                return clone_execute(revision)
+            if kind == "revert":
+                return revert_execute(revision)
+            raise ValueError(f"Unknown operation {kind!r}.")
+        except (RevisionError, ValidationError, engine.ChangesetError) as exc:
+            return revision_fail(revision.pk, _message(exc), user=user)
+        except Exception as exc:
+            revision_fail(
+                revision.pk,
+                f"The {kind} failed unexpectedly ({type(exc).__name__}: {exc}). Nothing was "
+                "changed; try again, and tell an administrator if it keeps failing.",
+                user=user,
+            )
+            raise
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+# Scheduled snapshots ------------------------------------------------------------------
+
+SCHEDULE_PERIODS = {"daily": 1, "weekly": 7}
+
+
+def scheduled_snapshots_run(*, now: Any = None) -> list[Revision]:
+    """Snapshot each integration whose schedule is due and that changed since its last one."""
+    from datetime import timedelta
+
+    now = now or timezone.now()
+    made: list[Revision] = []
+    for integration in Integration.objects.filter(snapshot_schedule__in=list(SCHEDULE_PERIODS)):
+        last = (
+            Revision.objects.filter(integration=integration, type=T.SNAPSHOT, status=S.COMPLETED)
+            .order_by("-number")
+            .first()
+        )
+        period = timedelta(days=SCHEDULE_PERIODS[integration.snapshot_schedule])
+        if last is not None and last.created_at > now - period + timedelta(minutes=5):
+            continue
+        doc = document_of(integration)
+        if last is not None and last.tree_after_id == _tree_hash_of(doc):
+            continue
+        with transaction.atomic(), acting(None, Source.SYSTEM):
+            locked = _lock_integration(integration.pk)
+            made.append(
+                _snapshot(
+                    locked,
+                    user=None,
+                    description=f"Scheduled {integration.snapshot_schedule} snapshot",
+                    tree=tree_of_document(doc),
+                )
+            )
+    return made
+
+
+def _tree_hash_of(doc: Mapping[str, Any]) -> str:
+    from .document import tree_hash
+
+    return tree_hash(dict(doc["integration"]), document_hashes(doc))
