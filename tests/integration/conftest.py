@@ -1,7 +1,9 @@
 """Real services for the integration tests: PostgreSQL, Redis and Celery worker processes.
 
 A worker is a subprocess (`celery -A ilm_site worker --pool=solo`) started against the very
-test database pytest-django created, so tests here use
+test database pytest-django created. `celery_worker` is one plain worker shared by the tests
+of the session (a start costs seconds); `start_worker` stops it and starts the test's own
+workers (with extra environment, e.g. a short visibility timeout). Tests here use
 `@pytest.mark.django_db(transaction=True)`: the worker only sees committed rows. The test
 process itself stops running tasks eagerly (the test settings do) for the length of a
 test that asks for a worker, so what a service enqueues on commit goes to Redis and the
@@ -82,13 +84,6 @@ def real_services(django_db_setup, django_db_blocker) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "CELERY_BROKER_URL": broker}
 
 
-def _clear_broker(url: str) -> None:
-    """Drop messages a crashed earlier run left behind (this Redis db is the tests' own)."""
-    import redis
-
-    redis.Redis.from_url(url).delete("celery", "unacked", "unacked_index", "unacked_mutex")
-
-
 @pytest.fixture
 def not_eager(settings):
     """Send tasks to the broker instead of running them in the test process."""
@@ -102,48 +97,51 @@ def not_eager(settings):
     app.conf.task_always_eager = previous
 
 
-@pytest.fixture
-def start_worker(real_services, not_eager, tmp_path_factory) -> Iterator[Callable[..., Worker]]:
-    """Start a real Celery worker: `start_worker(**extra_env)`; all are stopped afterwards."""
-    _clear_broker(real_services["CELERY_BROKER_URL"])
-    workers: list[Worker] = []
-    logs = tmp_path_factory.mktemp("celery-workers")
+class WorkerPool:
+    """Starts worker subprocesses; keeps one plain worker shared by the tests that need one."""
 
-    def start(**extra_env: str) -> Worker:
+    def __init__(self, services: dict[str, str], logs: Path) -> None:
+        self.services = services
+        self.logs = logs
+        self.shared_worker: Worker | None = None
+
+    def start(self, **extra_env: str) -> Worker:
         name = f"ilm-test-{uuid.uuid4().hex[:8]}"
-        ready = logs / f"{name}.ready"
-        log_path = logs / f"{name}.log"
+        ready = self.logs / f"{name}.ready"
+        log_path = self.logs / f"{name}.log"
         env = {
             **os.environ,
-            **real_services,
+            **self.services,
+            # Not the test settings: those run every task eagerly, inside the worker too.
             "DJANGO_SETTINGS_MODULE": "ilm_site.settings.base",
             "DEBUG": "false",
             "PYTHONUNBUFFERED": "1",
             "ILM_TEST_WORKER_READY_FILE": str(ready),
             **extra_env,
         }
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ilm_site",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-Q",
+            "celery",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--include=tests.integration.worker_hooks",
+            "-n",
+            f"{name}@%h",
+            "-l",
+            "warning",
+        ]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "ilm_site",
-                    "worker",
-                    "--pool=solo",
-                    "--concurrency=1",
-                    "-Q",
-                    "celery",
-                    "--without-heartbeat",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--include=tests.integration.worker_hooks",
-                    "-n",
-                    f"{name}@%h",
-                    "-l",
-                    "warning",
-                ],
+                command,
                 cwd=REPO,
                 env=env,
                 stdout=log,
@@ -151,7 +149,6 @@ def start_worker(real_services, not_eager, tmp_path_factory) -> Iterator[Callabl
                 start_new_session=True,
             )
         worker = Worker(name=name, process=process, log_path=log_path, extra_env=extra_env)
-        workers.append(worker)
         deadline = time.monotonic() + WORKER_START_SECONDS
         while not ready.exists():
             if not worker.alive():
@@ -162,12 +159,54 @@ def start_worker(real_services, not_eager, tmp_path_factory) -> Iterator[Callabl
             time.sleep(0.1)
         return worker
 
-    yield start
-    for worker in workers:
-        worker.stop()
+    def clear_broker(self) -> None:
+        """Drop messages an earlier test or run left behind (this Redis db is the tests')."""
+        import redis
+
+        redis.Redis.from_url(self.services["CELERY_BROKER_URL"]).delete(
+            "celery", "unacked", "unacked_index", "unacked_mutex"
+        )
+
+    def shared(self) -> Worker:
+        if self.shared_worker is None or not self.shared_worker.alive():
+            self.clear_broker()
+            self.shared_worker = self.start()
+        return self.shared_worker
+
+    def stop_shared(self) -> None:
+        if self.shared_worker is not None:
+            self.shared_worker.stop(warm=False)
+            self.shared_worker = None
+
+
+@pytest.fixture(scope="session")
+def worker_pool(real_services, tmp_path_factory) -> Iterator[WorkerPool]:
+    pool = WorkerPool(real_services, tmp_path_factory.mktemp("celery-workers"))
+    yield pool
+    pool.stop_shared()
 
 
 @pytest.fixture
-def celery_worker(start_worker) -> Worker:
-    """One plain worker for the length of the test."""
-    return start_worker()
+def celery_worker(worker_pool, not_eager) -> Worker:
+    """A plain worker (shared between tests: starting one costs seconds)."""
+    return worker_pool.shared()
+
+
+@pytest.fixture
+def start_worker(worker_pool, not_eager) -> Iterator[Callable[..., Worker]]:
+    """`start_worker(**extra_env)`: workers of this test alone; no shared one runs beside them.
+
+    They are stopped when the test ends.
+    """
+    worker_pool.stop_shared()
+    worker_pool.clear_broker()
+    started: list[Worker] = []
+
+    def start(**extra_env: str) -> Worker:
+        worker = worker_pool.start(**extra_env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop(warm=False)

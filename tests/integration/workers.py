@@ -45,11 +45,12 @@ class Worker:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
-    def stop(self) -> None:
-        """Warm shutdown (finishes the task at hand), then SIGKILL if it lingers."""
+    def stop(self, *, warm: bool = True) -> None:
+        """Warm shutdown finishes and acknowledges the task at hand (SIGTERM); cold
+        (SIGQUIT) stops at once. Either way SIGKILL if it lingers."""
         if not self.alive():
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signal.SIGTERM if warm else signal.SIGQUIT)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
