@@ -60,9 +60,9 @@ class EventFilter(django_filters.FilterSet):
     user = django_filters.CharFilter(
         field_name="username", help_text="Username (as it was when the event happened)."
     )
-    resource_type = django_filters.ChoiceFilter(choices=resource_type_choices)
-    action = django_filters.ChoiceFilter(choices=Action.choices)
-    source = django_filters.ChoiceFilter(choices=SOURCE_CHOICES)
+    resource_type = django_filters.ChoiceFilter(choices=resource_type_choices, empty_label="Any")
+    action = django_filters.ChoiceFilter(choices=Action.choices, empty_label="Any")
+    source = django_filters.ChoiceFilter(choices=SOURCE_CHOICES, empty_label="Any")
     since = MomentFilter(
         field_name="at", lookup_expr="gte", help_text="From this date or date-time (UTC)."
     )
