@@ -137,7 +137,9 @@ def validate_cron(value: str) -> str:
 class IntegrationCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.SANDBOX)
+    environment = forms.ChoiceField(
+        choices=Environment.choices, initial=Environment.SANDBOX, required=False
+    )
 
     def __init__(self, *args: Any, may_choose_environment: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -154,6 +156,9 @@ class IntegrationCreateForm(forms.Form):
             raise ValidationError("Give the integration a name.")
         return name
 
+    def clean_environment(self) -> str:
+        return self.cleaned_data.get("environment") or Environment.SANDBOX
+
     def service_data(self) -> dict[str, Any]:
         return dict(self.cleaned_data)
 
@@ -165,6 +170,16 @@ def _ignore_field_name(type_key: str) -> str:
 IGNORE_TYPES: tuple[tuple[str, str], ...] = (("integration", "Integration"),) + tuple(
     (key, rt.label) for key, rt in RESOURCE_TYPES.items()
 )
+
+
+IGNORE_EXAMPLES = {
+    "integration": "description",
+    "connection": "config.base_url",
+    "lookup_cache": "settings.ttl_days",
+    "script": "code",
+    "flow": "schedule, enabled",
+    "step": "config.batch_size",
+}
 
 
 class IntegrationSettingsForm(forms.Form):

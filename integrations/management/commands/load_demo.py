@@ -1,0 +1,542 @@
+"""`manage.py load_demo`: demo users for each role and three realistic integrations.
+
+Idempotent: users are brought to their demo role and password, an integration that
+already exists (by name) is left as it is, and the sandbox clone is made once. Every
+write goes through the services, so versions, history and the audit log are what the UI
+would have produced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from integrations import services
+from integrations.models import Environment, Integration, Role, StepKind, User
+
+DEMO_USERS: tuple[tuple[str, str, str], ...] = (
+    ("admin", Role.ADMINISTRATOR, "ilm-demo-admin"),
+    ("approver", Role.APPROVER, "ilm-demo-approver"),
+    ("developer", Role.DEVELOPER, "ilm-demo-developer"),
+    ("monitor", Role.MONITOR, "ilm-demo-monitor"),
+)
+
+CLONE_NAME = "Storefront orders → ERP (sandbox)"
+
+
+def _m(source: str, target: str, cache: str | None = None) -> dict[str, Any]:
+    return {"source": source, "target": target, "cache": cache}
+
+
+# Each integration: connections, lookup caches (with entries), scripts, flows with steps.
+# A step's connection and a mapping's cache are named here and resolved on load.
+DEMO: tuple[dict[str, Any], ...] = (
+    {
+        "name": "Storefront orders → ERP",
+        "description": "Paid Shopify orders become NetSuite sales orders; refunds become credit "
+        "memos; ERP stock levels flow back to the storefront.",
+        "documentation": (
+            "# Storefront orders → ERP\n\n"
+            "Owner: **Commerce ops** (ops@acme-outdoor.example)\n\n"
+            "## What it does\n"
+            "- Every 15 minutes, paid orders are exported from Shopify and created as sales "
+            "orders in NetSuite.\n"
+            "- SKUs are translated to ERP item ids through the *SKU → ERP item* cache.\n\n"
+            "## When it fails\n"
+            "1. Check the *Orders to sales orders* flow's last run.\n"
+            "2. A missing SKU means the cache needs a new row: upload the product export CSV.\n"
+        ),
+        "connections": [
+            {
+                "name": "Shopify storefront",
+                "kind": "shopify",
+                "config": {"shop": "acme-outdoor.myshopify.com", "api_version": "2024-10"},
+                "credentials": {"access_token": "shpat_demo_not_a_real_token"},
+            },
+            {
+                "name": "NetSuite ERP",
+                "kind": "netsuite",
+                "config": {"account_id": "1234567", "role": "Integration", "timeout": 60},
+                "credentials": {"consumer_key": "demo", "token_secret": "demo"},
+            },
+        ],
+        "caches": [
+            {
+                "name": "SKU → ERP item",
+                "key_path": "sku",
+                "settings": {"ttl_days": 30, "on_miss": "fail"},
+                "entries": [
+                    ("TENT-2P-GRN", {"erp_item": "10042", "uom": "EA"}),
+                    ("TENT-4P-GRY", {"erp_item": "10043", "uom": "EA"}),
+                    ("BAG-20L-BLK", {"erp_item": "20117", "uom": "EA"}),
+                    ("BAG-35L-RED", {"erp_item": "20118", "uom": "EA"}),
+                    ("STOVE-MINI", {"erp_item": "30005", "uom": "EA"}),
+                    ("FUEL-230G", {"erp_item": "30011", "uom": "CAN"}),
+                ],
+            },
+            {
+                "name": "Shipping method map",
+                "key_path": "code",
+                "settings": {"ttl_days": 365},
+                "entries": [
+                    ("standard", {"erp_ship_method": "UPS Ground"}),
+                    ("express", {"erp_ship_method": "UPS 2nd Day Air"}),
+                    ("pickup", {"erp_ship_method": "Will Call"}),
+                ],
+            },
+        ],
+        "scripts": [
+            {
+                "name": "Normalise order",
+                "function": "preSavePage",
+                "code": (
+                    "function preSavePage(options) {\n"
+                    "  // Drop test orders and gift cards before they reach the ERP.\n"
+                    "  const data = options.data.filter((order) => !order.test);\n"
+                    "  data.forEach((order) => {\n"
+                    "    order.line_items = order.line_items.filter((l) => !l.gift_card);\n"
+                    "  });\n"
+                    "  return { data, errors: options.errors };\n"
+                    "}\n"
+                ),
+            },
+            {
+                "name": "Split bundles",
+                "function": "transformBundles",
+                "code": (
+                    "function transformBundles(options) {\n"
+                    "  // A bundle SKU becomes one line per component.\n"
+                    "  return options.record.line_items.flatMap((line) =>\n"
+                    "    line.components ? line.components : [line]);\n"
+                    "}\n"
+                ),
+            },
+        ],
+        "flows": [
+            {
+                "name": "Orders to sales orders",
+                "description": "Paid orders from the storefront become ERP sales orders.",
+                "schedule": "*/15 * * * *",
+                "steps": [
+                    {
+                        "name": "Export paid orders",
+                        "kind": StepKind.EXPORT,
+                        "connection": "Shopify storefront",
+                        "options": {"resource": "orders", "filter": "financial_status=paid"},
+                        "mappings": [],
+                    },
+                    {
+                        "name": "Look up ERP items",
+                        "kind": StepKind.LOOKUP,
+                        "connection": None,
+                        "options": {},
+                        "mappings": [_m("line_items[].sku", "item.internal_id", "SKU → ERP item")],
+                    },
+                    {
+                        "name": "Shape the sales order",
+                        "kind": StepKind.TRANSFORM,
+                        "connection": None,
+                        "options": {"script": "preSavePage"},
+                        "mappings": [
+                            _m("shipping_lines[0].code", "ship_method", "Shipping method map"),
+                            _m("customer.email", "entity.email"),
+                            _m("name", "other_ref_num"),
+                        ],
+                    },
+                    {
+                        "name": "Create sales order",
+                        "kind": StepKind.IMPORT,
+                        "connection": "NetSuite ERP",
+                        "options": {"record_type": "salesOrder", "mode": "upsert"},
+                        "mappings": [_m("other_ref_num", "externalId")],
+                    },
+                ],
+            },
+            {
+                "name": "Refunds to credit memos",
+                "description": "Storefront refunds become ERP credit memos.",
+                "schedule": "0 * * * *",
+                "steps": [
+                    {
+                        "name": "Export refunds",
+                        "kind": StepKind.EXPORT,
+                        "connection": "Shopify storefront",
+                        "options": {"resource": "refunds"},
+                        "mappings": [],
+                    },
+                    {
+                        "name": "Create credit memo",
+                        "kind": StepKind.IMPORT,
+                        "connection": "NetSuite ERP",
+                        "options": {"record_type": "creditMemo"},
+                        "mappings": [
+                            _m("refund_line_items[].line_item.sku", "item", "SKU → ERP item"),
+                            _m("order_id", "createdFrom"),
+                        ],
+                    },
+                ],
+            },
+            {
+                "name": "Stock levels to storefront",
+                "description": "ERP quantities on hand update storefront inventory.",
+                "schedule": "0 */2 * * *",
+                "enabled": False,
+                "steps": [
+                    {
+                        "name": "Export quantities",
+                        "kind": StepKind.EXPORT,
+                        "connection": "NetSuite ERP",
+                        "options": {"saved_search": "customsearch_qty_on_hand"},
+                        "mappings": [],
+                    },
+                    {
+                        "name": "Update inventory",
+                        "kind": StepKind.IMPORT,
+                        "connection": "Shopify storefront",
+                        "options": {"resource": "inventory_levels"},
+                        "mappings": [_m("quantityavailable", "available")],
+                    },
+                ],
+            },
+        ],
+    },
+    {
+        "name": "CRM contacts → marketing",
+        "description": "New and changed Salesforce contacts join the right Mailchimp audience; "
+        "unsubscribes go back to the CRM.",
+        "documentation": (
+            "# CRM contacts → marketing\n\nOwner: **Marketing ops**.\n\n"
+            "Only contacts with marketing consent are sent. Regions come from the *Country → "
+            "region* cache.\n"
+        ),
+        "connections": [
+            {
+                "name": "Salesforce CRM",
+                "kind": "salesforce",
+                "config": {"instance_url": "https://acme.my.salesforce.com", "api": "v61.0"},
+                "credentials": {"client_id": "demo", "client_secret": "demo"},
+            },
+            {
+                "name": "Mailchimp",
+                "kind": "http",
+                "config": {"base_url": "https://us21.api.mailchimp.com/3.0", "timeout": 30},
+                "credentials": {"api_key": "demo-us21"},
+            },
+        ],
+        "caches": [
+            {
+                "name": "Country → region",
+                "key_path": "country_code",
+                "settings": {},
+                "entries": [
+                    ("US", {"region": "NA"}),
+                    ("CA", {"region": "NA"}),
+                    ("DE", {"region": "EMEA"}),
+                    ("FR", {"region": "EMEA"}),
+                    ("JP", {"region": "APAC"}),
+                ],
+            },
+            {
+                "name": "Lead source → audience",
+                "key_path": "source",
+                "settings": {"default": "General"},
+                "entries": [
+                    ("Web", {"audience_id": "a1b2c3"}),
+                    ("Trade show", {"audience_id": "d4e5f6"}),
+                ],
+            },
+        ],
+        "scripts": [
+            {
+                "name": "Consent filter",
+                "function": "filterConsent",
+                "code": (
+                    "function filterConsent(options) {\n"
+                    "  return options.record.HasOptedOutOfEmail === false;\n"
+                    "}\n"
+                ),
+            },
+        ],
+        "flows": [
+            {
+                "name": "New contacts to audience",
+                "description": "Contacts changed since the last run, with consent.",
+                "schedule": "*/30 * * * *",
+                "steps": [
+                    {
+                        "name": "Export changed contacts",
+                        "kind": StepKind.EXPORT,
+                        "connection": "Salesforce CRM",
+                        "options": {"soql": "SELECT Id, Email, MailingCountryCode FROM Contact"},
+                        "mappings": [],
+                    },
+                    {
+                        "name": "Region and audience",
+                        "kind": StepKind.LOOKUP,
+                        "connection": None,
+                        "options": {"filter_script": "filterConsent"},
+                        "mappings": [
+                            _m("MailingCountryCode", "merge_fields.REGION", "Country → region"),
+                            _m("LeadSource", "list_id", "Lead source → audience"),
+                        ],
+                    },
+                    {
+                        "name": "Upsert members",
+                        "kind": StepKind.IMPORT,
+                        "connection": "Mailchimp",
+                        "options": {"path": "/lists/{list_id}/members", "method": "PUT"},
+                        "mappings": [_m("Email", "email_address"), _m("Id", "merge_fields.SFID")],
+                    },
+                ],
+            },
+            {
+                "name": "Unsubscribes back to CRM",
+                "description": "Mailchimp unsubscribes set the CRM opt-out flag.",
+                "schedule": "0 * * * *",
+                "steps": [
+                    {
+                        "name": "Export unsubscribes",
+                        "kind": StepKind.EXPORT,
+                        "connection": "Mailchimp",
+                        "options": {"path": "/lists/a1b2c3/members?status=unsubscribed"},
+                        "mappings": [],
+                    },
+                    {
+                        "name": "Update contacts",
+                        "kind": StepKind.IMPORT,
+                        "connection": "Salesforce CRM",
+                        "options": {"object": "Contact", "mode": "update"},
+                        "mappings": [_m("merge_fields.SFID", "Id")],
+                    },
+                ],
+            },
+        ],
+    },
+    {
+        "name": "Carrier tracking → storefront",
+        "description": "Carrier EDI 214 status messages become storefront fulfilment events.",
+        "documentation": "# Carrier tracking\n\nEDI 214 files arrive over AS2 every 10 minutes.\n",
+        "connections": [
+            {
+                "name": "Carrier AS2",
+                "kind": "as2",
+                "config": {"as2_id": "ACMECARRIER", "url": "https://as2.carrier.example/in"},
+                "credentials": {"certificate": "demo"},
+            },
+            {
+                "name": "Shopify storefront",
+                "kind": "shopify",
+                "config": {"shop": "acme-outdoor.myshopify.com", "api_version": "2024-10"},
+                "credentials": {"access_token": "shpat_demo_not_a_real_token"},
+            },
+        ],
+        "caches": [
+            {
+                "name": "Carrier status codes",
+                "key_path": "code",
+                "settings": {},
+                "entries": [
+                    ("AF", {"event": "picked_up"}),
+                    ("X6", {"event": "in_transit"}),
+                    ("OO", {"event": "out_for_delivery"}),
+                    ("D1", {"event": "delivered"}),
+                    ("A7", {"event": "failure"}),
+                ],
+            },
+        ],
+        "scripts": [
+            {
+                "name": "Parse EDI 214",
+                "function": "parseEdi214",
+                "code": (
+                    "function parseEdi214(options) {\n"
+                    "  const segments = options.raw.split('~');\n"
+                    "  const at7 = segments.find((s) => s.startsWith('AT7'));\n"
+                    "  return { code: at7 ? at7.split('*')[1] : null };\n"
+                    "}\n"
+                ),
+            },
+        ],
+        "flows": [
+            {
+                "name": "Tracking events to fulfilments",
+                "description": "Status messages become fulfilment events on the order.",
+                "schedule": "*/10 * * * *",
+                "steps": [
+                    {
+                        "name": "Receive 214 messages",
+                        "kind": StepKind.EXPORT,
+                        "connection": "Carrier AS2",
+                        "options": {"document": "214", "parse_script": "parseEdi214"},
+                        "mappings": [],
+                    },
+                    {
+                        "name": "Translate status",
+                        "kind": StepKind.LOOKUP,
+                        "connection": None,
+                        "options": {},
+                        "mappings": [_m("code", "status", "Carrier status codes")],
+                    },
+                    {
+                        "name": "Create fulfilment event",
+                        "kind": StepKind.IMPORT,
+                        "connection": "Shopify storefront",
+                        "options": {"resource": "fulfillment_events"},
+                        "mappings": [_m("tracking_number", "fulfillment.tracking_number")],
+                    },
+                ],
+            },
+            {
+                "name": "Delivery exceptions to support",
+                "description": "Failed deliveries open a support ticket.",
+                "schedule": "5 * * * *",
+                "steps": [
+                    {
+                        "name": "Find exceptions",
+                        "kind": StepKind.TRANSFORM,
+                        "connection": None,
+                        "options": {"filter": "status == 'failure'"},
+                        "mappings": [_m("order_id", "ticket.external_id")],
+                    },
+                ],
+            },
+        ],
+    },
+)
+
+# username → {integration name: level}
+DEMO_GRANTS: dict[str, dict[str, str]] = {
+    "Storefront orders → ERP": {"developer": "manage", "monitor": "monitor"},
+    "CRM contacts → marketing": {"developer": "monitor", "monitor": "monitor"},
+    "Carrier tracking → storefront": {"developer": "manage", "monitor": "monitor"},
+}
+
+
+class Command(BaseCommand):
+    help = "Load demo users and integrations (safe to run again: nothing is duplicated)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        users = self._users()
+        for spec in DEMO:
+            self._integration(spec, users["developer"])
+        self._clone(users["developer"])
+        self.stdout.write("")
+        self.stdout.write("Demo users (demo data only):")
+        for username, role, password in DEMO_USERS:
+            self.stdout.write(f"  {username:<10} {password:<20} {role}")
+        self.stdout.write("Sign in at http://127.0.0.1:8000/login/")
+
+    def _users(self) -> dict[str, User]:
+        users = {}
+        for username, role, password in DEMO_USERS:
+            user, created = services.user_create_or_update(
+                username=username,
+                role=role,
+                password=password,
+                email=f"{username}@ilm-demo.example",
+            )
+            users[username] = user
+            self.stdout.write(f"{'Created' if created else 'Updated'} user {username} ({role}).")
+        return users
+
+    def _integration(self, spec: dict[str, Any], owner: User) -> None:
+        name = spec["name"]
+        if Integration.objects.filter(name=name, cloned_from__isnull=True).exists():
+            self.stdout.write(f"{name}: already there, left as it is.")
+            return
+        with transaction.atomic():
+            integration = services.integration_create(
+                name=name,
+                user=owner,
+                description=spec["description"],
+                environment=Environment.PRODUCTION,
+                documentation=spec["documentation"],
+            )
+            connections = {
+                c["name"]: services.resource_create(
+                    integration=integration, type_key="connection", data=c
+                )
+                for c in spec["connections"]
+            }
+            caches = {}
+            for c in spec["caches"]:
+                cache = services.resource_create(
+                    integration=integration,
+                    type_key="lookup_cache",
+                    data={k: c[k] for k in ("name", "key_path", "settings")},
+                )
+                services.cache_entries_add(
+                    cache=cache, entries=[{"key": k, "value": v} for k, v in c["entries"]]
+                )
+                caches[c["name"]] = str(cache.lineage_id)
+            for s in spec["scripts"]:
+                services.resource_create(integration=integration, type_key="script", data=s)
+            for f in spec["flows"]:
+                flow = services.resource_create(
+                    integration=integration,
+                    type_key="flow",
+                    data={
+                        "name": f["name"],
+                        "description": f["description"],
+                        "schedule": f["schedule"],
+                        "enabled": f.get("enabled", True),
+                    },
+                )
+                for position, step in enumerate(f["steps"], start=1):
+                    mappings = [
+                        {
+                            "source": m["source"],
+                            "target": m["target"],
+                            "lookup_cache": caches[m["cache"]] if m["cache"] else None,
+                        }
+                        for m in step["mappings"]
+                    ]
+                    services.resource_create(
+                        integration=integration,
+                        type_key="step",
+                        data={
+                            "name": step["name"],
+                            "flow": flow,
+                            "position": position,
+                            "kind": step["kind"],
+                            "connection": connections.get(step["connection"] or ""),
+                            "config": {**step["options"], "mappings": mappings},
+                        },
+                    )
+            services.access_set(
+                integration=integration,
+                grants=[
+                    {"user": username, "level": level}
+                    for username, level in DEMO_GRANTS.get(name, {}).items()
+                ],
+            )
+        self.stdout.write(f"{name}: created.")
+
+    def _clone(self, developer: User) -> None:
+        try:
+            from revisions import services as revision_services
+        except ImportError:
+            revision_services = None
+        clone_fn = getattr(revision_services, "integration_clone", None)
+        if clone_fn is None:
+            self.stdout.write(
+                f"{CLONE_NAME}: skipped, cloning is not available in this build yet "
+                "(revisions.services.integration_clone)."
+            )
+            return
+        source = Integration.objects.filter(
+            name="Storefront orders → ERP", cloned_from__isnull=True
+        ).first()
+        if source is None or Integration.objects.filter(name=CLONE_NAME).exists():
+            self.stdout.write(f"{CLONE_NAME}: already there, left as it is.")
+            return
+        clone_fn(
+            source=source,
+            user=developer,
+            name=CLONE_NAME,
+            environment=Environment.SANDBOX,
+            copy_cache_data=True,
+        )
+        self.stdout.write(f"{CLONE_NAME}: cloned from {source.name}.")

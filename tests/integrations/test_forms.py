@@ -1,0 +1,179 @@
+"""The forms of the integration pages: parsing and messages a user can act on."""
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from integrations.forms import (
+    CacheUploadForm,
+    ConnectionForm,
+    GrantFormSet,
+    IntegrationSettingsForm,
+    JSONObjectField,
+    StepForm,
+    apply_service_errors,
+    validate_cron,
+)
+from tests.factories import (
+    ConnectionFactory,
+    IntegrationFactory,
+    LookupCacheFactory,
+    StepFactory,
+    UserFactory,
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["*/15 * * * *", "0 6 * * 1-5", "30 2 1 jan,jul *", "0 0 * * SUN", "@hourly", "", "0  6 * * *"],
+)
+def test_valid_cron_schedules(value):
+    validate_cron(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("* * * *", "has 4"),
+        ("60 * * * *", "minute field '60' is out of range (0–59)"),
+        ("* 24 * * *", "hour field"),
+        ("* * 0 * *", "day of month field"),
+        ("* * * 13 *", "month field"),
+        ("* * * * funday", "day of week field"),
+        ("*/0 * * * *", "step of 0"),
+        ("a b c d e", "minute field"),
+    ],
+)
+def test_invalid_cron_schedules_say_which_field(value, message):
+    with pytest.raises(ValidationError) as exc:
+        validate_cron(value)
+    assert message in exc.value.messages[0]
+
+
+def test_json_object_field_reports_where_the_json_breaks():
+    field = JSONObjectField(what="Config")
+    assert field.clean('{"a": 1}') == {"a": 1}
+    assert field.clean("") == {}
+    with pytest.raises(ValidationError) as exc:
+        field.clean('{"a": 1,\n "b": }')
+    assert "line 2" in exc.value.messages[0]
+    with pytest.raises(ValidationError, match="must be a JSON object"):
+        field.clean('"text"')
+
+
+def test_json_object_field_shows_objects_indented():
+    assert JSONObjectField().prepare_value({"a": 1}) == '{\n  "a": 1\n}'
+
+
+def test_connection_form_never_offers_stored_credentials():
+    form = ConnectionForm(instance=ConnectionFactory.build(credentials={"token": "abc"}))
+    assert "abc" not in str(form) and form["credentials"].value() in (None, "")
+
+
+def test_connection_form_keeps_credentials_unless_given_or_cleared():
+    base = {"name": "C", "kind": "http", "config": "{}"}
+    form = ConnectionForm(base)
+    assert form.is_valid() and "credentials" not in form.service_data()
+    form = ConnectionForm({**base, "credentials": '{"k": "v"}'})
+    assert form.is_valid() and form.service_data()["credentials"] == {"k": "v"}
+
+
+@pytest.mark.django_db
+def test_step_form_offers_only_this_integrations_connections_and_caches():
+    integration = IntegrationFactory()
+    mine = ConnectionFactory(integration=integration)
+    ConnectionFactory()
+    cache = LookupCacheFactory(integration=integration)
+    LookupCacheFactory()
+    form = StepForm(integration=integration)
+    assert list(form.fields["connection"].queryset) == [mine]
+    choices = form.mappings.forms[0].fields["lookup_cache"].choices
+    assert choices == [("", "—"), (str(cache.lineage_id), cache.name)]
+
+
+@pytest.mark.django_db
+def test_step_form_builds_config_from_options_and_mapping_rows():
+    integration = IntegrationFactory()
+    form = StepForm(
+        {
+            "name": "S",
+            "kind": "transform",
+            "options": '{"batch_size": 10, "mappings": "ignored"}',
+            "mappings-TOTAL_FORMS": "3",
+            "mappings-INITIAL_FORMS": "0",
+            "mappings-0-source": " a ",
+            "mappings-0-target": "b",
+            "mappings-1-source": "c",
+            "mappings-1-target": "d",
+            "mappings-1-DELETE": "on",
+        },
+        integration=integration,
+    )
+    assert form.is_valid(), form.errors
+    assert form.service_data()["config"] == {
+        "batch_size": 10,
+        "mappings": [{"source": "a", "target": "b", "lookup_cache": None}],
+    }
+
+
+@pytest.mark.django_db
+def test_step_form_shows_existing_mappings_and_options():
+    step = StepFactory(config={"retries": 2, "mappings": [{"source": "x", "target": "y"}]})
+    form = StepForm(integration=step.integration, instance=step)
+    assert form.initial["options"] == {"retries": 2}
+    assert form.mappings.forms[0].initial == {"source": "x", "target": "y", "lookup_cache": ""}
+
+
+@pytest.mark.django_db
+def test_settings_form_turns_ignore_rows_into_the_ignore_fields_object():
+    integration = IntegrationFactory(ignore_fields={"flow": ["schedule"]})
+    form = IntegrationSettingsForm(integration=integration, may_change_environment=False)
+    assert form.initial["ignore_flow"] == "schedule"
+    assert form.fields["environment"].disabled
+    form = IntegrationSettingsForm(
+        {
+            "name": "N",
+            "environment": "sandbox",
+            "snapshot_schedule": "weekly",
+            "ignore_connection": "config.base_url,\nconfig.timeout",
+            "ignore_flow": "",
+        },
+        integration=integration,
+        may_change_environment=True,
+    )
+    assert form.is_valid(), form.errors
+    assert form.service_data()["ignore_fields"] == {
+        "connection": ["config.base_url", "config.timeout"]
+    }
+
+
+@pytest.mark.django_db
+def test_grant_formset_refuses_a_user_twice():
+    dev = UserFactory(username="dev1")
+    data = {
+        "grants-TOTAL_FORMS": "2",
+        "grants-INITIAL_FORMS": "0",
+        "grants-0-user": dev.username,
+        "grants-0-level": "manage",
+        "grants-1-user": dev.username,
+        "grants-1-level": "monitor",
+    }
+    formset = GrantFormSet(data, prefix="grants")
+    assert not formset.is_valid()
+    assert "listed twice" in str(formset.non_form_errors())
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"), [("a.csv", True), ("a.JSON", True), ("a.xlsx", False), ("csv", False)]
+)
+def test_upload_form_accepts_csv_and_json_only(name, ok):
+    form = CacheUploadForm({}, {"file": SimpleUploadedFile(name, b"sku\nA\n")})
+    assert form.is_valid() is ok
+
+
+def test_service_errors_land_on_their_fields():
+    form = ConnectionForm({"name": "C", "kind": "http", "config": "{}"})
+    assert form.is_valid()
+    apply_service_errors(form, ValidationError({"name": ["Taken."], "flow": ["Other."]}))
+    assert form.errors["name"] == ["Taken."]
+    assert form.non_field_errors() == ["flow: Other."]

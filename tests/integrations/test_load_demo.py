@@ -1,0 +1,122 @@
+"""`manage.py load_demo`: users per role, three integrations and a sandbox clone, once."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from integrations.models import (
+    Connection,
+    Environment,
+    Flow,
+    FlowStep,
+    Integration,
+    IntegrationAccess,
+    LookupCache,
+    LookupCacheEntry,
+    Script,
+    User,
+)
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+MODELS = (
+    User,
+    Integration,
+    IntegrationAccess,
+    Connection,
+    Flow,
+    FlowStep,
+    Script,
+    LookupCache,
+    LookupCacheEntry,
+)
+
+
+def counts():
+    return {m.__name__: m.objects.count() for m in MODELS}
+
+
+def load(django_capture_on_commit_callbacks) -> str:
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("load_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_load_demo_twice_creates_everything_once(django_capture_on_commit_callbacks):
+    first = load(django_capture_on_commit_callbacks)
+    after_first = counts()
+    second = load(django_capture_on_commit_callbacks)
+    assert counts() == after_first
+    assert "already there" in second
+    for text in (first, second):
+        for line in (
+            "admin",
+            "ilm-demo-admin",
+            "developer",
+            "ilm-demo-developer",
+            "approver",
+            "ilm-demo-approver",
+            "monitor",
+            "ilm-demo-monitor",
+        ):
+            assert line in text
+
+
+def test_demo_users_sign_in_with_the_printed_passwords(django_capture_on_commit_callbacks):
+    load(django_capture_on_commit_callbacks)
+    for username, role in (
+        ("admin", "administrator"),
+        ("approver", "approver"),
+        ("developer", "developer"),
+        ("monitor", "monitor"),
+    ):
+        user = authenticate(username=username, password=f"ilm-demo-{username}")
+        assert user is not None and user.role == role
+
+
+def test_demo_integrations_are_realistic(django_capture_on_commit_callbacks):
+    load(django_capture_on_commit_callbacks)
+    originals = Integration.objects.filter(cloned_from__isnull=True)
+    assert originals.count() == 3
+    for integration in originals:
+        assert integration.flows.count() >= 2
+        assert integration.connections.exists() and integration.scripts.exists()
+        assert LookupCacheEntry.objects.filter(cache__integration=integration).exists()
+        cache_ids = {str(c) for c in integration.lookupcaches.values_list("lineage_id", flat=True)}
+        referenced = {
+            m["lookup_cache"]
+            for step in FlowStep.objects.filter(integration=integration)
+            for m in step.config.get("mappings", [])
+            if m.get("lookup_cache")
+        }
+        assert referenced and referenced <= cache_ids
+        for step in FlowStep.objects.filter(integration=integration):
+            step.full_clean()  # every step passes the domain's own validation
+    monitor = User.objects.get(username="monitor")
+    assert set(monitor.grants.values_list("level", flat=True)) == {"monitor"}
+    assert monitor.grants.count() == 3
+
+
+def test_demo_includes_a_sandbox_clone_when_cloning_is_available(
+    django_capture_on_commit_callbacks,
+):
+    output = load(django_capture_on_commit_callbacks)
+    try:
+        from revisions import services
+    except ImportError:
+        services = None
+    if getattr(services, "integration_clone", None) is None:
+        assert (
+            "skipped" in output
+            and not Integration.objects.filter(cloned_from__isnull=False).exists()
+        )
+        return
+    clone = Integration.objects.get(cloned_from__isnull=False)
+    assert clone.environment == Environment.SANDBOX
+    assert clone.cloned_from.name == "Storefront orders → ERP"
+    assert clone.flows.count() == clone.cloned_from.flows.count()
+    load(django_capture_on_commit_callbacks)
+    assert Integration.objects.filter(cloned_from__isnull=False).count() == 1
