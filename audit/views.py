@@ -98,7 +98,7 @@ def log(request: HttpRequest) -> HttpResponse:
     """The global audit log: every event, administrators only."""
     require(request.user, Action.VIEW_GLOBAL_AUDIT)
     browse = _browse(request, Event.objects.all())
-    context = _context(request, browse, here=reverse("audit:log"), csv_url=reverse("audit:log_csv"))
+    context = _context(request, browse, here=reverse("audit:log"), csv_url=reverse("audit:csv"))
     context["global_log"] = True
     context["integrations"] = Integration.objects.order_by("name", "pk").values_list("pk", "name")
     context["usernames"] = User.objects.order_by("username").values_list("username", flat=True)

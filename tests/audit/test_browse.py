@@ -159,7 +159,7 @@ def test_events_of_unseen_integrations_are_404(history, other, dev_client):
 
 
 def test_csv_download_is_streamed_one_row_per_field_change(history, admin_client_):
-    response = admin_client_.get(reverse("audit:log_csv"), {"action": "updated"})
+    response = admin_client_.get(reverse("audit:csv"), {"action": "updated"})
     assert response["Content-Type"].startswith("text/csv")
     rows = _csv(response)
     assert rows == [
@@ -173,13 +173,13 @@ def test_csv_download_is_streamed_one_row_per_field_change(history, admin_client
             "user": "dev",
         }
     ]
-    created = _csv(admin_client_.get(reverse("audit:log_csv"), {"resource_type": "script"}))
+    created = _csv(admin_client_.get(reverse("audit:csv"), {"resource_type": "script"}))
     assert {r["field"] for r in created} >= {"name", "function", "code"}
 
 
 def test_csv_cells_cannot_run_as_formulas(integration, admin_client_):
     FlowFactory(integration=integration, name="=HYPERLINK(evil)", description="-5")
-    rows = _csv(admin_client_.get(reverse("audit:log_csv")))
+    rows = _csv(admin_client_.get(reverse("audit:csv")))
     names = {r["resource_name"] for r in rows}
     assert "'=HYPERLINK(evil)" in names
     assert "-5" in {r["new"] for r in rows}
@@ -189,7 +189,7 @@ def test_integration_csv_needs_access(history, integration, other, dev_client):
     rows = _csv(dev_client.get(reverse("audit:integration_csv", args=[integration.pk])))
     assert rows and {r["integration_id"] for r in rows} == {str(integration.pk)}
     assert dev_client.get(reverse("audit:integration_csv", args=[other.pk])).status_code == 404
-    assert dev_client.get(reverse("audit:log_csv")).status_code == 403
+    assert dev_client.get(reverse("audit:csv")).status_code == 403
 
 
 # API ---------------------------------------------------------------------------------
