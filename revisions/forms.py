@@ -44,6 +44,7 @@ class SnapshotForm(forms.Form):
     description = forms.CharField(
         max_length=500,
         label="Description",
+        error_messages={"required": "Describe the snapshot so others can find it later."},
         help_text="What state is this? e.g. “Before the holiday price changes”.",
         widget=forms.TextInput(attrs={"placeholder": "Before the holiday price changes"}),
     )
@@ -66,6 +67,7 @@ class PullForm(forms.Form):
     description = forms.CharField(
         max_length=500,
         label="Description",
+        error_messages={"required": "Say what this pull brings in."},
         widget=forms.TextInput(attrs={"placeholder": "New tax mapping from the sandbox"}),
     )
 
@@ -127,7 +129,11 @@ class RevertForm(forms.Form):
 
 
 class CloneForm(forms.Form):
-    name = forms.CharField(max_length=200, label="Name of the clone")
+    name = forms.CharField(
+        max_length=200,
+        label="Name of the clone",
+        error_messages={"required": "Give the clone a name."},
+    )
     environment = forms.ChoiceField(
         choices=Environment.choices,
         initial=Environment.SANDBOX,

@@ -31,12 +31,7 @@ from integrations.permissions import (
     require,
 )
 
-from . import selectors
-
-try:  # TEMP while the engine lands in the shared tree
-    from . import approvals, services
-except ImportError:
-    approvals = services = None
+from . import approvals, selectors, services
 from .errors import RevisionError
 from .forms import (
     CloneForm,

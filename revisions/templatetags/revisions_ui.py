@@ -20,9 +20,7 @@ def sync_badge(integration, link: bool = True) -> dict:
     """How an integration stands against the one it was cloned from (its sync point)."""
     from .. import selectors
 
-    status = getattr(selectors, "sync_status", None)  # TEMP until the engine's selector lands
-    sync = status(integration) if status is not None else None
-    return {"sync": sync, "integration": integration, "link": link}
+    return {"sync": selectors.sync_status(integration), "integration": integration, "link": link}
 
 
 @register.filter
