@@ -135,3 +135,104 @@ def test_an_exception_at_every_write_of_apply_changes_nothing(monkeypatch, scena
         assert Integration.objects.get(pk=integration.pk).version == version
     apply_document(integration=integration, document=doc)
     assert document_of(integration) == doc
+
+
+# Two merges at once (PostgreSQL: each thread has its own connection) --------------------
+
+
+def _at_once(calls):
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    outcomes = [None] * len(calls)
+
+    def run(i, call):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[i] = ("ok", call())
+        except Exception as exc:  # recorded and asserted on below
+            outcomes[i] = ("error", exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return outcomes
+
+
+@pytest.fixture
+def ready_pull(developer):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (row locks); set DATABASE_URL")
+    from integrations.models import Environment
+    from integrations.services import resource_update
+    from revisions import services, tasks
+    from revisions.models import Revision
+    from tests.factories import IntegrationFactory
+
+    prod = IntegrationFactory(name="Prod", environment=Environment.SANDBOX)
+    flow = FlowFactory(integration=prod, name="Orders")
+    sandbox = services.integration_clone(
+        source=prod, user=developer, name="Sandbox", environment=Environment.SANDBOX
+    )
+    tasks.clone_run(Revision.objects.get(integration=sandbox).pk)
+    twin = Flow.objects.get(integration=sandbox, lineage_id=flow.lineage_id)
+    resource_update(instance=twin, data={"schedule": "0 3 * * *"})
+    revision = services.pull_create(target=prod, source=sandbox, user=developer)
+    tasks.pull_compute(revision.pk)
+    revision.refresh_from_db()
+    return prod, revision
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_merges_started_at_once_exactly_one_proceeds(ready_pull, developer):
+    from revisions import services
+    from revisions.errors import InvalidState
+    from revisions.models import Revision, RevisionStatus
+
+    prod, revision = ready_pull
+    version = Integration.objects.get(pk=prod.pk).version
+    outcomes = _at_once(
+        [
+            lambda: services.merge_start(
+                revision=Revision.objects.get(pk=revision.pk), user=developer
+            ),
+            lambda: services.merge_start(
+                revision=Revision.objects.get(pk=revision.pk), user=developer
+            ),
+        ]
+    )
+    kinds = sorted(kind for kind, _ in outcomes)
+    assert kinds == ["error", "ok"], outcomes
+    error = next(value for kind, value in outcomes if kind == "error")
+    assert isinstance(error, InvalidState)
+    revision.refresh_from_db()
+    assert revision.status == RevisionStatus.COMPLETED  # eager: merged on commit, once
+    assert Integration.objects.get(pk=prod.pk).version == version + 1
+    assert Revision.objects.filter(operation=revision).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_merge_task_delivered_twice_at_once_merges_once(ready_pull, developer, monkeypatch):
+    from revisions import services, tasks
+    from revisions.models import Revision, RevisionStatus
+
+    prod, revision = ready_pull
+    version = Integration.objects.get(pk=prod.pk).version
+    monkeypatch.setattr(services, "_enqueue", lambda *args, **kwargs: None)
+    services.merge_start(revision=revision, user=developer)
+    outcomes = _at_once(
+        [lambda: tasks.merge_run(revision.pk), lambda: tasks.merge_run(revision.pk)]
+    )
+    assert [value for _, value in outcomes] == [RevisionStatus.COMPLETED] * 2, outcomes
+    revision.refresh_from_db()
+    assert revision.status == RevisionStatus.COMPLETED
+    assert Integration.objects.get(pk=prod.pk).version == version + 1
+    assert Revision.objects.filter(operation=revision).count() == 2
