@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ilm_site.api_urls")),
     path("account/", include("integrations.account_urls")),
+    path("", include("integrations.package_urls")),
     path("", include("revisions.urls")),
     path("", include("audit.urls")),
     path("", include("integrations.urls")),

@@ -163,8 +163,7 @@ class CloneView(ApiView):
             user=request.user,
             name=data["name"],
             environment=environment,
-            include_lookup_cache_data=data["include_lookup_cache_data"],
-            description=data["description"],
+            copy_cache_data=data["include_lookup_cache_data"],
         )
         clone.refresh_from_db()
         return Response(IntegrationSerializer(clone).data, status=status.HTTP_201_CREATED)

@@ -18,12 +18,21 @@ from rest_framework import serializers
 from .models import AccessLevel, Environment, Integration, SnapshotSchedule
 from .resources import RESOURCE_TYPES, ResourceType
 
+# The database hands large numbers back as integers, which canonical JSON (orjson) holds
+# only up to 64 bits: refuse bigger magnitudes on the way in.
+JSON_NUMBER_LIMIT = 2**63
+
 
 def reject_nul(value: Any) -> None:
-    """PostgreSQL stores no NUL character in text or JSON: refuse it as bad input."""
+    """Refuse what the database or canonical JSON cannot keep: NUL characters, huge numbers."""
     if isinstance(value, str):
         if "\x00" in value:
             raise serializers.ValidationError("Text may not contain NUL (\\u0000) characters.")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if value != value or abs(value) >= JSON_NUMBER_LIMIT:
+            raise serializers.ValidationError(
+                f"Numbers must lie between -{JSON_NUMBER_LIMIT} and {JSON_NUMBER_LIMIT}."
+            )
     elif isinstance(value, dict):
         for key, item in value.items():
             reject_nul(key)
@@ -94,7 +103,6 @@ class CloneSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     environment = serializers.ChoiceField(choices=Environment.choices, required=False)
     include_lookup_cache_data = serializers.BooleanField(required=False, default=False)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class FamilyMemberSerializer(serializers.ModelSerializer):

@@ -357,6 +357,19 @@ def test_nul_characters_in_json_are_bad_input_not_a_crash(dev_api, integration):
     assert not integration.connections.exists()
 
 
+def test_numbers_beyond_64_bits_are_bad_input_not_a_crash(dev_api, integration):
+    # The database returns 1e26 as an integer that canonical JSON cannot hold.
+    url = f"/api/v1/integrations/{integration.pk}/connections"
+    for config in ({"a": 1.0710901842551313e26}, {"a": [-(2**64)]}, {"a": {"b": 2**63}}):
+        response = dev_api.post(url, {"name": "x", "kind": "http", "config": config}, format="json")
+        assert response.status_code == 400, config
+        assert "Numbers must lie between" in response.json()["detail"]
+    ok = {"a": 2**63 - 1, "b": -1.5}
+    response = dev_api.post(url, {"name": "x", "kind": "http", "config": ok}, format="json")
+    assert response.status_code == 201
+    assert response.json()["config"] == ok
+
+
 def test_connection_config_must_be_an_object(dev_api, integration):
     url = f"/api/v1/integrations/{integration.pk}/connections"
     response = dev_api.post(url, {"name": "x", "kind": "http", "config": [1, 2]}, format="json")

@@ -5,6 +5,7 @@ are tested on their own; the approval that starts a merge uses the engine's merg
 """
 
 import importlib.util
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -260,32 +261,31 @@ def test_queue_lists_awaiting_pulls_for_approvers_and_counts_others_requests(
 
 
 @pytest.fixture
-def merge_calls(monkeypatch):
+def merge(monkeypatch):
     """The engine's merge_start, recorded: what approve hands over, and in whose name."""
     from revisions import services
 
-    calls = []
+    record = SimpleNamespace(calls=[], refuse=None)
 
     def merge_start(*, revision, user):
-        calls.append((revision.pk, user.username, approvals.is_approved(revision)))
-        if getattr(merge_start, "refuse", None):
-            raise merge_start.refuse
+        record.calls.append((revision.pk, user.username, approvals.is_approved(revision)))
+        if record.refuse is not None:
+            raise record.refuse
         revision.move_to(RevisionStatus.MERGING)
         return revision
 
     monkeypatch.setattr(services, "merge_start", merge_start)
-    calls.fn = merge_start
-    return calls
+    return record
 
 
 @pytest.mark.skipif(not ENGINE, reason="the revision engine is not installed in this tree")
 def test_approve_records_the_decision_and_starts_the_merge_as_the_approver(
-    pull, developer, approver, events, merge_calls, django_capture_on_commit_callbacks
+    pull, developer, approver, events, merge, django_capture_on_commit_callbacks
 ):
     approvals.approval_request(revision=pull, user=developer)
     with django_capture_on_commit_callbacks(execute=True):
         approvals.approval_approve(revision=pull, user=approver, comment=" Fine ")
-    assert merge_calls == [(pull.pk, "april", True)]
+    assert merge.calls == [(pull.pk, "april", True)]
     approval = Approval.objects.get()
     assert (approval.decision, approval.decided_by, approval.decision_comment) == (
         ApprovalDecision.APPROVED,
@@ -298,13 +298,11 @@ def test_approve_records_the_decision_and_starts_the_merge_as_the_approver(
 
 
 @pytest.mark.skipif(not ENGINE, reason="the revision engine is not installed in this tree")
-def test_approval_is_not_recorded_when_the_merge_cannot_start(
-    pull, developer, approver, merge_calls
-):
+def test_approval_is_not_recorded_when_the_merge_cannot_start(pull, developer, approver, merge):
     from revisions.errors import StaleReview
 
     approvals.approval_request(revision=pull, user=developer)
-    merge_calls.fn.refuse = StaleReview("The target changed since the pull was computed.")
+    merge.refuse = StaleReview("The target changed since the pull was computed.")
     with pytest.raises(StaleReview):
         approvals.approval_approve(revision=pull, user=approver)
     assert Approval.objects.get().decision == ApprovalDecision.PENDING
