@@ -2,7 +2,7 @@
 
 A worker is a subprocess (`celery -A ilm_site worker --pool=solo`) started against the very
 test database pytest-django created. `celery_worker` is one plain worker shared by the tests
-of the session (a start costs seconds); `start_worker` stops it and starts the test's own
+here (a start costs seconds); `start_worker` stops it and starts the test's own
 workers (with extra environment, e.g. a short visibility timeout). Tests here use
 `@pytest.mark.django_db(transaction=True)`: the worker only sees committed rows. The test
 process itself stops running tasks eagerly (the test settings do) for the length of a
@@ -37,9 +37,14 @@ WORKER_START_SECONDS = 60.0
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/integration" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
+    here = [i for i, item in enumerate(items) if "tests/integration" in str(item.fspath)]
+    for i in here:
+        items[i].add_marker(pytest.mark.integration)
+    # Tests with workers of their own last: each stops the shared worker, so the shared
+    # one starts once rather than again after each of them.
+    ordered = sorted((items[i] for i in here), key=lambda item: "start_worker" in item.fixturenames)
+    for i, item in zip(here, ordered, strict=True):
+        items[i] = item
 
 
 def _broker_url() -> str:
@@ -179,7 +184,9 @@ class WorkerPool:
             self.shared_worker = None
 
 
-@pytest.fixture(scope="session")
+# Package scope: the shared worker stops when the integration tests are done, not at the
+# end of the whole suite.
+@pytest.fixture(scope="package")
 def worker_pool(real_services, tmp_path_factory) -> Iterator[WorkerPool]:
     pool = WorkerPool(real_services, tmp_path_factory.mktemp("celery-workers"))
     yield pool

@@ -22,7 +22,7 @@ from revisions import services
 from revisions.document import document_of
 from revisions.models import ChangeSet, Revision, RevisionStatus, RevisionType
 from tests.factories import FlowFactory, ScriptFactory, StepFactory
-from tests.integration.workers import wait_for, wait_for_status
+from tests.integration.workers import run_tasks_here, wait_for, wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,38 +46,37 @@ def test_sigkill_mid_merge_leaves_nothing_and_redelivery_merges_once(
             StepFactory(flow=flow, name=f"{flow.name} step {position}", position=position)
     ScriptFactory(integration=production, name="Tax rounding")
 
-    # Set-up on a plain worker: clone into a sandbox, change production, pull it in.
-    setup = start_worker()
-    sandbox = services.integration_clone(
-        source=production, user=developer, name="Sandbox", environment=Environment.SANDBOX
-    )
-    clone_revision = Revision.objects.get(integration=sandbox, type=RevisionType.CLONE)
-    wait_for_status(clone_revision, RevisionStatus.COMPLETED, workers=[setup])
-    for flow in flows[:2]:
-        domain.resource_update(instance=flow, data={"description": f"{flow.name}, reworked"})
-    for step in FlowStep.objects.filter(flow=flows[2]):
-        domain.resource_update(instance=step, data={"name": f"{step.name} (v2)"})
-    new_flow = domain.resource_create(
-        integration=production, type_key="flow", data={"name": "Returns", "schedule": "0 6 * * *"}
-    )
-    for position in (1, 2):
-        domain.resource_create(
-            integration=production,
-            type_key="step",
-            data={
-                "flow": new_flow,
-                "name": f"Returns {position}",
-                "position": position,
-                "kind": "transform",
-            },
+    # Set-up, run in this process: clone into a sandbox, change production, pull it in.
+    with run_tasks_here():
+        sandbox = services.integration_clone(
+            source=production, user=developer, name="Sandbox", environment=Environment.SANDBOX
         )
-    for step in FlowStep.objects.filter(flow=flows[3]):
-        domain.resource_delete(instance=step)
-    domain.resource_delete(instance=flows[3])
-
-    pull = services.pull_create(target=sandbox, source=production, user=developer)
-    pull = wait_for_status(pull, RevisionStatus.READY, workers=[setup])
-    setup.stop()  # warm: its tasks are acknowledged, only the merge's will be redelivered
+        for flow in flows[:2]:
+            domain.resource_update(instance=flow, data={"description": f"{flow.name}, reworked"})
+        for step in FlowStep.objects.filter(flow=flows[2]):
+            domain.resource_update(instance=step, data={"name": f"{step.name} (v2)"})
+        new_flow = domain.resource_create(
+            integration=production,
+            type_key="flow",
+            data={"name": "Returns", "schedule": "0 6 * * *"},
+        )
+        for position in (1, 2):
+            domain.resource_create(
+                integration=production,
+                type_key="step",
+                data={
+                    "flow": new_flow,
+                    "name": f"Returns {position}",
+                    "position": position,
+                    "kind": "transform",
+                },
+            )
+        for step in FlowStep.objects.filter(flow=flows[3]):
+            domain.resource_delete(instance=step)
+        domain.resource_delete(instance=flows[3])
+        pull = services.pull_create(target=sandbox, source=production, user=developer)
+    pull.refresh_from_db()
+    assert pull.status == RevisionStatus.READY, pull.error
     touched = len(ChangeSet.objects.get(revision=pull).data["resources"])
     assert touched == 2 + 3 + 3 + 4  # 2 flows, 3 steps modified; 1 flow + 2 steps added; 4 gone
 

@@ -6,7 +6,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,3 +105,16 @@ def wait_for_status(revision, *statuses: str, workers: Sequence[Worker] = ()):
         what=f"revision #{revision.number} ({revision.type}) to become {'/'.join(sorted(wanted))}",
         workers=workers,
     )
+
+
+@contextmanager
+def run_tasks_here() -> Iterator[None]:
+    """Run what is enqueued inside the block in this process (set-up that is not under test)."""
+    from ilm_site.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous
