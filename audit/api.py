@@ -78,7 +78,8 @@ class EventPageSerializer(serializers.Serializer):
 def _events(request, view) -> QuerySet[Event]:
     """The events the user may see, narrowed by the filters (400 on bad input)."""
     integration = request.query_params.get("integration", "")
-    if integration.isdigit() and not can(request.user, Action.VIEW_GLOBAL_AUDIT):
+    in_range = integration.isdigit() and 0 < int(integration) < 2**63
+    if in_range and not can(request.user, Action.VIEW_GLOBAL_AUDIT):
         # Not visible (or gone) → 404, as for every integration the user may not see.
         require(request.user, Action.VIEW_AUDIT, get_visible_integration(request.user, integration))
     return DjangoFilterBackend().filter_queryset(
@@ -87,6 +88,8 @@ def _events(request, view) -> QuerySet[Event]:
 
 
 class AuditListView(ApiView):
+    """Audit events the caller may see, newest first; `next` carries the cursor."""
+
     serializer_class = EventSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = EventFilter
@@ -96,6 +99,8 @@ class AuditListView(ApiView):
         return Event.objects.none()
 
     @extend_schema(
+        operation_id="audit_list",
+        filters=True,
         summary="Audit events, newest first (cursor pagination)",
         parameters=[CURSOR, PAGE_SIZE],
         responses=EventPageSerializer,
@@ -133,6 +138,8 @@ class CSVRenderer(BaseRenderer):
 
 
 class AuditCsvView(ApiView):
+    """The same events and filters as CSV, streamed: one row per field change."""
+
     filter_backends = [DjangoFilterBackend]
     filterset_class = EventFilter
     renderer_classes = [JSONRenderer, CSVRenderer]
@@ -141,6 +148,8 @@ class AuditCsvView(ApiView):
         return Event.objects.none()
 
     @extend_schema(
+        operation_id="audit_csv",
+        filters=True,
         summary="Audit events as CSV, streamed: one row per field change",
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
     )

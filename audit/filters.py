@@ -45,7 +45,7 @@ class MomentField(forms.CharField):
             return None
         try:
             return parse_moment(value, end_of_day=self.end_of_day)
-        except ValueError:  # a well-formed but impossible date, e.g. 2026-02-30
+        except (ValueError, OverflowError):  # e.g. 2026-02-30, or past year 9999
             raise ValidationError("That date does not exist.") from None
 
 
@@ -53,10 +53,19 @@ class MomentFilter(django_filters.Filter):
     field_class = MomentField
 
 
+class IdFilter(django_filters.NumberFilter):
+    """A database id: a whole number in the range of a bigint."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class EventFilter(django_filters.FilterSet):
-    integration = django_filters.NumberFilter(
-        field_name="integration_id", help_text="Integration id."
-    )
+    integration = IdFilter(field_name="integration_id", help_text="Integration id.")
     user = django_filters.CharFilter(
         field_name="username", help_text="Username (as it was when the event happened)."
     )
@@ -78,7 +87,7 @@ class EventFilter(django_filters.FilterSet):
     operation = django_filters.UUIDFilter(
         field_name="operation_id", help_text="Events of one request or ILM operation."
     )
-    revision = django_filters.NumberFilter(field_name="revision_id", help_text="Revision id.")
+    revision = IdFilter(field_name="revision_id", help_text="Revision id.")
 
     class Meta:
         model = Event

@@ -262,3 +262,22 @@ def test_api_monitor_sees_granted_integration_only(history, integration, monitor
     client.force_login(outsider)
     names = [r["resource_name"] for r in client.get("/api/v1/audit").json()["results"]]
     assert "Seen now" in names
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"until": "9999-12-31"},
+        {"since": "2026-02-30"},
+        {"integration": "1" + "0" * 30},
+        {"q": "nul\x00byte"},
+        {"operation": "not-a-uuid"},
+        {"page_size": "lots"},
+    ],
+)
+def test_api_odd_filter_values_are_answered_not_crashed(admin_client_, dev_client, params):
+    for client in (admin_client_, dev_client):
+        response = client.get("/api/v1/audit", params)
+        assert response.status_code in (200, 400)
+        if response.status_code == 400:
+            assert response.json()["detail"]
