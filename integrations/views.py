@@ -113,9 +113,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "filter_form": form,
         "filtered": bool(query or environment),
         "query": query,
-        "any_visible": bool(query or environment) and visible.exists(),
         "may_create": can(user, Action.CREATE_INTEGRATION),
-        "env_counts": dict(visible.order_by().values_list("environment").annotate(n=Count("pk"))),
     }
     template = "integrations/home.html"
     if _is_fragment(request, TILES_TARGET):

@@ -775,3 +775,51 @@ def test_delete_integration_needs_its_name_typed(dev_client, integration):
     assert response["Location"] == url("home")
     assert not Integration.objects.filter(pk=integration.pk).exists()
     assert not Flow.objects.exists()
+
+
+# Badges and panels from the revisions app ----------------------------------------------------
+
+
+def test_sync_badge_shows_how_a_clone_stands(dev_client, integration, developer, monkeypatch):
+    from revisions import selectors
+
+    clone = IntegrationFactory(
+        name="Orders sandbox", environment=Environment.SANDBOX, cloned_from=integration
+    )
+    GrantFactory(integration=clone, user=developer)
+    monkeypatch.setattr(
+        selectors, "sync_status", lambda i: {"state": "behind", "source": i.cloned_from}
+    )
+    for page in (url("home"), url("detail", clone.pk)):
+        html = dev_client.get(page).content.decode()
+        assert "sync-behind" in html and "Behind Storefront orders → ERP" in html
+
+
+@pytest.mark.parametrize("missing", [True, False])
+def test_pages_render_without_a_sync_status(dev_client, integration, monkeypatch, missing):
+    from revisions import selectors
+
+    if missing:
+        monkeypatch.delattr(selectors, "sync_status", raising=False)
+    else:
+        monkeypatch.setattr(selectors, "sync_status", lambda i: None, raising=False)
+    integration.cloned_from = IntegrationFactory()
+    integration.save()
+    for page in (url("home"), url("detail", integration.pk)):
+        response = dev_client.get(page)
+        assert response.status_code == 200 and b"sync-badge" not in response.content
+
+
+def test_approvers_see_their_queue_on_the_home_page(approver_client, dev_client, integration):
+    from revisions.models import Revision, RevisionStatus, RevisionType
+
+    Revision.objects.create(
+        integration=integration,
+        number=1,
+        type=RevisionType.PULL,
+        status=RevisionStatus.AWAITING_APPROVAL,
+        description="Holiday prices",
+    )
+    html = approver_client.get(url("home")).content.decode()
+    assert "Waiting for your approval" in html and "Holiday prices" in html
+    assert "Waiting for your approval" not in dev_client.get(url("home")).content.decode()

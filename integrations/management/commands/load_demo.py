@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from audit.context import acting
 from integrations import services
 from integrations.models import Environment, Integration, Role, StepKind, User
 
@@ -420,8 +421,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         users = self._users()
         for spec in DEMO:
-            self._integration(spec, users["developer"])
-        self._clone(users["developer"])
+            # The audit log shows the demo as the developer's work, one operation each.
+            with acting(users["developer"]):
+                self._integration(spec, users["developer"])
+        with acting(users["developer"]):
+            self._clone(users["developer"])
         self.stdout.write("")
         self.stdout.write("Demo users (demo data only):")
         for username, role, password in DEMO_USERS:
