@@ -21,7 +21,6 @@ from .models import (
     Flow,
     Integration,
     LookupCache,
-    Role,
     SnapshotSchedule,
     StepKind,
     User,
@@ -547,18 +546,24 @@ class CacheUploadForm(forms.Form):
 # Access --------------------------------------------------------------------------------
 
 
+class _UserChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        return f"{obj.username} ({obj.get_role_display().lower()})"
+
+
 class GrantForm(forms.Form):
-    user = forms.ModelChoiceField(
+    user = _UserChoiceField(
         queryset=User.objects.none(), to_field_name="username", empty_label="— choose —"
     )
     level = forms.ChoiceField(choices=AccessLevel.choices)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Administrators and approvers see everything already; grants matter for the rest.
-        self.fields["user"].queryset = User.objects.filter(
-            is_active=True, role__in=[Role.DEVELOPER, Role.MONITOR], is_superuser=False
-        ).order_by("username")
+        # Grants matter for developers and monitors (administrators and approvers see
+        # everything), but any active user may hold one: creators get `manage`.
+        self.fields["user"].queryset = User.objects.filter(is_active=True).order_by(
+            "role", "username"
+        )
 
 
 class BaseGrantFormSet(forms.BaseFormSet):

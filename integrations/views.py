@@ -216,11 +216,7 @@ def _integration(request: HttpRequest, pk: int, action: Action | None = None) ->
 @login_required
 def flows_tab(request: HttpRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
-    flows = (
-        integration.flows.annotate(step_count=Count("steps"))
-        .prefetch_related("steps__connection")
-        .order_by("name", "pk")
-    )
+    flows = integration.flows.annotate(step_count=Count("steps")).order_by("name", "pk")
     return render_integration_tab(
         request,
         integration,

@@ -22,6 +22,7 @@
   }
   document.addEventListener("DOMContentLoaded", () => refreshTimes());
   document.addEventListener("htmx:afterSwap", (e) => refreshTimes(e.target));
+  document.addEventListener("htmx:historyRestore", () => refreshTimes());
   setInterval(() => refreshTimes(), 60000);
 
   // Toasts from HX-Trigger: {"ilm:toast": "Saved"}.
@@ -39,6 +40,18 @@
     const msg = e.submitter && e.submitter.dataset.confirm || e.target.dataset.confirm;
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
+
+  // Narrow screens: keep the selected tab of a scrolling tab bar in view.
+  function showSelectedTab() {
+    document.querySelectorAll(".tabs").forEach((bar) => {
+      const tab = bar.querySelector('[aria-selected="true"]');
+      if (tab && bar.scrollWidth > bar.clientWidth) {
+        bar.scrollLeft = Math.max(0, tab.offsetLeft - bar.offsetLeft - 24);
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", showSelectedTab);
+  document.addEventListener("htmx:afterSettle", showSelectedTab);
 
   // Django formsets: a button data-formset-add="prefix" appends a row cloned from
   // <template data-formset-template="prefix"> into [data-formset="prefix"] and counts it.

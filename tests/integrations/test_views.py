@@ -823,3 +823,28 @@ def test_approvers_see_their_queue_on_the_home_page(approver_client, dev_client,
     html = approver_client.get(url("home")).content.decode()
     assert "Waiting for your approval" in html and "Holiday prices" in html
     assert "Waiting for your approval" not in dev_client.get(url("home")).content.decode()
+
+
+def test_access_of_an_integration_an_administrator_created_can_be_saved(
+    admin_client_, admin_user, developer
+):
+    admin_client_.post(url("create"), {"name": "Admin's own"})
+    created = Integration.objects.get(name="Admin's own")
+    page = admin_client_.get(url("settings", created.pk)).content.decode()
+    assert f'value="{admin_user.username}" selected' in page
+    response = admin_client_.post(
+        url("access", created.pk),
+        {
+            "grants-TOTAL_FORMS": "2",
+            "grants-INITIAL_FORMS": "1",
+            "grants-0-user": admin_user.username,
+            "grants-0-level": "manage",
+            "grants-1-user": developer.username,
+            "grants-1-level": "monitor",
+        },
+    )
+    assert response.status_code == 302
+    assert set(created.grants.values_list("user__username", "level")) == {
+        (admin_user.username, "manage"),
+        (developer.username, "monitor"),
+    }
