@@ -21,12 +21,13 @@ from django.views.decorators.http import require_GET
 
 from integrations.models import Integration, User
 from integrations.permissions import Action, get_visible_integration, require
-from revisions.review import ValueDiff, value_diff
+from revisions.review import ValueDiff, as_text, value_diff
 
 from . import selectors
 from .capture import resource_type_choices
 from .csv_stream import csv_response
 from .filters import EventFilter
+from .models import Action as EventAction
 from .models import Event
 
 RESULTS_TARGET = "audit-results"
@@ -189,16 +190,24 @@ class ChangeRow:
     field: str
     old: Any
     new: Any
-    diff: ValueDiff
+    diff: ValueDiff | None = None
+    # A created or deleted resource has one value per field, not a before and an after.
+    value_text: str = ""
+    multiline: bool = False
 
 
 def change_rows(event: Event) -> list[ChangeRow]:
+    one_sided = event.action in (EventAction.CREATED, EventAction.DELETED)
     rows = []
     for change in event.changes or []:
         field = str(change.get("field", ""))
         old, new = change.get("old"), change.get("new")
+        if one_sided:
+            text = as_text(new if event.action == EventAction.CREATED else old)
+            rows.append(ChangeRow(field, old, new, value_text=text, multiline="\n" in text))
+            continue
         code = event.resource_type == "script" and field == "code"
-        rows.append(ChangeRow(field, old, new, value_diff(old, new, code=code)))
+        rows.append(ChangeRow(field, old, new, diff=value_diff(old, new, code=code)))
     return rows
 
 
@@ -213,6 +222,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "event": event,
         "type_label": TYPE_LABELS.get(event.resource_type, event.resource_type),
         "rows": change_rows(event),
+        "one_sided": event.action in (EventAction.CREATED, EventAction.DELETED),
     }
     if _is_fragment(request):
         return _respond(request, render(request, "audit/_changes.html", context))

@@ -12,6 +12,7 @@ from django.urls import reverse
 from audit.context import Source, acting
 from audit.models import Event
 from integrations import services
+from integrations.models import Script
 from tests.factories import (
     ConnectionFactory,
     FlowFactory,
@@ -140,17 +141,18 @@ def test_integration_tab_for_anyone_who_can_see_it(history, integration, other, 
 
 
 def test_expanded_row_shows_field_changes_with_a_diff(history, integration, dev_client):
-    script_event = Event.objects.get(resource_type="script", action="created")
-    response = dev_client.get(
-        reverse("audit:event", args=[script_event.pk]), HTTP_HX_REQUEST="true"
-    )
+    script = Event.objects.get(resource_type="script", action="created").resource_id
+    services.resource_update(instance=Script.objects.get(pk=script), data={"code": "a\nB\nc\n"})
+    updated = Event.objects.get(resource_type="script", action="updated")
+    response = dev_client.get(reverse("audit:event", args=[updated.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     body = response.content.decode()
     assert "<html" not in body
-    assert "dl-added" in body  # code shown as a line diff
-    flow_event = Event.objects.get(resource_type="flow", action="updated", integration=integration)
-    page = dev_client.get(reverse("audit:event", args=[flow_event.pk])).content.decode()
-    assert "Every 15 minutes" in page and "<html" in page
+    assert "dl-changed" in body  # code shown as a line diff, line by line
+
+    created = Event.objects.get(resource_type="script", action="created")
+    body = dev_client.get(reverse("audit:event", args=[created.pk])).content.decode()
+    assert "<html" in body and "au-values" in body and "Reshape" in body
 
 
 def test_events_of_unseen_integrations_are_404(history, other, dev_client):

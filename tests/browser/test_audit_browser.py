@@ -87,6 +87,9 @@ def test_admin_browses_filters_and_expands_a_row(page, login, screenshot, story)
     page.locator(".au-event", has_text="Stock sync").locator(".au-op a").click()
     expect(page.locator(".au-event")).to_have_count(3)
     expect(page.get_by_text("One operation")).to_be_visible()
+    page.locator(".au-event").first.locator("summary").click()
+    expect(page.locator(".au-values").first).to_contain_text("Stock sync")
+    screenshot("audit-log-narrow", width=390)
 
 
 def test_developer_sees_the_integration_tab_only(page, login, screenshot, story):
