@@ -17,7 +17,7 @@ from integrations import services as domain
 from integrations.models import Environment, Flow, FlowStep
 from revisions import services
 from revisions.document import document_of
-from revisions.errors import InvalidState, OperationInProgress, RevisionError
+from revisions.errors import InvalidState, NothingToRevert, OperationInProgress
 from revisions.models import Revision, RevisionStatus, RevisionType
 from tests.factories import FlowFactory, StepFactory
 from tests.integration.workers import wait_for_status
@@ -108,12 +108,50 @@ def test_two_merges_at_once_merge_once(pair, developer, celery_worker):
 
     errors = [error for _, error in outcomes if error is not None]
     assert len(errors) == 1, outcomes
-    assert isinstance(errors[0], (InvalidState, OperationInProgress)), errors
+    # The second finds the pull already merging (or merged): not ready for review any more.
+    assert isinstance(errors[0], InvalidState), errors
+    assert "only a pull ready for review can be merged" in str(errors[0])
     pull = wait_for_status(pull, RevisionStatus.COMPLETED, workers=[celery_worker])
     sandbox.refresh_from_db()
     assert sandbox.version == version + 1
     assert FlowStep.history.filter(integration_id=sandbox.pk).count() == steps_history + 1
     assert document_of(sandbox)["resources"] == document_of(production)["resources"]
+
+
+def test_merge_and_cancel_at_once_exactly_one_wins(pair, developer, celery_worker):
+    production, sandbox = pair
+    domain.resource_update(
+        instance=Flow.objects.get(integration=production, name="Invoices to ERP"),
+        data={"description": "Monthly"},
+    )
+    pull = services.pull_create(target=sandbox, source=production, user=developer)
+    pull = wait_for_status(pull, RevisionStatus.READY, workers=[celery_worker])
+    sandbox.refresh_from_db()
+    doc_before, version_before = document_of(sandbox), sandbox.version
+
+    merge, cancel = _at_once(
+        [
+            lambda: services.merge_start(revision=Revision.objects.get(pk=pull.pk), user=developer),
+            lambda: services.revision_cancel(
+                revision=Revision.objects.get(pk=pull.pk), user=developer
+            ),
+        ]
+    )
+
+    assert (merge[1] is None) != (cancel[1] is None), (merge, cancel)
+    assert isinstance(merge[1] or cancel[1], InvalidState)
+    pull = wait_for_status(
+        pull, RevisionStatus.COMPLETED, RevisionStatus.CANCELED, workers=[celery_worker]
+    )
+    sandbox.refresh_from_db()
+    if merge[1] is None:
+        assert pull.status == RevisionStatus.COMPLETED
+        assert sandbox.version == version_before + 1
+        assert document_of(sandbox)["resources"] == document_of(production)["resources"]
+    else:
+        assert pull.status == RevisionStatus.CANCELED
+        assert sandbox.version == version_before
+        assert document_of(sandbox) == doc_before
 
 
 def test_two_reverts_at_once_one_proceeds_the_other_is_refused(pair, developer, celery_worker):
@@ -134,7 +172,8 @@ def test_two_reverts_at_once_one_proceeds_the_other_is_refused(pair, developer, 
     started = [result for result, error in outcomes if error is None]
     refused = [error for result, error in outcomes if error is not None]
     assert len(started) == 1 and len(refused) == 1, outcomes
-    assert isinstance(refused[0], RevisionError), refused
+    # Refused as busy, or (if the first had already finished) as nothing left to revert.
+    assert isinstance(refused[0], (OperationInProgress, NothingToRevert)), refused
     revert = wait_for_status(started[0], RevisionStatus.COMPLETED, workers=[celery_worker])
     assert revert.type == RevisionType.REVERT
     assert Flow.objects.get(integration=production, name="Invoices to ERP").enabled is True

@@ -1,23 +1,26 @@
-"""A worker killed with SIGKILL in the middle of a merge.
+"""Merges that a worker does not finish, and merges delivered twice.
 
-The merge is one transaction: the kill leaves the target exactly as it was (document,
-version, history). Redis redelivers the unacknowledged task (acks late) once its
-visibility timeout has passed; a second worker then finds the revision still merging and
-does the whole merge, once: version +1, one history row per changed resource, one
-completed pull.
+A merge is one transaction. A worker killed with SIGKILL in the middle of it leaves the
+target exactly as it was (document, version, history). Redis redelivers the
+unacknowledged task (acks late) once its visibility timeout has passed; another worker then
+finds the revision still merging and does the whole merge, once: version +1, one history
+row per changed resource, one completed pull, two automatic snapshots.
 
-The first merge worker pauses inside the merge transaction right after its first resource
-write (`worker_hooks`, `ILM_TEST_PAUSE_IN_APPLY`), so the kill lands mid-merge every time.
+The merge worker pauses inside the merge transaction right after its first resource write
+(`worker_hooks`, `ILM_TEST_PAUSE_IN_APPLY`), so the kill lands mid-merge every time.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from django.db import connection
 
 from integrations import services as domain
-from integrations.models import Environment, Flow, FlowStep, LookupCache, Script
+from integrations.models import Environment, Flow, FlowStep, Integration, LookupCache, Script
 from revisions import services
 from revisions.document import document_of
 from revisions.models import ChangeSet, Revision, RevisionStatus, RevisionType
@@ -29,24 +32,61 @@ pytestmark = pytest.mark.django_db(transaction=True)
 VISIBILITY_TIMEOUT = 5
 
 
-def _history_counts(integration) -> dict[str, int]:
-    return {
-        model.__name__: model.history.filter(integration_id=integration.pk).count()
+def _history_total(integration) -> int:
+    return sum(
+        model.history.filter(integration_id=integration.pk).count()
         for model in (Flow, FlowStep, Script, LookupCache)
-    }
+    )
 
 
-def test_sigkill_mid_merge_leaves_nothing_and_redelivery_merges_once(
-    integration, developer, start_worker, tmp_path
-):
+@dataclass
+class ReadyPull:
+    production: Integration
+    sandbox: Integration
+    pull: Revision
+    touched: int
+    doc_before: dict[str, Any]
+    version_before: int
+    history_before: int
+    revisions_before: int
+
+    def assert_untouched(self) -> None:
+        self.sandbox.refresh_from_db()
+        assert document_of(self.sandbox) == self.doc_before
+        assert self.sandbox.version == self.version_before
+        assert _history_total(self.sandbox) == self.history_before
+        assert Revision.objects.filter(integration=self.sandbox).count() == self.revisions_before
+
+    def assert_merged_once(self) -> None:
+        sandbox = self.sandbox
+        sandbox.refresh_from_db()
+        assert sandbox.version == self.version_before + 1
+        assert document_of(sandbox)["resources"] == document_of(self.production)["resources"]
+        assert _history_total(sandbox) == self.history_before + self.touched
+        completed = Revision.objects.filter(
+            integration=sandbox, type=RevisionType.PULL, status=RevisionStatus.COMPLETED
+        )
+        assert list(completed.values_list("pk", flat=True)) == [self.pull.pk]
+        # The two automatic snapshots around the merge, once; nothing else was added.
+        assert Revision.objects.filter(integration=sandbox).count() == self.revisions_before + 2
+        snapshots = Revision.objects.filter(
+            integration=sandbox, type=RevisionType.SNAPSHOT, operation=self.pull
+        )
+        assert snapshots.count() == 2
+
+
+@pytest.fixture
+def ready_pull(integration, developer, not_eager) -> ReadyPull:
+    """A sandbox clone, production changed since, and a pull of those changes ready to merge.
+
+    Set-up, not under test here: it runs in this process.
+    """
     production = integration
     flows = [FlowFactory(integration=production, name=f"Flow {n}") for n in range(4)]
     for flow in flows:
         for position in (1, 2, 3):
             StepFactory(flow=flow, name=f"{flow.name} step {position}", position=position)
     ScriptFactory(integration=production, name="Tax rounding")
-
-    # Set-up, run in this process: clone into a sandbox, change production, pull it in.
     with run_tasks_here():
         sandbox = services.integration_clone(
             source=production, user=developer, name="Sandbox", environment=Environment.SANDBOX
@@ -79,49 +119,77 @@ def test_sigkill_mid_merge_leaves_nothing_and_redelivery_merges_once(
     assert pull.status == RevisionStatus.READY, pull.error
     touched = len(ChangeSet.objects.get(revision=pull).data["resources"])
     assert touched == 2 + 3 + 3 + 4  # 2 flows, 3 steps modified; 1 flow + 2 steps added; 4 gone
-
     sandbox.refresh_from_db()
-    doc_before = document_of(sandbox)
-    version_before = sandbox.version
-    history_before = _history_counts(sandbox)
-    revisions_before = Revision.objects.filter(integration=sandbox).count()
+    return ReadyPull(
+        production=production,
+        sandbox=sandbox,
+        pull=pull,
+        touched=touched,
+        doc_before=document_of(sandbox),
+        version_before=sandbox.version,
+        history_before=_history_total(sandbox),
+        revisions_before=Revision.objects.filter(integration=sandbox).count(),
+    )
 
-    # The merge worker pauses after its first write inside the merge; kill it there.
+
+def _wait_out_visibility(delivered_at: float) -> None:
+    """A worker restores unacknowledged messages older than the timeout when it starts."""
+    time.sleep(max(0.0, delivered_at + VISIBILITY_TIMEOUT + 1 - time.time()))
+
+
+def test_sigkill_mid_merge_leaves_nothing_and_redelivery_merges_once(
+    ready_pull, developer, start_worker, tmp_path
+):
     paused = tmp_path / "paused"
     doomed = start_worker(ILM_TEST_PAUSE_IN_APPLY=str(paused))
-    services.merge_start(revision=pull, user=developer)
+    services.merge_start(revision=ready_pull.pull, user=developer)
     wait_for(paused.exists, what="the worker to be inside the merge", workers=[doomed])
     delivered_at = time.time()
     assert paused.read_text().split()[0] == str(doomed.pid)
     doomed.kill()
 
-    sandbox.refresh_from_db()
-    assert document_of(sandbox) == doc_before
-    assert sandbox.version == version_before
-    assert _history_counts(sandbox) == history_before
-    assert Revision.objects.get(pk=pull.pk).status == RevisionStatus.MERGING
+    ready_pull.assert_untouched()
+    assert Revision.objects.get(pk=ready_pull.pull.pk).status == RevisionStatus.MERGING
 
-    # Redelivery: a fresh worker with a short visibility timeout picks the task up again.
-    time.sleep(max(0.0, delivered_at + VISIBILITY_TIMEOUT + 1 - time.time()))
+    _wait_out_visibility(delivered_at)
     rescuer = start_worker(CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
-    pull = wait_for_status(pull, RevisionStatus.COMPLETED, workers=[rescuer])
+    wait_for_status(ready_pull.pull, RevisionStatus.COMPLETED, workers=[rescuer])
+    ready_pull.assert_merged_once()
 
-    sandbox.refresh_from_db()
-    assert sandbox.version == version_before + 1
-    assert document_of(sandbox)["resources"] == document_of(production)["resources"]
-    after = _history_counts(sandbox)
-    assert sum(after.values()) - sum(history_before.values()) == touched
-    assert (
-        Revision.objects.filter(
-            integration=sandbox, type=RevisionType.PULL, status=RevisionStatus.COMPLETED
-        ).count()
-        == 1
+
+def _waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_merge_delivered_twice_while_the_first_runs_merges_once(
+    ready_pull, developer, start_worker, tmp_path
+):
+    paused = tmp_path / "paused"
+    first = start_worker(ILM_TEST_PAUSE_IN_APPLY=str(paused))
+    services.merge_start(revision=ready_pull.pull, user=developer)
+    wait_for(paused.exists, what="the first worker to be inside the merge", workers=[first])
+    delivered_at = time.time()
+
+    # A second worker gets the same task again (the first has not acknowledged it) and
+    # waits for the lock the first merge holds.
+    _wait_out_visibility(delivered_at)
+    second = start_worker(CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
+    wait_for(
+        _waiting_on_a_lock,
+        what="the second delivery to wait for the merge's lock",
+        workers=[second],
     )
-    # The two automatic snapshots around the merge, once: nothing else was added.
-    assert Revision.objects.filter(integration=sandbox).count() == revisions_before + 2
-    assert (
-        Revision.objects.filter(
-            integration=sandbox, type=RevisionType.SNAPSHOT, operation=pull
-        ).count()
-        == 2
+    assert Revision.objects.get(pk=ready_pull.pull.pk).status == RevisionStatus.MERGING
+
+    (paused.parent / f"{paused.name}.resume").touch()
+    wait_for_status(ready_pull.pull, RevisionStatus.COMPLETED, workers=[first, second])
+    wait_for(
+        lambda: not _waiting_on_a_lock(), what="the second delivery to finish", workers=[second]
     )
+    assert first.alive() and second.alive()
+    ready_pull.assert_merged_once()

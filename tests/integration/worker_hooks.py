@@ -4,9 +4,9 @@
   test starts work only when a worker is listening.
 - `ILM_TEST_PAUSE_IN_APPLY`: a file path. On the first save or delete of a tracked
   resource (only a merge or revert writes resources in a worker that a test starts after
-  the clone), the worker writes its pid there and sleeps, inside the merge's transaction
-  with part of the changes written, until the test kills it. This makes the kill land
-  mid-merge every time without depending on timing.
+  the clone), the worker writes its pid there and waits, inside the merge's transaction
+  with part of the changes written, until the test kills it or creates `<path>.resume`.
+  This makes a kill land mid-merge every time without depending on timing.
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ def _pause_once(sender, instance, **kwargs) -> None:
         return
     _paused = True
     Path(_PAUSE).write_text(f"{os.getpid()} {sender.__name__} {instance.pk}")
-    time.sleep(_PAUSE_SECONDS)
+    resume = Path(f"{_PAUSE}.resume")
+    deadline = time.monotonic() + _PAUSE_SECONDS
+    while not resume.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 if _PAUSE:
