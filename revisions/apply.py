@@ -132,12 +132,14 @@ def apply_document(
     document: Mapping[str, Any],
     revision: Any = None,
     expected_version: int | None = None,
+    current: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Make `integration` equal `document`; returns counts of created/updated/deleted.
 
     Refuses (StaleReview) when `expected_version` is given and the integration's version
     differs, and (ValidationError) when the document refers to resources it lacks. Any
-    error leaves the database as it was.
+    error leaves the database as it was. `current` is the integration's document as the
+    caller already read it under the same lock (saves reading it again).
     """
     problems = document_problems(document)
     if problems:
@@ -151,7 +153,8 @@ def apply_document(
                 f"{locked.name} changed since these changes were computed (version "
                 f"{expected_version}, now {locked.version}); refresh the pull and review again."
             )
-        current = document_of(locked)
+        if current is None:
+            current = document_of(locked)
         target = document.get("resources") or {}
 
         own = document.get("integration") or {}
@@ -163,34 +166,55 @@ def apply_document(
             locked.save(update_fields=[*changed, "updated_at"])
             counts["updated"] += 1
 
-        instances: dict[str, dict[str, Any]] = {
-            rt.key: {str(o.lineage_id): o for o in rt.model.objects.filter(integration=locked)}
-            for rt in RESOURCE_TYPES.values()
+        existing = current.get("resources") or {}
+        # Only what changes, and what it refers to, is loaded as model instances: a merge
+        # of ten resources into an integration of thousands loads a few dozen rows.
+        changed = {lid: body for lid, body in target.items() if existing.get(lid) != body}
+        removed = {
+            lid: body
+            for lid, body in existing.items()
+            if target.get(lid, {}).get("type") != body.get("type")
         }
+        needed: dict[str, set[str]] = {rt.key: set() for rt in RESOURCE_TYPES.values()}
+        for lid, body in changed.items():
+            rt = RESOURCE_TYPES[body["type"]]
+            needed[rt.key].add(lid)
+            for field, ref_type in rt.refs.items():
+                if body.get(field) is not None:
+                    needed[ref_type].add(str(body[field]))
+        for lid, body in removed.items():
+            needed[body["type"]].add(lid)
+        instances: dict[str, dict[str, Any]] = {}
+        for rt in RESOURCE_TYPES.values():
+            lids = sorted(needed[rt.key])
+            instances[rt.key] = {}
+            for i in range(0, len(lids), 2000):
+                instances[rt.key].update(
+                    (str(o.lineage_id), o)
+                    for o in rt.model.objects.filter(
+                        integration=locked, lineage_id__in=lids[i : i + 2000]
+                    )
+                )
 
         for rt in RESOURCE_TYPES.values():
-            for lid, body in target.items():
+            for lid, body in changed.items():
                 if body.get("type") != rt.key:
                     continue
                 instance = instances[rt.key].get(lid)
-                if instance is None:
+                if instance is None or lid in removed:
                     instance = rt.model(integration=locked, lineage_id=lid)
-                    _set_fields(rt, instance, body, instances)
-                    _check(rt, instance, body)
-                    _save(instance, reason)
-                    instances[rt.key][lid] = instance
                     counts["created"] += 1
-                elif current["resources"].get(lid) != body:
-                    _set_fields(rt, instance, body, instances)
-                    _check(rt, instance, body)
-                    _save(instance, reason)
+                else:
                     counts["updated"] += 1
+                _set_fields(rt, instance, body, instances)
+                _check(rt, instance, body)
+                _save(instance, reason)
+                instances[rt.key][lid] = instance
 
         for rt in reversed(list(RESOURCE_TYPES.values())):
-            for lid, instance in instances[rt.key].items():
-                body = target.get(lid)
-                if body is None or body.get("type") != rt.key:
-                    _delete(instance, reason)
+            for lid, body in removed.items():
+                if body.get("type") == rt.key:
+                    _delete(instances[rt.key][lid], reason)
                     counts["deleted"] += 1
     integration.refresh_from_db()
     return counts

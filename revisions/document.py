@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+from django.db.models import JSONField, TextField
+from django.db.models.functions import Cast
 
 from integrations.models import Integration
 from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES
@@ -46,14 +48,25 @@ def document_of(integration: Integration | int) -> dict[str, Any]:
     own = {f: getattr(integration, f) for f in INTEGRATION_FIELDS}
     resources: dict[str, dict[str, Any]] = {}
     for rt in RESOURCE_TYPES.values():
-        columns = [f"{f}__lineage_id" if f in rt.refs else f for f in rt.fields]
-        rows = rt.model.objects.filter(integration_id=integration.pk).values_list(
-            "lineage_id", *columns
+        # JSON columns come back as text and are parsed with orjson: Django's JSONField
+        # decoding (the json module) is most of the time of a large document otherwise.
+        json_fields = {f for f in rt.fields if isinstance(rt.model._meta.get_field(f), JSONField)}
+        casts = {f"_{f}_json": Cast(f, output_field=TextField()) for f in json_fields}
+        columns = [
+            f"_{f}_json" if f in json_fields else f"{f}__lineage_id" if f in rt.refs else f
+            for f in rt.fields
+        ]
+        rows = (
+            rt.model.objects.filter(integration_id=integration.pk)
+            .annotate(**casts)
+            .values_list("lineage_id", *columns)
         )
         for lineage_id, *values in rows:
             body: dict[str, Any] = {"type": rt.key}
             for name, value in zip(rt.fields, values, strict=True):
-                if name in rt.refs and value is not None:
+                if name in json_fields:
+                    value = orjson.loads(value) if value is not None else None
+                elif name in rt.refs and value is not None:
                     value = str(value)
                 body[name] = value
             resources[str(lineage_id)] = body
@@ -136,9 +149,12 @@ def _load_blobs(hashes: Iterable[str]) -> dict[str, Any]:
     hashes = list(hashes)
     bodies: dict[str, Any] = {}
     for i in range(0, len(hashes), 2000):
-        bodies.update(
-            Blob.objects.filter(hash__in=hashes[i : i + 2000]).values_list("hash", "body")
+        rows = (
+            Blob.objects.filter(hash__in=hashes[i : i + 2000])
+            .annotate(_json=Cast("body", output_field=TextField()))
+            .values_list("hash", "_json")
         )
+        bodies.update((h, orjson.loads(text)) for h, text in rows)
     missing = set(hashes) - set(bodies)
     if missing:
         raise LookupError(f"{len(missing)} resource bodies of a stored tree are missing.")

@@ -325,8 +325,8 @@ def clone_execute(revision: Revision) -> Revision:
         source = revision.source_integration
         if source is None:
             raise InvalidState("The integration to clone from was deleted; delete this clone.")
-        source_tree = tree_of(source)
-        (doc,) = documents_of_trees(source_tree)
+        doc = document_of(source)
+        source_tree = tree_of_document(doc)
         apply_document(integration=clone, document=doc, revision=revision)
         copied = 0
         if revision.copy_cache_data:
@@ -415,10 +415,12 @@ def _compute(revision: Revision) -> dict[str, Any]:
         raise InvalidState("The integration to pull from was deleted; cancel this pull.")
     target = _lock_integration(revision.integration_id)
     _check_family(target, source)
-    ours_tree = tree_of(target)
-    theirs_tree = tree_of(source)
+    ours = document_of(target)
+    theirs = document_of(source)
+    ours_tree = tree_of_document(ours)
+    theirs_tree = tree_of_document(theirs)
     base_tree = merge_base(target, source)
-    base, ours, theirs = documents_of_trees(base_tree, ours_tree, theirs_tree)
+    (base,) = documents_of_trees(base_tree)
     changes = engine.three_way(
         base,
         ours,
@@ -678,20 +680,23 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
         if changes["summary"]["unresolved"]:
             raise UnresolvedConflicts("Conflicts are unresolved; resolve them and merge again.")
         sync_before = sync_state(target.pk)
+        current = document_of(target)
         before = _snapshot(
             target,
             user=user,
             description=f"Before merging pull #{revision.number}",
             operation=revision,
+            tree=tree_of_document(current),
         )
-        merged = engine.apply_changes(document_of(target), changes)
+        merged = engine.apply_changes(current, changes)
         apply_document(
             integration=target,
             document=merged,
             revision=revision,
             expected_version=revision.target_version,
+            current=current,
         )
-        after_tree = tree_of(target)
+        after_tree = tree_of_document(merged)
         if revision.source_integration_id and revision.source_tree_id:
             _sync(target.pk, revision.source_integration_id, revision.source_tree_id, revision)
         _snapshot(
@@ -802,14 +807,16 @@ def revert_execute(revision: Revision) -> Revision:
         integration = _lock_integration(revision.integration_id)
         user = revision.created_by
         sync_before = sync_state(integration.pk)
+        current = document_of(integration)
         before = _snapshot(
             integration,
             user=user,
             description=f"Before revert #{revision.number}",
             operation=revision,
+            tree=tree_of_document(current),
         )
         (doc,) = documents_of_trees(tree)
-        apply_document(integration=integration, document=doc, revision=revision)
+        apply_document(integration=integration, document=doc, revision=revision, current=current)
         wanted = restored.sync_after if revision.revert_side != "before" else restored.sync_before
         for other_id, tree_id in (wanted or {}).items():
             if (
@@ -817,7 +824,7 @@ def revert_execute(revision: Revision) -> Revision:
                 and Integration.objects.filter(pk=other_id).exists()
             ):
                 _sync(integration.pk, int(other_id), tree_id, revision)
-        after_tree = tree_of(integration)
+        after_tree = tree
         _snapshot(
             integration,
             user=user,
