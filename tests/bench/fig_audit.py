@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.bench import audit_events
-from tests.bench.measure import timed
+from tests.bench.measure import hot_spots, timed
 
 RESOURCE_TYPE = "step"
 
@@ -92,6 +92,8 @@ def fig6_audit(ctx: Any) -> None:
         gc.collect()
         sql_t.append(timed(bare)[0])
 
+    page_profile = hot_spots(lambda: _get(client, page_url))
+
     csv_url = _csv_url(target)
     csv_t, csv_rows = [], []
     for _ in range(ctx.runs):
@@ -123,6 +125,10 @@ def fig6_audit(ctx: Any) -> None:
         "×",
         [p / s for p, s in zip(page_t, sql_t, strict=True)],
     )
+    ctx.notes.append(
+        "Fig 6: issue 5 asks for the list page against the bare SQL as a ratio and sets no"
+        f" target for it. One page, profiled: {page_profile.summary()}."
+    )
     ctx.row("6", f"CSV download, {csv_rows[0]:,} rows", "s", csv_t)
     ctx.row("6", "CSV rows/s", "rows/s", [r / t for r, t in zip(csv_rows, csv_t, strict=True)])
     ctx.row(
@@ -136,15 +142,9 @@ def fig6_audit(ctx: Any) -> None:
 
 
 def _page_size(response: Any) -> int:
-    for key in ("page_size", "per_page"):
-        value = response.context.get(key) if response.context else None
-        if isinstance(value, int):
-            return value
-    for key in ("events", "page_obj", "rows"):
-        value = response.context.get(key) if response.context else None
-        if value is not None:
-            return len(list(value))
-    raise RuntimeError("cannot tell the audit page's page size from its context")
+    from audit.selectors import PAGE_SIZE
+
+    return PAGE_SIZE
 
 
 def _csv_url(target: Any, *, half: bool = False) -> str:

@@ -99,30 +99,62 @@ def as_markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def hot_spots(fn: Callable[[], Any], *, top: int = 8) -> tuple[str, list[tuple[str, float]]]:
-    """Profile one call with pyinstrument: its text report and the functions of most self time."""
-    from pyinstrument import Profiler
+class Profile:
+    """A pyinstrument recording: its text report and where its time goes."""
 
-    profiler = Profiler(interval=0.001)
-    profiler.start()
-    try:
+    def __init__(self) -> None:
+        from pyinstrument import Profiler
+
+        self._profiler = Profiler(interval=0.001)
+        self.report = ""
+        self.calls: list[tuple[str, float]] = []
+        self.packages: list[tuple[str, float]] = []
+
+    def __enter__(self) -> Profile:
+        self._profiler.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._profiler.stop()
+        session = self._profiler.last_session
+        root = session.root_frame()
+        self.report = self._profiler.output_text(unicode=False, color=False, show_all=False)
+        if root is None:
+            return
+        total = root.time or 1.0
+        calls: dict[str, float] = {}
+        packages: dict[str, float] = {}
+        stack = [(root, "")]
+        while stack:
+            frame, owner = stack.pop()
+            path = frame.file_path_short or ""
+            real = not frame.is_synthetic
+            package = (path.split("/")[0] or "?") if real else owner
+            children = list(frame.children)
+            own = frame.time - sum(c.time for c in children if not c.is_synthetic)
+            if real and own > 0:
+                packages[package] = packages.get(package, 0.0) + own
+            # Project code (not the bench, not libraries): what a reader can act on.
+            if real and frame.is_application_code and not path.startswith(("tests/", "<")):
+                where = f"{frame.function} ({path}:{frame.line_no})"
+                calls[where] = max(calls.get(where, 0.0), frame.time)
+            stack.extend((c, package) for c in children)
+        self.calls = sorted(((w, t / total) for w, t in calls.items()), key=lambda x: -x[1])
+        own_total = sum(packages.values()) or 1.0
+        self.packages = sorted(
+            ((p, t / own_total) for p, t in packages.items()), key=lambda x: -x[1]
+        )
+
+    def summary(self, calls: int = 6, packages: int = 4) -> str:
+        # Calls that wrap nearly everything (the entry points) say nothing about the cause.
+        inner = [(w, share) for w, share in self.calls if share < 0.9] or self.calls
+        call_text = ", ".join(f"{w} {share:.0%}" for w, share in inner[:calls])
+        package_text = ", ".join(f"{p} {share:.0%}" for p, share in self.packages[:packages])
+        return f"time inside: {call_text}; own time by package: {package_text}"
+
+
+def hot_spots(fn: Callable[[], Any]) -> Profile:
+    """Profile one call with pyinstrument."""
+    with Profile() as profile:
         fn()
-    finally:
-        profiler.stop()
-    session = profiler.last_session
-    totals: dict[str, float] = {}
-    stack = [session.root_frame()]
-    while stack:
-        frame = stack.pop()
-        if frame is None:
-            continue
-        children = list(frame.children)
-        own = frame.time - sum(c.time for c in children)
-        if own > 0 and frame.function:
-            where = f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
-            totals[where] = totals.get(where, 0.0) + own
-        stack.extend(children)
-    total = sum(totals.values()) or 1.0
-    ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    report = profiler.output_text(unicode=False, color=False, show_all=False)
-    return report, [(where, t / total) for where, t in ranked]
+    return profile

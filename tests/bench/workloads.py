@@ -367,7 +367,8 @@ def create_integration(
     with transaction.atomic():
         integration = Integration.objects.create(
             name=name,
-            description=f"Benchmark workload {name}",
+            # The same for a workload's copies: integration fields are part of documents.
+            description="Benchmark workload",
             environment=environment,
             created_by=user,
             cloned_from=cloned_from,
