@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from audit.context import Source
+from audit.models import Action, Event
 from integrations import services as domain
 from integrations.models import (
     Environment,
@@ -273,6 +275,17 @@ def test_clone_change_pull_resolve_merge_revert_and_repull(production, developer
         )
         == touched
     )
+
+    # The worker wrote them in the approver's name, as one ILM operation (the audit).
+    merge_events = Event.objects.filter(
+        revision_id=pull.pk,
+        integration_id=production.pk,
+        action__in=[Action.CREATED, Action.UPDATED, Action.DELETED],
+    )
+    assert merge_events.count() == touched
+    assert set(merge_events.values_list("source", "user_id")) == {(Source.ILM, approver.pk)}
+    assert len(set(merge_events.values_list("operation_id", flat=True))) == 1
+    assert Event.objects.filter(revision_id=pull.pk, action=Action.MERGE).count() == 1
 
     # Revert production to before the merge: back to exactly that document.
     preview = services.revert_preview(revision=pull, side="before")
