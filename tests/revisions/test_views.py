@@ -534,3 +534,108 @@ def test_actions_on_an_invisible_integration_are_404(clean_pull, name):
     client.force_login(UserFactory(username="outsider"))
     method = client.get if name in ("detail", "status") else client.post
     assert method(url(name, clean_pull)).status_code == 404
+
+
+# More of the tab, whole-resource conflicts, including back, sync badge -------------------
+
+
+def test_tab_filters_by_user_and_date_range_and_rejects_a_reversed_range(
+    dev_client, integration, developer, approver
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    mine = services.snapshot_create(integration=integration, user=developer, description="Mine")
+    theirs = services.snapshot_create(integration=integration, user=approver, description="Theirs")
+    Revision.objects.filter(pk=theirs.pk).update(created_at=timezone.now() - timedelta(days=10))
+    tab = reverse("revisions:tab", args=[integration.pk])
+    by_user = dev_client.get(tab, {"user": developer.pk}, **hx("revisions-table")).content
+    assert b">Mine<" in by_user and b">Theirs<" not in by_user
+    today = timezone.localdate()
+    recent = dev_client.get(tab, {"since": today - timedelta(days=2), "until": today}).content
+    assert b">Mine<" in recent and b">Theirs<" not in recent
+    old = dev_client.get(tab, {"until": today - timedelta(days=5)}).content
+    assert b">Theirs<" in old and b">Mine<" not in old
+    reversed_range = dev_client.get(tab, {"since": today, "until": today - timedelta(days=1)})
+    assert b"The end date is before the start date." in reversed_range.content
+    assert mine.number and b">Mine<" in reversed_range.content  # a bad filter filters nothing
+
+
+def test_a_failed_revision_row_shows_its_error_and_offers_a_new_pull(
+    dev_client, integration, sandbox
+):
+    Revision.objects.create(
+        integration=integration,
+        number=9,
+        type=RevisionType.PULL,
+        status=RevisionStatus.FAILED,
+        source_integration=sandbox,
+        error="The source integration changed its family; pick another source.",
+    )
+    html = dev_client.get(reverse("revisions:tab", args=[integration.pk])).content.decode()
+    assert "pick another source" in html
+    assert f"{reverse('revisions:pull', args=[integration.pk])}?source={sandbox.pk}" in html
+
+
+def test_a_resource_deleted_by_the_source_and_changed_here_is_one_decision(
+    dev_client, stocked, sandbox, integration, make_pull, run_on_commit
+):
+    from integrations.services import resource_delete, resource_update
+
+    resource_update(instance=stocked["script"], data={"function": "preMap"})
+    resource_delete(instance=Script.objects.get(integration=sandbox, name="Tax rounding"))
+    pull = make_pull(target=integration, source=sandbox)
+    lid = stocked["script"].lineage_id
+    diff = dev_client.get(url_res(pull, lid), **HX).content.decode()
+    assert "Orders sandbox deleted Tax rounding" in diff
+    assert "Take theirs (delete it)" in diff and "Keep ours (keep it)" in diff
+    assert diff.count('name="path"') == 1 and 'name="path" value=""' in diff  # one choice
+    response = dev_client.post(
+        url("resolve", pull), {"lineage_id": lid, "path": "", "choose": "ours"}, **HX
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "✓ Keeps ours" in body
+    assert re.search(r"<strong>0</strong> unresolved", body)
+
+
+def test_a_left_out_resource_can_be_included_again(dev_client, sandbox_pull, stocked):
+    lid = stocked["connection"].lineage_id
+    dev_client.post(url("include", sandbox_pull), {"lineage_id": lid, "include": "0"}, **HX)
+    response = dev_client.post(
+        url("include", sandbox_pull), {"lineage_id": lid, "include": "1"}, **HX
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Left out" not in body and ">Leave out</button>" in body
+
+
+def test_include_with_bad_input_is_refused_and_changes_nothing(dev_client, sandbox_pull):
+    response = dev_client.post(url("include", sandbox_pull), {"lineage_id": "x"}, **HX)
+    assert response.status_code == 409
+    assert not sandbox_pull.resolutions.exists()
+
+
+def test_a_completed_snapshot_can_be_restored_from_its_row(
+    dev_client, integration, developer, stocked, run_on_commit
+):
+    from integrations.services import resource_update
+
+    snap = services.snapshot_create(integration=integration, user=developer, description="Good")
+    resource_update(instance=stocked["flow"], data={"schedule": "0 3 * * *"})
+    preview = dev_client.get(url("revert", snap), {"to": "after"}).content.decode()
+    assert "Revert Storefront orders → ERP to the state of snapshot #" in preview
+    assert "Orders to ERP" in preview
+    run_on_commit(dev_client.post, url("revert", snap), {"to": "after", "description": ""})
+    stocked["flow"].refresh_from_db()
+    assert stocked["flow"].schedule == "*/15 * * * *"
+
+
+def test_the_integration_header_says_when_a_clone_is_behind_its_source(
+    dev_client, stocked, sandbox
+):
+    from integrations.services import resource_update
+
+    resource_update(instance=stocked["flow"], data={"description": "Only paid orders"})
+    html = dev_client.get(reverse("revisions:tab", args=[sandbox.pk])).content.decode()
+    assert "Behind Storefront orders → ERP" in html
