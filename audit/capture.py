@@ -359,15 +359,18 @@ def note_secret_changes(sender, instance, raw=False, **kwargs) -> None:
     )
 
 
-def record_history_rows(rows: Iterable[Any]) -> list[Event]:
+def record_history_rows(rows: Iterable[Any], *, fresh: bool = False) -> list[Event]:
     """Record events for history rows written in bulk (which send no signal).
 
     Accepts rows of any tracked models, in the order they were written. Rows already
     recorded (by the signal or an earlier call) are skipped; updates that changed
-    nothing make no event. Returns the events written.
+    nothing make no event. `fresh=True` (rows this transaction has just inserted, as the
+    history manager passes them) skips the look-up for events already there. Returns the
+    events written.
     """
     pending = [r for r in rows if r is not None and not getattr(r, _RECORDED, False)]
-    pending = _not_yet_recorded(pending)
+    if not fresh:
+        pending = _not_yet_recorded(pending)
     if not pending:
         return []
     names = _Names()
@@ -388,20 +391,30 @@ def record_history_rows(rows: Iterable[Any]) -> list[Event]:
     return append(events)
 
 
+_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound on query parameters
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _not_yet_recorded(rows: list[Any]) -> list[Any]:
     """Drop rows whose event exists already (same resource, same time): rows read back
     from the database are new objects, so the in-memory mark alone cannot tell."""
     if not rows:
         return rows
-    dates = [r.history_date for r in rows]
-    existing = set(
-        Event.objects.filter(
-            resource_type__in={resource_type_key(r.instance_type) for r in rows},
-            resource_id__in={r.id for r in rows},
-            at__gte=min(dates),
-            at__lte=max(dates),
-        ).values_list("resource_type", "resource_id", "at")
-    )
+    existing: set[tuple[str, int, Any]] = set()
+    for chunk in _chunks(rows):
+        dates = [r.history_date for r in chunk]
+        existing.update(
+            Event.objects.filter(
+                resource_type__in={resource_type_key(r.instance_type) for r in chunk},
+                resource_id__in={r.id for r in chunk},
+                at__gte=min(dates),
+                at__lte=max(dates),
+            ).values_list("resource_type", "resource_id", "at")
+        )
     if not existing:
         return rows
     return [
@@ -423,14 +436,15 @@ def _previous_rows(rows: list[Any]) -> dict[tuple[type, int], Any]:
     for model, updates in by_model.items():
         history = model.history.model
         first = min(r.history_id for r in updates)
-        object_ids = {r.id for r in updates}
-        last_ids = (
-            history.objects.filter(id__in=object_ids, history_id__lt=first)
-            .values("id")
-            .annotate(last=Max("history_id"))
-            .values_list("last", flat=True)
-        )
-        before = {r.id: r for r in history.objects.filter(history_id__in=list(last_ids))}
+        before: dict[int, Any] = {}
+        for object_ids in _chunks(sorted({r.id for r in updates})):
+            last_ids = list(
+                history.objects.filter(id__in=object_ids, history_id__lt=first)
+                .values("id")
+                .annotate(last=Max("history_id"))
+                .values_list("last", flat=True)
+            )
+            before.update({r.id: r for r in history.objects.filter(history_id__in=last_ids)})
         for row in updates:
             if row.id in before:
                 found[(model, row.history_id)] = before[row.id]

@@ -16,5 +16,5 @@ class AuditedHistoryManager(HistoryManager):
         if rows:
             from .capture import record_history_rows
 
-            record_history_rows(rows)
+            record_history_rows(rows, fresh=True)
         return rows

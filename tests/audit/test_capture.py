@@ -266,3 +266,24 @@ def test_sign_in_sign_out_and_failed_sign_in(client, developer):
     assert signed_in.user_id == developer.pk and signed_in.username == "dev"
     client.post("/logout/")
     assert last(action="signed_out").username == "dev"
+
+
+def test_large_bulk_writes_are_recorded_in_chunks(integration):
+    cache = LookupCacheFactory(integration=integration)
+    entries = bulk_create_with_history(
+        [
+            LookupCacheEntry(cache=cache, key=f"K{i:04d}", value={"i": i}, size=10)
+            for i in range(1200)
+        ],
+        LookupCacheEntry,
+        batch_size=500,
+    )
+    assert Event.objects.filter(resource_type="lookup_cache_entry").count() == 1200
+    for entry in entries:
+        entry.value = {"i": -1}
+    bulk_update_with_history(entries, LookupCacheEntry, ["value"], batch_size=500)
+    updated = Event.objects.filter(resource_type="lookup_cache_entry", action="updated")
+    assert updated.count() == 1200
+    assert changes_of(updated.order_by("id").first()) == {"value": ({"i": 0}, {"i": -1})}
+    # Passing all rows again (read back from the database) records nothing twice.
+    assert record_history_rows(list(LookupCacheEntry.history.all())) == []
