@@ -35,18 +35,44 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        errors = (
+        errors = _flat_errors(
             response.data
             if isinstance(response.data, dict)
             else {"non_field_errors": response.data}
-        )
-        flat = errors.get("non_field_errors") or next(iter(errors.values()), ["Invalid input."])
-        detail = flat[0] if isinstance(flat, list) and flat else str(flat)
-        response.data = {"detail": str(detail), "errors": errors}
+        ) or {"non_field_errors": ["Invalid input."]}
+        key = "non_field_errors" if "non_field_errors" in errors else next(iter(errors))
+        detail = errors[key][0]
+        if "." in key or "[" in key:  # a nested field: say where
+            detail = f"{key}: {detail}"
+        response.data = {"detail": detail, "errors": errors}
         response.status_code = status.HTTP_400_BAD_REQUEST
     elif isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"detail": str(response.data["detail"])}
     return response
+
+
+def _flat_errors(errors, prefix: str = "") -> dict[str, list[str]]:
+    """`{field: [messages]}` (API.md) from DRF's nested errors: `resolutions[0].lineage_id`."""
+    flat: dict[str, list[str]] = {}
+
+    def key_of(key) -> str:
+        key = str(key)
+        if not prefix:
+            return key
+        return f"{prefix}[{key}]" if key.isdigit() else f"{prefix}.{key}"
+
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            flat.update(_flat_errors(value, key_of(key)))
+    elif isinstance(errors, list | tuple):
+        for i, item in enumerate(errors):
+            if isinstance(item, dict | list | tuple):
+                flat.update(_flat_errors(item, key_of(i)))
+            else:
+                flat.setdefault(prefix or "non_field_errors", []).append(str(item))
+    elif errors is not None:
+        flat.setdefault(prefix or "non_field_errors", []).append(str(errors))
+    return flat
 
 
 def error(detail: str, code: int) -> Response:

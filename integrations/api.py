@@ -21,6 +21,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from ilm_site.api import ApiView
+from revisions.serializers import RevisionSerializer
 
 from . import services
 from .filters import IntegrationFilter
@@ -45,6 +46,8 @@ from .serializers import (
     IntegrationCreateSerializer,
     IntegrationSerializer,
     IntegrationUpdateSerializer,
+    PackageImportSerializer,
+    PackagePullSerializer,
     reject_nul,
 )
 
@@ -209,6 +212,61 @@ class FamilyView(ApiView):
         integration = _integration(request, pk)
         family = family_of(integration, request.user)
         return Response(FamilyMemberSerializer(family, many=True).data)
+
+
+def _package(data: dict[str, Any]) -> dict[str, Any]:
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    from . import packages
+
+    try:
+        return packages.package_validate(data["package"])
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"package": exc.messages[:1]}) from None
+
+
+class PackageImportView(ApiView):
+    @extend_schema(
+        summary="Import a package as a new integration (lineage kept)",
+        operation_id="package_import",
+        request=PackageImportSerializer,
+        responses={201: IntegrationSerializer},
+    )
+    def post(self, request):
+        from . import packages
+
+        require(request.user, Action.IMPORT_PACKAGE)
+        data = _valid(PackageImportSerializer, request.data)
+        _require_production_right(request.user, data["environment"])
+        integration = packages.package_import(
+            package=_package(data),
+            user=request.user,
+            name=data["name"],
+            environment=data["environment"],
+        )
+        return Response(IntegrationSerializer(integration).data, status=status.HTTP_201_CREATED)
+
+
+class PackagePullView(ApiView):
+    @extend_schema(
+        summary="Import a package as a pull into this integration (202, then ready)",
+        operation_id="package_pull",
+        request=PackagePullSerializer,
+        responses={202: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        from . import packages
+
+        integration = _integration(request, pk, Action.PULL)
+        require(request.user, Action.IMPORT_PACKAGE, integration)
+        data = _valid(PackagePullSerializer, request.data)
+        revision = packages.package_pull(
+            package=_package(data),
+            target=integration,
+            user=request.user,
+            description=data["description"],
+        )
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_202_ACCEPTED)
 
 
 class IgnoreFieldsView(ApiView):

@@ -15,7 +15,9 @@ _PATHS = {
 
 urlpatterns = [
     path("integrations", api.IntegrationListView.as_view(), name="api-integrations"),
+    path("integrations/import", api.PackageImportView.as_view(), name="api-package-import"),
     path("integrations/<int:pk>", api.IntegrationDetailView.as_view(), name="api-integration"),
+    path("integrations/<int:pk>/import", api.PackagePullView.as_view(), name="api-package-pull"),
     path(
         "integrations/<int:pk>/document",
         api.IntegrationDocumentView.as_view(),

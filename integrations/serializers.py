@@ -105,6 +105,25 @@ class CloneSerializer(serializers.Serializer):
     include_lookup_cache_data = serializers.BooleanField(required=False, default=False)
 
 
+class PackageImportSerializer(serializers.Serializer):
+    package = JSONValueField(object_only=True, help_text="A package as exported (ilm-package).")
+    name = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Default: the package's.",
+    )
+    environment = serializers.ChoiceField(
+        choices=Environment.choices, required=False, default=Environment.SANDBOX
+    )
+
+
+class PackagePullSerializer(serializers.Serializer):
+    package = JSONValueField(object_only=True, help_text="A package of this integration's family.")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
 class FamilyMemberSerializer(serializers.ModelSerializer):
     class Meta:
         model = Integration

@@ -375,3 +375,21 @@ def test_connection_config_must_be_an_object(dev_api, integration):
     response = dev_api.post(url, {"name": "x", "kind": "http", "config": [1, 2]}, format="json")
     assert response.status_code == 400
     assert response.json()["errors"]["config"] == ["Must be a JSON object."]
+
+
+def test_nested_bad_input_names_the_path_in_the_flat_error_shape(dev_api, integration):
+    from revisions.models import Revision
+
+    revision = Revision.objects.create(integration=integration, number=1, type="snapshot")
+    response = dev_api.post(
+        f"/api/v1/revisions/{revision.pk}/resolutions",
+        {"resolutions": [{"lineage_id": "nope", "choose": "mine"}]},
+        format="json",
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errors"] == {
+        "resolutions[0].lineage_id": ["Must be a valid UUID."],
+        "resolutions[0].choose": ['"mine" is not a valid choice.'],
+    }
+    assert body["detail"] == "resolutions[0].lineage_id: Must be a valid UUID."

@@ -300,3 +300,71 @@ def test_import_as_pull_into_another_family_is_refused_and_creates_nothing(
     assert "not of the family of" in response.content.decode()
     assert Integration.objects.count() == before
     assert not other.revisions.exists()
+
+
+# Through the API ----------------------------------------------------------------------
+
+
+@needs_engine
+def test_api_imports_a_package_as_new_and_as_pull(
+    dev_api, package, stocked, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = dev_api.post(
+            "/api/v1/integrations/import", {"package": package, "name": "Copy"}, format="json"
+        )
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert (created["name"], created["environment"]) == ("Copy", "sandbox")
+    assert created["lineage_id"] == str(stocked.lineage_id)
+    assert created["cloned_from"] == stocked.pk
+    document = dev_api.get(f"/api/v1/integrations/{created['id']}/document").json()
+    assert document == package["document"]
+
+    changed = copy.deepcopy(package)
+    _first("script")(changed)["code"] = "// from the package"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = dev_api.post(
+            f"/api/v1/integrations/{stocked.pk}/import",
+            {"package": changed, "description": "Script from CI"},
+            format="json",
+        )
+    assert response.status_code == 202, response.json()
+    pull = response.json()
+    assert (pull["type"], pull["description"]) == ("pull", "Script from CI")
+    polled = dev_api.get(f"/api/v1/revisions/{pull['id']}").json()
+    assert polled["status"] == "ready" and polled["summary"]["modified"] == 1
+
+
+def test_api_invalid_package_is_400_naming_the_problem(dev_api, package):
+    broken = copy.deepcopy(package)
+    _first("flow")(broken)["enabled"] = "yes"
+    before = Integration.objects.count()
+    response = dev_api.post("/api/v1/integrations/import", {"package": broken}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert "'enabled' must be true or false" in body["detail"]
+    assert list(body["errors"]) == ["package"]
+    assert Integration.objects.count() == before
+
+
+def test_api_import_rights(dev_api, monitor_api, outsider_api, package, stocked):
+    assert (
+        monitor_api.post("/api/v1/integrations/import", {"package": package}, format="json")
+    ).status_code == 403
+    response = dev_api.post(
+        "/api/v1/integrations/import",
+        {"package": package, "environment": "production"},
+        format="json",
+    )
+    assert response.status_code == 403
+    assert (
+        monitor_api.post(
+            f"/api/v1/integrations/{stocked.pk}/import", {"package": package}, format="json"
+        )
+    ).status_code == 403
+    assert (
+        outsider_api.post(
+            f"/api/v1/integrations/{stocked.pk}/import", {"package": package}, format="json"
+        )
+    ).status_code == 404

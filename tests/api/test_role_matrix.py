@@ -42,6 +42,12 @@ def _snapshot(ctx):
     return snapshot_create(integration=ctx["integration"], user=ctx["owner"])
 
 
+def _package(ctx):
+    from integrations.packages import package_of
+
+    return package_of(ctx["integration"], user=ctx["owner"])
+
+
 # action → (needs engine, request maker(ctx) -> (method, path, body), success codes)
 CASES = {
     Action.VIEW: (False, lambda c: ("get", f"/api/v1/integrations/{c['id']}", None)),
@@ -103,9 +109,13 @@ CASES = {
     Action.MERGE: (True, lambda c: ("post", f"/api/v1/revisions/{_pull(c).pk}/merge", {})),
     Action.APPROVE: (True, lambda c: ("post", f"/api/v1/revisions/{_pull(c).pk}/approve", {})),
     Action.REVERT: (True, lambda c: ("post", f"/api/v1/revisions/{_snapshot(c).pk}/revert", {})),
+    Action.IMPORT_PACKAGE: (
+        True,
+        lambda c: ("post", "/api/v1/integrations/import", {"package": _package(c)}),
+    ),
 }
 # Global actions: not about one integration, so visibility does not apply.
-GLOBAL = {Action.CREATE_INTEGRATION, Action.CLONE_TO_PRODUCTION}
+GLOBAL = {Action.CREATE_INTEGRATION, Action.CLONE_TO_PRODUCTION, Action.IMPORT_PACKAGE}
 
 refused: list[str] = []
 

@@ -252,3 +252,14 @@ def test_seed_scenario_through_the_api_with_tokens(people):
     assert types[0] == "pull" and "revert" in types and types[-1] == "snapshot"
     dev("post", f"/revisions/{again['id']}/cancel", expect=200)
     assert dev("get", f"/revisions/{again['id']}")["status"] == "canceled"
+
+    # Every step is in the audit log, with who took it.
+    events = admin("get", f"/audit?integration={prod['id']}&resource_type=revision")["results"]
+    steps = {(e["action"], e["user"]) for e in events}
+    assert {
+        ("approval_requested", "dana"),
+        ("approved", "april"),
+        ("revert", "dana"),
+        ("cancel", "dana"),
+    } <= steps, steps
+    assert any(action == "merge" for action, _ in steps)
