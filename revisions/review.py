@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -202,15 +203,8 @@ def _item_of(res: dict[str, Any]) -> ResourceItem:
     )
 
 
-def step_parents(revision: Revision, step_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """Flow (lineage id, name) of each step, read from the revision's stored trees.
-
-    A changeset entry names the step but its flow only when the flow field changed; the
-    trees know every step's body. Two queries whatever the number of steps.
-    """
-    if not step_ids:
-        return {}
-    trees = [
+def _trees_of(revision: Revision) -> list[Any]:
+    return [
         t
         for t in (
             getattr(revision, "source_tree", None),
@@ -220,33 +214,63 @@ def step_parents(revision: Revision, step_ids: list[str]) -> dict[str, tuple[str
         )
         if t is not None
     ]
+
+
+def stored_bodies(revision: Revision, lineage_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Resource bodies by lineage id, from the first of the revision's trees holding each.
+
+    One query whatever the number of ids.
+    """
+    trees = _trees_of(revision)
     hashes: dict[str, str] = {}
-    for lid in step_ids:
+    for lid in lineage_ids:
         for tree in trees:
             h = (tree.entries or {}).get(lid)
             if h:
                 hashes[lid] = h
                 break
+    if not hashes:
+        return {}
     bodies = dict(Blob.objects.filter(hash__in=set(hashes.values())).values_list("hash", "body"))
+    return {lid: bodies[h] for lid, h in hashes.items() if h in bodies}
+
+
+def step_parents(revision: Revision, step_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Flow (lineage id, name) of each step, read from the revision's stored trees.
+
+    For changeset entries that do not name their flow. Constant queries.
+    """
+    if not step_ids:
+        return {}
     flow_of = {
-        lid: str(bodies[h].get("flow"))
-        for lid, h in hashes.items()
-        if h in bodies and bodies[h].get("flow")
+        lid: str(body["flow"])
+        for lid, body in stored_bodies(revision, step_ids).items()
+        if body.get("flow")
     }
-    flow_hashes: dict[str, str] = {}
-    for flow_id in set(flow_of.values()):
-        for tree in trees:
-            h = (tree.entries or {}).get(flow_id)
-            if h:
-                flow_hashes[flow_id] = h
-                break
-    flow_bodies = dict(
-        Blob.objects.filter(hash__in=set(flow_hashes.values())).values_list("hash", "body")
-    )
-    names = {
-        fid: (flow_bodies.get(h) or {}).get("name") or "Flow" for fid, h in flow_hashes.items()
-    }
+    names = flow_names(revision, set(flow_of.values()))
     return {lid: (fid, names.get(fid, "Flow")) for lid, fid in flow_of.items()}
+
+
+def flow_names(revision: Revision, flow_ids: Iterable[str]) -> dict[str, str]:
+    """Names of flows by lineage id: from the revision's trees, else the integration now.
+
+    At most two queries whatever the number of flows.
+    """
+    wanted = {str(f) for f in flow_ids}
+    if not wanted:
+        return {}
+    names = {
+        lid: body.get("name") or "Flow"
+        for lid, body in stored_bodies(revision, sorted(wanted)).items()
+    }
+    missing = wanted - set(names)
+    if missing:
+        rt = RESOURCE_TYPES["flow"]
+        for lid, name in rt.model.objects.filter(
+            integration_id=revision.integration_id, lineage_id__in=sorted(missing)
+        ).values_list("lineage_id", "name"):
+            names[str(lid)] = name
+    return names
 
 
 def group_resources(
@@ -261,10 +285,17 @@ def group_resources(
     missing = [s.lineage_id for s in steps if not s.parent]
     parents = step_parents(revision, missing) if (revision is not None and missing) else {}
     flows = {i.lineage_id: i for i in items if i.type == "flow"}
+    # Flows listed only because steps under it changed: their names come from the trees.
+    unlisted = {s.parent for s in steps if s.parent and s.parent not in flows}
+    if revision is not None and unlisted:
+        names = flow_names(revision, unlisted)
+        parents.update(
+            {s.lineage_id: (s.parent, names.get(s.parent, "Flow")) for s in steps if s.parent}
+        )
     orphans: list[ResourceItem] = []
     for step in steps:
         parent_id, parent_name = step.parent, None
-        if not parent_id and step.lineage_id in parents:
+        if step.lineage_id in parents:
             parent_id, parent_name = parents[step.lineage_id]
         if not parent_id:
             orphans.append(step)

@@ -102,6 +102,7 @@ def test_clone_change_pull_review_merge(page, login, screenshot, dev, orders):
     page.get_by_test_id("merge-button").click()
     expect(page.locator(".rv-result-completed")).to_contain_text("Merged", timeout=15000)
     expect(page.locator(".rv-result")).to_contain_text("Snapshot before")
+    screenshot("merge-result-1280")
     mapping = FlowStep.objects.get(integration=orders, name="Map order fields").config
     assert mapping["mappings"][0]["source"] == "total_gross"
 
@@ -153,7 +154,7 @@ def test_conflict_blocks_merge_until_resolved(page, login, screenshot, dev, orde
     assert Flow.objects.get(integration=orders).schedule == "*/5 * * * *"
 
 
-def test_revert_to_before_the_merge_with_preview(page, login, dev, orders):
+def test_revert_to_before_the_merge_with_preview(page, login, screenshot, dev, orders):
     login("dana")
     clone = clone_in_browser(page, orders, "Orders sandbox")
     resource_update(instance=twin(Flow, clone, "Orders to ERP"), data={"description": "Paid"})
@@ -167,6 +168,7 @@ def test_revert_to_before_the_merge_with_preview(page, login, dev, orders):
     expect(page.locator("#review-summary")).to_contain_text("1 change")
     expand(page, "Orders to ERP")
     expect(page.locator(".rv-res-body .df").first).to_contain_text("Paid")
+    screenshot("revert-preview-1280")
     page.fill("#id_description", "Back to all orders")
     page.get_by_test_id("confirm-revert").click()
     expect(page.locator(".rv-result-completed")).to_contain_text("Reverted", timeout=15000)

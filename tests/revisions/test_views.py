@@ -176,6 +176,8 @@ def test_review_page_shows_summary_and_resources_but_loads_field_diffs_lazily(
     assert response.status_code == 200
     assert "Map order fields" in html and "Tax rounding" in html
     assert "modified" in html
+    # The step is listed under its flow, named though the flow itself did not change.
+    assert re.search(r"<strong>Orders to ERP</strong>\s*<span[^>]*>— unchanged itself", html)
     # Values are not in the page until a resource is expanded.
     assert "total_gross" not in html
     assert 'hx-trigger="toggle once"' in html
