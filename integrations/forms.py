@@ -342,7 +342,11 @@ class FlowForm(_NameMixin, forms.Form):
 class MappingForm(forms.Form):
     source = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"class": "mono"}))
     target = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"class": "mono"}))
-    lookup_cache = forms.ChoiceField(required=False, label="Through lookup cache")
+    lookup_cache = forms.ChoiceField(
+        required=False,
+        label="Through lookup cache",
+        error_messages={"invalid_choice": "Pick one of this integration's lookup caches."},
+    )
 
     def __init__(self, *args: Any, caches: list[tuple[str, str]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -381,6 +385,10 @@ class StepForm(_NameMixin, forms.Form):
         required=False,
         empty_label="— none —",
         help_text="One of this integration's connections.",
+        error_messages={
+            "invalid_choice": "That connection belongs to another integration (or is gone); "
+            "pick one of this integration's connections."
+        },
     )
     options = JSONObjectField(
         what="Options",

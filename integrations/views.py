@@ -537,6 +537,8 @@ def resource_delete(request: HttpRequest, pk: int, kind: str, rid: int) -> HttpR
             "instance": instance,
             "error": error,
             "consequences": _delete_consequences(instance),
+            # The service refuses to delete a connection steps still use: say so up front.
+            "blocked": isinstance(instance, Connection) and instance.steps.exists(),
         },
         status=400 if error else 200,
     )

@@ -283,6 +283,8 @@ def test_connection_used_by_a_step_cannot_be_deleted(dev_client, integration):
     StepFactory(flow=FlowFactory(integration=integration), connection=conn)
     page = dev_client.get(url("resource_delete", integration.pk, "connections", conn.pk))
     assert "change or delete those steps first" in page.content.decode()
+    assert "cannot be deleted yet" in page.content.decode()
+    assert "Delete connection</button>" not in page.content.decode()
     response = dev_client.post(url("resource_delete", integration.pk, "connections", conn.pk))
     assert response.status_code == 400
     assert Connection.objects.filter(pk=conn.pk).exists()
@@ -354,7 +356,7 @@ def test_step_cannot_use_a_connection_of_another_integration(dev_client, integra
         },
     )
     assert response.status_code == 400
-    assert "Select a valid choice" in response.content.decode()
+    assert "pick one of this integration&#x27;s connections" in response.content.decode()
     assert not FlowStep.objects.exists()
 
 
@@ -394,6 +396,7 @@ def test_step_mapping_cannot_use_a_cache_of_another_integration(dev_client, inte
         },
     )
     assert response.status_code == 400 and not FlowStep.objects.exists()
+    assert "Pick one of this integration&#x27;s lookup caches" in response.content.decode()
 
 
 def test_edit_step_keeps_its_mappings_and_changes_them(dev_client, integration):
