@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Exists, OuterRef, QuerySet
 
 from integrations.models import Integration, User
 from integrations.permissions import Action, can, visible_integrations
 
 from . import diff as engine
-from .document import document_hashes, document_of, documents_of_trees, tree_hash
+from .document import body_hash, document_hashes, document_of, documents_of_trees, tree_hash
 from .models import Approval, ApprovalDecision, Revision, RevisionStatus
 
 # Revisions, families, changes, sync status (engine) ----------------------------------
@@ -59,6 +60,29 @@ def sync_status(integration: Integration) -> dict[str, Any] | None:
     base_tree = merge_base(integration, source)
     if base_tree is None:
         return None
+    # Every change raises a version and every sync adds a sync point: a state computed for
+    # these versions and this base stays true, so pages listing many clones stay cheap.
+    versions = dict(
+        Integration.objects.filter(pk__in=[integration.pk, source.pk]).values_list("pk", "version")
+    )
+    key = "ilm:sync:" + body_hash(
+        [
+            integration.pk,
+            versions.get(integration.pk),
+            source.pk,
+            versions.get(source.pk),
+            base_tree.hash,
+            integration.ignore_fields or {},
+        ]
+    )
+    state = cache.get(key)
+    if state is None:
+        state = _sync_state(integration, source, base_tree)
+        cache.set(key, state, 24 * 3600)
+    return {"state": state, "source": source}
+
+
+def _sync_state(integration: Integration, source: Integration, base_tree: Any) -> str:
     ours = document_of(integration)
     theirs = document_of(source)
     ours_hashes, theirs_hashes = document_hashes(ours), document_hashes(theirs)
@@ -77,13 +101,12 @@ def sync_status(integration: Integration) -> dict[str, Any] | None:
             )
         )
     )
-    state = {
+    return {
         (False, False): "up_to_date",
         (True, False): "local_changes",
         (False, True): "behind",
         (True, True): "diverged",
     }[(local, behind)]
-    return {"state": state, "source": source}
 
 
 # Approval queue (api helper): keep these two functions last in this file.
