@@ -22,7 +22,7 @@ from revisions.models import Revision, RevisionStatus, RevisionType
 from tests.factories import FlowFactory, StepFactory
 from tests.integration.workers import wait_for_status
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _at_once(calls: list[Callable[[], object]]) -> list[tuple[object | None, Exception | None]]:

@@ -1,12 +1,14 @@
-"""Merges that a worker does not finish, and merges delivered twice.
+"""Merges and reverts that a worker does not finish, and merges delivered twice.
 
-A merge is one transaction. A worker killed with SIGKILL in the middle of it leaves the
+A merge (and a revert) is one transaction. A worker killed with SIGKILL in the middle of it leaves the
 target exactly as it was (document, version, history). Redis redelivers the
 unacknowledged task (acks late) once its visibility timeout has passed; another worker then
 finds the revision still merging and does the whole merge, once: version +1, one history
 row per changed resource, one completed pull, two automatic snapshots.
 
-The merge worker pauses inside the merge transaction right after its first resource write
+A revert killed the same way is done whole, once, by the next worker.
+
+The doomed worker pauses inside the transaction right after its first resource write
 (`worker_hooks`, `ILM_TEST_PAUSE_IN_APPLY`), so the kill lands mid-merge every time.
 """
 
@@ -27,7 +29,7 @@ from revisions.models import ChangeSet, Revision, RevisionStatus, RevisionType
 from tests.factories import FlowFactory, ScriptFactory, StepFactory
 from tests.integration.workers import run_tasks_here, wait_for, wait_for_status
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 VISIBILITY_TIMEOUT = 5
 
@@ -193,3 +195,39 @@ def test_merge_delivered_twice_while_the_first_runs_merges_once(
     )
     assert first.alive() and second.alive()
     ready_pull.assert_merged_once()
+
+
+def test_sigkill_mid_revert_leaves_nothing_and_redelivery_reverts_once(
+    ready_pull, developer, start_worker, tmp_path
+):
+    with run_tasks_here():
+        services.merge_start(revision=ready_pull.pull, user=developer)
+    pull = Revision.objects.get(pk=ready_pull.pull.pk)
+    assert pull.status == RevisionStatus.COMPLETED, pull.error
+    sandbox = ready_pull.sandbox
+    sandbox.refresh_from_db()
+    doc_merged, version_merged = document_of(sandbox), sandbox.version
+    history_merged = _history_total(sandbox)
+
+    paused = tmp_path / "paused"
+    doomed = start_worker(ILM_TEST_PAUSE_IN_APPLY=str(paused))
+    revert = services.revert_start(revision=pull, user=developer, side="before")
+    wait_for(paused.exists, what="the worker to be inside the revert", workers=[doomed])
+    delivered_at = time.time()
+    doomed.kill()
+
+    sandbox.refresh_from_db()
+    assert document_of(sandbox) == doc_merged
+    assert sandbox.version == version_merged
+    assert _history_total(sandbox) == history_merged
+    assert Revision.objects.get(pk=revert.pk).is_open
+
+    _wait_out_visibility(delivered_at)
+    rescuer = start_worker(CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
+    wait_for_status(revert, RevisionStatus.COMPLETED, workers=[rescuer])
+    sandbox.refresh_from_db()
+    assert document_of(sandbox) == ready_pull.doc_before
+    assert sandbox.version == version_merged + 1
+    assert _history_total(sandbox) == history_merged + ready_pull.touched
+    assert Revision.objects.filter(integration=sandbox, operation=revert).count() == 2
+    assert Revision.objects.filter(integration=sandbox, type=RevisionType.REVERT).count() == 1

@@ -41,7 +41,7 @@ from tests.factories import (
 )
 from tests.integration.workers import wait_for_status
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _twin(model, integration, original):

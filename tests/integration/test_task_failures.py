@@ -17,7 +17,7 @@ from revisions.models import Revision, RevisionStatus
 from tests.factories import FlowFactory, StepFactory
 from tests.integration.workers import run_tasks_here, wait_for_status
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_merge_of_a_stale_review_fails_with_a_message_and_writes_nothing(
