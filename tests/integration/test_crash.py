@@ -1,7 +1,7 @@
 """Merges and reverts that a worker does not finish, and merges delivered twice.
 
-A merge (and a revert) is one transaction. A worker killed with SIGKILL in the middle of it leaves the
-target exactly as it was (document, version, history). Redis redelivers the
+A merge (and a revert) is one transaction. A worker killed with SIGKILL in the middle of
+it leaves the target exactly as it was (document, version, history). Redis redelivers the
 unacknowledged task (acks late) once its visibility timeout has passed; another worker then
 finds the revision still merging and does the whole merge, once: version +1, one history
 row per changed resource, one completed pull, two automatic snapshots.
