@@ -173,7 +173,7 @@ def test_tab_bar_links_revisions_and_leaves_out_audit_until_it_exists(dev_client
         assert audit in html
 
 
-def test_render_integration_tab_is_used_by_the_revisions_tab(dev_client, integration):
+def test_render_integration_tab_answers_htmx_with_the_tab_content_only(dev_client, integration):
     from django.test import RequestFactory
 
     from integrations.views import render_integration_tab
