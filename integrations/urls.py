@@ -17,6 +17,7 @@ urlpatterns = [
     path(_I + "settings/", views.settings_tab, name="settings"),
     path(_I + "settings/access/", views.access_update, name="access"),
     path(_I + "delete/", views.integration_delete, name="delete"),
+    path(_I + "sync-badge/", views.sync_badge, name="sync_badge"),
     # Connections, flows, scripts and lookup caches share their editors.
     path(_I + "<slug:kind>/new/", views.resource_create, name="resource_new"),
     path(_I + "<slug:kind>/<int:rid>/edit/", views.resource_edit, name="resource_edit"),

@@ -123,6 +123,17 @@ def home(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@login_required
+def sync_badge(request: HttpRequest, pk: int) -> HttpResponse:
+    """A clone's sync badge, loaded by its home tile when it scrolls into view.
+
+    Working out the sync state compares documents; done per tile inline it would make
+    the home page's cost grow with the number of clones.
+    """
+    integration = get_visible_integration(request.user, pk)
+    return render(request, "integrations/_sync_badge_slot.html", {"integration": integration})
+
+
 # The integration page and its tabs ----------------------------------------------------
 
 

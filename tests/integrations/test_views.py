@@ -793,9 +793,28 @@ def test_sync_badge_shows_how_a_clone_stands(dev_client, integration, developer,
     monkeypatch.setattr(
         selectors, "sync_status", lambda i: {"state": "behind", "source": i.cloned_from}
     )
-    for page in (url("home"), url("detail", clone.pk)):
+    for page in (url("sync_badge", clone.pk), url("detail", clone.pk)):
         html = dev_client.get(page).content.decode()
         assert "sync-behind" in html and "Behind Storefront orders → ERP" in html
+    # The home tile loads it when it comes into view.
+    home = dev_client.get(url("home")).content.decode()
+    assert f'hx-get="{url("sync_badge", clone.pk)}"' in home
+
+
+def test_home_does_not_work_out_sync_states_itself(dev_client, integration, developer, monkeypatch):
+    from revisions import selectors
+
+    calls = []
+    monkeypatch.setattr(selectors, "sync_status", lambda i: calls.append(i) or None)
+    for n in range(3):
+        clone = IntegrationFactory(name=f"Clone {n}", cloned_from=integration)
+        GrantFactory(integration=clone, user=developer)
+    assert dev_client.get(url("home")).status_code == 200
+    assert calls == []
+
+
+def test_sync_badge_of_an_unseen_integration_is_404(dev_client):
+    assert dev_client.get(url("sync_badge", IntegrationFactory().pk)).status_code == 404
 
 
 @pytest.mark.parametrize("missing", [True, False])
@@ -808,7 +827,7 @@ def test_pages_render_without_a_sync_status(dev_client, integration, monkeypatch
         monkeypatch.setattr(selectors, "sync_status", lambda i: None, raising=False)
     integration.cloned_from = IntegrationFactory()
     integration.save()
-    for page in (url("home"), url("detail", integration.pk)):
+    for page in (url("sync_badge", integration.pk), url("detail", integration.pk)):
         response = dev_client.get(page)
         assert response.status_code == 200 and b"sync-badge" not in response.content
 
