@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from integrations.models import Integration
 from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES, ResourceType
-from integrations.versioning import versioned_change
+from integrations.versioning import mark_changed, versioned_change
 
 from .document import document_of
 from .errors import StaleReview
@@ -74,9 +75,17 @@ def document_problems(document: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _save(instance: Any, reason: str) -> None:
-    instance._change_reason = reason
-    instance.save()
+def _create_many(model: type, objs: list[Any], reason: str) -> list[Any]:
+    # Bulk inserts with their history rows; the audit's history manager records those
+    # rows too (audit.history), so nothing is silent. Signals are not sent: the caller
+    # marks the integration changed.
+    return bulk_create_with_history(objs, model, batch_size=500, default_change_reason=reason)
+
+
+def _update_many(model: type, objs: list[Any], fields: list[str], reason: str) -> None:
+    bulk_update_with_history(
+        objs, model, fields=fields, batch_size=500, default_change_reason=reason
+    )
 
 
 def _delete(instance: Any, reason: str) -> None:
@@ -197,19 +206,29 @@ def apply_document(
                 )
 
         for rt in RESOURCE_TYPES.values():
+            created: list[Any] = []
+            updated: list[Any] = []
             for lid, body in changed.items():
                 if body.get("type") != rt.key:
                     continue
                 instance = instances[rt.key].get(lid)
                 if instance is None or lid in removed:
                     instance = rt.model(integration=locked, lineage_id=lid)
-                    counts["created"] += 1
+                    created.append(instance)
                 else:
-                    counts["updated"] += 1
+                    updated.append(instance)
                 _set_fields(rt, instance, body, instances)
                 _check(rt, instance, body)
-                _save(instance, reason)
                 instances[rt.key][lid] = instance
+            if created:
+                for obj in _create_many(rt.model, created, reason):
+                    instances[rt.key][str(obj.lineage_id)] = obj
+                counts["created"] += len(created)
+            if updated:
+                _update_many(rt.model, updated, list(rt.fields), reason)
+                counts["updated"] += len(updated)
+            if created or updated:
+                mark_changed(locked.pk)
 
         for rt in reversed(list(RESOURCE_TYPES.values())):
             for lid, body in removed.items():

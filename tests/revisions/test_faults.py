@@ -83,22 +83,27 @@ def scenario(integration):
     return integration, doc
 
 
+WRITERS = ("_create_many", "_update_many", "_delete")
+
+
+def _patch_writers(monkeypatch, wrap) -> None:
+    for name in WRITERS:
+        monkeypatch.setattr(apply_module, name, wrap(getattr(apply_module, name)))
+
+
 def _count_writes(monkeypatch, integration, doc) -> int:
-    calls = {"n": 0}
-    real_save, real_delete = apply_module._save, apply_module._delete
-
-    def save(instance, reason):
-        calls["n"] += 1
-        real_save(instance, reason)
-
-    def delete(instance, reason):
-        calls["n"] += 1
-        real_delete(instance, reason)
-
-    monkeypatch.setattr(apply_module, "_save", save)
-    monkeypatch.setattr(apply_module, "_delete", delete)
     from django.db import transaction
 
+    calls = {"n": 0}
+
+    def counting(real):
+        def write(*args, **kwargs):
+            calls["n"] += 1
+            return real(*args, **kwargs)
+
+        return write
+
+    _patch_writers(monkeypatch, counting)
     with transaction.atomic():
         apply_document(integration=integration, document=doc)
         transaction.set_rollback(True)
@@ -109,24 +114,23 @@ def _count_writes(monkeypatch, integration, doc) -> int:
 def test_an_exception_at_every_write_of_apply_changes_nothing(monkeypatch, scenario):
     integration, doc = scenario
     writes = _count_writes(monkeypatch, integration, doc)
-    assert writes >= 7  # 1 step + 1 script + 1 connection + 1 step + 3 deletes at least
+    # Bulk inserts of connections, steps and scripts, the flow update, three deletes.
+    assert writes >= 7
     before_doc, before_history = document_of(integration), _history_counts()
     version = Integration.objects.get(pk=integration.pk).version
     for fail_at in range(1, writes + 1):
         calls = {"n": 0}
-        real_save, real_delete = apply_module._save, apply_module._delete
 
         def failing(real, calls=calls, fail_at=fail_at):
-            def write(instance, reason):
+            def write(*args, **kwargs):
                 calls["n"] += 1
                 if calls["n"] == fail_at:
                     raise Boom(f"write {fail_at}")
-                real(instance, reason)
+                return real(*args, **kwargs)
 
             return write
 
-        monkeypatch.setattr(apply_module, "_save", failing(real_save))
-        monkeypatch.setattr(apply_module, "_delete", failing(real_delete))
+        _patch_writers(monkeypatch, failing)
         with pytest.raises(Boom):
             apply_document(integration=integration, document=doc)
         monkeypatch.undo()
