@@ -26,6 +26,7 @@ from tests.factories import (
     GrantFactory,
     IntegrationFactory,
     LookupCacheFactory,
+    ScriptFactory,
     StepFactory,
 )
 
@@ -870,3 +871,88 @@ def test_access_of_an_integration_an_administrator_created_can_be_saved(
         (admin_user.username, "manage"),
         (developer.username, "monitor"),
     }
+
+
+# One version per committed change, through every editor ----------------------------------
+
+
+def _editor_posts(integration):
+    """(label, url, data) for one successful POST of each editor, in an order that works."""
+    flow = FlowFactory(integration=integration, name="F")
+    step = StepFactory(flow=flow, name="S1", position=1)
+    StepFactory(flow=flow, name="S2", position=2)
+    conn = ConnectionFactory(integration=integration, name="C")
+    cache = LookupCacheFactory(integration=integration, name="L", key_path="sku")
+    CacheEntryFactory(cache=cache)
+    script = ScriptFactory(integration=integration, name="Sc")
+    pk = integration.pk
+    no_mappings = {"mappings-TOTAL_FORMS": "0", "mappings-INITIAL_FORMS": "0"}
+    return [
+        (
+            "connection new",
+            url("resource_new", pk, "connections"),
+            {"name": "C2", "kind": "ftp", "config": "{}"},
+        ),
+        (
+            "connection edit",
+            url("resource_edit", pk, "connections", conn.pk),
+            {"name": "C", "kind": "ftp", "config": '{"host": "x"}'},
+        ),
+        ("flow new", url("resource_new", pk, "flows"), {"name": "F2"}),
+        (
+            "flow edit",
+            url("resource_edit", pk, "flows", flow.pk),
+            {"name": "F", "schedule": "@daily"},
+        ),
+        ("step new", url("step_new", pk, flow.pk), {"name": "S3", "kind": "import", **no_mappings}),
+        (
+            "step edit",
+            url("step_edit", pk, flow.pk, step.pk),
+            {"name": "S1", "kind": "lookup", **no_mappings},
+        ),
+        ("step move", url("step_move", pk, flow.pk, step.pk), {"direction": "down"}),
+        ("step delete", url("step_delete", pk, flow.pk, step.pk), {}),
+        (
+            "script edit",
+            url("resource_edit", pk, "scripts", script.pk),
+            {"name": "Sc", "function": "main", "code": "x"},
+        ),
+        ("script delete", url("resource_delete", pk, "scripts", script.pk), {}),
+        ("cache new", url("resource_new", pk, "caches"), {"name": "L2", "key_path": "id"}),
+        (
+            "cache edit",
+            url("resource_edit", pk, "caches", cache.pk),
+            {"name": "L", "key_path": "sku", "settings": '{"ttl_days": 1}'},
+        ),
+        ("entry add", url("cache_entry_add", pk, cache.pk), {"key": "K", "value": "{}"}),
+        ("entries clear", url("cache_clear", pk, cache.pk), {}),
+        ("flow delete", url("resource_delete", pk, "flows", flow.pk), {}),
+        ("connection delete", url("resource_delete", pk, "connections", conn.pk), {}),
+        (
+            "settings",
+            url("settings", pk),
+            {
+                "name": "Renamed",
+                "environment": integration.environment,
+                "snapshot_schedule": "weekly",
+            },
+        ),
+    ]
+
+
+def test_each_editor_raises_the_version_by_exactly_one(dev_client, integration):
+    for label, target, data in _editor_posts(integration):
+        before = version_of(integration)
+        response = dev_client.post(target, data)
+        assert response.status_code == 302, (label, response.content.decode()[:500])
+        assert version_of(integration) == before + 1, label
+
+
+def test_saving_an_editor_unchanged_raises_nothing(dev_client, integration):
+    flow = FlowFactory(integration=integration, name="F", description="", schedule="")
+    before = version_of(integration)
+    response = dev_client.post(
+        url("resource_edit", integration.pk, "flows", flow.pk), {"name": "F", "enabled": "on"}
+    )
+    assert response.status_code == 302
+    assert version_of(integration) == before
