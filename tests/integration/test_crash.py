@@ -14,7 +14,6 @@ The doomed worker pauses inside the transaction right after its first resource w
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ from tests.integration.workers import run_tasks_here, wait_for, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-VISIBILITY_TIMEOUT = 5
+VISIBILITY_TIMEOUT = 3
 
 
 def _history_total(integration) -> int:
@@ -134,9 +133,11 @@ def ready_pull(integration, developer, not_eager) -> ReadyPull:
     )
 
 
-def _wait_out_visibility(delivered_at: float) -> None:
-    """A worker restores unacknowledged messages older than the timeout when it starts."""
-    time.sleep(max(0.0, delivered_at + VISIBILITY_TIMEOUT + 1 - time.time()))
+def _start_rescuer(start_worker):
+    """A worker that redelivers what another took and did not acknowledge (after 3 s)."""
+    return start_worker(
+        CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT), ILM_TEST_RESTORE_EVERY_SECOND="1"
+    )
 
 
 def test_sigkill_mid_merge_leaves_nothing_and_redelivery_merges_once(
@@ -146,15 +147,13 @@ def test_sigkill_mid_merge_leaves_nothing_and_redelivery_merges_once(
     doomed = start_worker(ILM_TEST_PAUSE_IN_APPLY=str(paused))
     services.merge_start(revision=ready_pull.pull, user=developer)
     wait_for(paused.exists, what="the worker to be inside the merge", workers=[doomed])
-    delivered_at = time.time()
     assert paused.read_text().split()[0] == str(doomed.pid)
     doomed.kill()
 
     ready_pull.assert_untouched()
     assert Revision.objects.get(pk=ready_pull.pull.pk).status == RevisionStatus.MERGING
 
-    _wait_out_visibility(delivered_at)
-    rescuer = start_worker(CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
+    rescuer = _start_rescuer(start_worker)
     wait_for_status(ready_pull.pull, RevisionStatus.COMPLETED, workers=[rescuer])
     ready_pull.assert_merged_once()
 
@@ -175,12 +174,10 @@ def test_merge_delivered_twice_while_the_first_runs_merges_once(
     first = start_worker(ILM_TEST_PAUSE_IN_APPLY=str(paused))
     services.merge_start(revision=ready_pull.pull, user=developer)
     wait_for(paused.exists, what="the first worker to be inside the merge", workers=[first])
-    delivered_at = time.time()
 
     # A second worker gets the same task again (the first has not acknowledged it) and
     # waits for the lock the first merge holds.
-    _wait_out_visibility(delivered_at)
-    second = start_worker(CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
+    second = _start_rescuer(start_worker)
     wait_for(
         _waiting_on_a_lock,
         what="the second delivery to wait for the merge's lock",
@@ -213,7 +210,6 @@ def test_sigkill_mid_revert_leaves_nothing_and_redelivery_reverts_once(
     doomed = start_worker(ILM_TEST_PAUSE_IN_APPLY=str(paused))
     revert = services.revert_start(revision=pull, user=developer, side="before")
     wait_for(paused.exists, what="the worker to be inside the revert", workers=[doomed])
-    delivered_at = time.time()
     doomed.kill()
 
     sandbox.refresh_from_db()
@@ -222,8 +218,7 @@ def test_sigkill_mid_revert_leaves_nothing_and_redelivery_reverts_once(
     assert _history_total(sandbox) == history_merged
     assert Revision.objects.get(pk=revert.pk).is_open
 
-    _wait_out_visibility(delivered_at)
-    rescuer = start_worker(CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT))
+    rescuer = _start_rescuer(start_worker)
     wait_for_status(revert, RevisionStatus.COMPLETED, workers=[rescuer])
     sandbox.refresh_from_db()
     assert document_of(sandbox) == ready_pull.doc_before

@@ -7,6 +7,9 @@
   the clone), the worker writes its pid there and waits, inside the merge's transaction
   with part of the changes written, until the test kills it or creates `<path>.resume`.
   This makes a kill land mid-merge every time without depending on timing.
+- `ILM_TEST_RESTORE_EVERY_SECOND`: look for unacknowledged messages older than the
+  visibility timeout every second (Redis transport default: every 100 s, and once at start),
+  so a redelivery test need not time the start of its worker.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ def _pause_once(sender, instance, **kwargs) -> None:
     while not resume.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
 
+
+if os.environ.get("ILM_TEST_RESTORE_EVERY_SECOND"):
+    from ilm_site.celery import app
+
+    app.conf.broker_transport_options = {
+        **(app.conf.broker_transport_options or {}),
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
 
 if _PAUSE:
     post_save.connect(_pause_once, dispatch_uid="ilm-test-pause-save")
