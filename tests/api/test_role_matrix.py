@@ -10,8 +10,10 @@ of refused combinations is printed for the closing note (`-s` shows it).
 import importlib.util
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
-from integrations.models import AccessLevel, Environment, Role
+from integrations.models import AccessLevel, Environment, Integration, Role
 from integrations.permissions import Action, can, can_see
 from tests.api.conftest import token_client
 from tests.factories import GrantFactory, IntegrationFactory, UserFactory
@@ -163,7 +165,145 @@ def test_api_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
         refused.append(f"{who}:{action.value}")
 
 
+# The same table walked through the pages. Most refusals answer 403/404; rights that
+# only narrow a form's choices (environment of a clone or of the integration) are checked
+# by their effect: refused → nothing changed.
+def _ui_url(name, *args):
+    return reverse(name, args=args)
+
+
+def _moved_to_production(c):
+    c["integration"].refresh_from_db()
+    return c["integration"].environment == Environment.PRODUCTION
+
+
+def _production_clone_made(c):
+    return Integration.objects.filter(name="P", environment=Environment.PRODUCTION).exists()
+
+
+UI_CASES = {
+    Action.VIEW: lambda c: ("get", _ui_url("integrations:detail", c["id"]), None),
+    Action.VIEW_AUDIT: lambda c: ("get", _ui_url("audit:integration", c["id"]), None),
+    Action.EXPORT: lambda c: ("get", _ui_url("packages:export", c["id"]), None),
+    Action.EDIT: lambda c: (
+        "post",
+        _ui_url("integrations:resource_new", c["id"], "flows"),
+        {"name": "New flow"},
+    ),
+    Action.DELETE_INTEGRATION: lambda c: (
+        "post",
+        _ui_url("integrations:delete", c["id"]),
+        {"confirm_name": c["integration"].name},
+    ),
+    Action.MANAGE_ACCESS: lambda c: (
+        "post",
+        _ui_url("integrations:access", c["id"]),
+        {
+            "grants-TOTAL_FORMS": "1",
+            "grants-INITIAL_FORMS": "0",
+            "grants-0-user": "owner",
+            "grants-0-level": "manage",
+        },
+    ),
+    Action.CHANGE_ENVIRONMENT: lambda c: (
+        "post",
+        _ui_url("integrations:settings", c["id"]),
+        {
+            "name": c["integration"].name,
+            "description": "",
+            "documentation": "",
+            "environment": "production",
+            "snapshot_schedule": "none",
+        },
+    ),
+    Action.CREATE_INTEGRATION: lambda c: (
+        "post",
+        _ui_url("integrations:create"),
+        {"name": "New", "environment": "sandbox"},
+    ),
+    Action.CLONE_TO_PRODUCTION: lambda c: (
+        "post",
+        _ui_url("revisions:clone", c["id"]),
+        {"name": "P", "environment": "production"},
+    ),
+    Action.CLONE: lambda c: (
+        "post",
+        _ui_url("revisions:clone", c["id"]),
+        {"name": "Copy", "environment": "sandbox"},
+    ),
+    Action.SNAPSHOT: lambda c: ("post", _ui_url("revisions:snapshot", c["id"]), {}),
+    Action.PULL: lambda c: (
+        "post",
+        _ui_url("revisions:pull", c["id"]),
+        {"source": c["clone"].pk, "description": ""},
+    ),
+    Action.CANCEL: lambda c: ("post", _ui_url("revisions:cancel", _pull(c).pk), {}),
+    Action.REQUEST_APPROVAL: lambda c: (
+        "post",
+        _ui_url("revisions:request_approval", _pull(c).pk),
+        {"comment": ""},
+    ),
+    Action.RESOLVE: lambda c: (
+        "post",
+        _ui_url("revisions:resolve", _pull(c).pk),
+        {"lineage_id": str(c["integration"].lineage_id), "choose": "ours"},
+    ),
+    Action.MERGE: lambda c: ("post", _ui_url("revisions:merge", _pull(c).pk), {}),
+    Action.APPROVE: lambda c: ("post", _ui_url("revisions:approve", _pull(c).pk), {}),
+    Action.REVERT: lambda c: (
+        "post",
+        _ui_url("revisions:revert", _snapshot(c).pk),
+        {"to": "after", "description": ""},
+    ),
+    Action.IMPORT_PACKAGE: lambda c: ("get", _ui_url("packages:import"), None),
+    Action.VIEW_GLOBAL_AUDIT: lambda c: ("get", _ui_url("audit:log"), None),
+}
+# Checked by effect: (did the refused change happen?)
+UI_EFFECT = {
+    Action.CHANGE_ENVIRONMENT: _moved_to_production,
+    Action.CLONE_TO_PRODUCTION: _production_clone_made,
+}
+UI_GLOBAL = {Action.CREATE_INTEGRATION, Action.IMPORT_PACKAGE, Action.VIEW_GLOBAL_AUDIT}
+
+ui_refused: list[str] = []
+
+
+@pytest.mark.parametrize("who", list(WHO))
+@pytest.mark.parametrize("action", list(UI_CASES), ids=lambda a: a.value)
+def test_ui_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
+    if not ENGINE:
+        pytest.skip("the revision engine is not installed in this tree")
+    role, level = WHO[who]
+    user = UserFactory(username=f"u_{who}", role=role)
+    if level:
+        GrantFactory(integration=ctx["integration"], user=user, level=level)
+    integration = ctx["integration"]
+    if action in UI_GLOBAL:
+        allowed, expected_refusal = can(user, action), 403
+    else:
+        allowed = can(user, action, integration)
+        if action == Action.CLONE_TO_PRODUCTION:
+            allowed = allowed and can(user, Action.CLONE, integration)
+        expected_refusal = 403 if can_see(user, integration) else 404
+    method, url, data = UI_CASES[action](ctx)
+    client = Client()
+    client.force_login(user)
+    response = getattr(client, method)(url, data or {})
+    if allowed:
+        assert response.status_code not in (401, 403, 404), (who, action, response.status_code)
+        assert response.status_code < 500
+        if action in UI_EFFECT:
+            assert UI_EFFECT[action](ctx), (who, action)
+    else:
+        if action in UI_EFFECT and response.status_code not in (403, 404):
+            assert not UI_EFFECT[action](ctx), (who, action)
+        else:
+            assert response.status_code == expected_refusal, (who, action, response.status_code)
+        ui_refused.append(f"{who}:{action.value}")
+
+
 def test_zz_report_refused_count(capsys):
-    # Runs after the matrix in file order; the count goes into the closing note.
+    # Runs after the matrices in file order; the counts go into the closing note.
     with capsys.disabled():
         print(f"\nAPI role matrix: {len(refused)} refused combinations checked")
+        print(f"UI role matrix: {len(ui_refused)} refused combinations checked")
