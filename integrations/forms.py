@@ -212,11 +212,11 @@ class IntegrationSettingsForm(forms.Form):
         kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         for key, label in IGNORE_TYPES:
-            fields = RESOURCE_TYPES[key].fields if key in RESOURCE_TYPES else ("description",)
             self.fields[_ignore_field_name(key)] = forms.CharField(
                 label=label,
                 required=False,
-                help_text=f"Comma-separated field paths, e.g. {fields[-1]}",
+                help_text=f"e.g. {IGNORE_EXAMPLES.get(key, 'name')}",
+                widget=forms.TextInput(attrs={"class": "mono"}),
             )
         if not may_change_environment:
             self.fields["environment"].disabled = True
