@@ -1,8 +1,9 @@
 """The hash chain: every event's hash covers its content and the previous event's hash.
 
 `append()` is the only way events are written. On PostgreSQL it takes a
-transaction-level advisory lock first, so appends from concurrent transactions queue up
-and the chain order is the id order; the lock is released when the surrounding
+transaction-level advisory lock first (after the rows of the integrations concerned, see
+`_lock`), so appends from concurrent transactions queue up and the chain order is the id
+order; the lock is released when the surrounding
 transaction commits or rolls back (an event written inside a change's transaction lands
 or disappears with it). `verify()` walks the chain in id order and names the first
 broken link.
@@ -79,14 +80,33 @@ def _values(event: Event) -> dict[str, Any]:
     return {name: getattr(event, name) for name in HASHED_FIELDS}
 
 
+def _lock(integration_ids: list[int]) -> None:
+    """Take the chain's lock, after the rows of the integrations the events are about.
+
+    Every write to an integration locks its row before it commits (the version bump),
+    and the engine locks it first thing. Locking it here, before the chain's lock, keeps
+    one lock order for all writers: a writer holding the chain's lock never waits for an
+    integration row that a waiter for the chain's lock holds (which would deadlock).
+    """
+    from integrations.models import Integration
+
+    with connection.cursor() as cursor:
+        if integration_ids:
+            table = connection.ops.quote_name(Integration._meta.db_table)
+            cursor.execute(
+                f'SELECT "id" FROM {table} WHERE "id" = ANY(%s) ORDER BY "id" FOR NO KEY UPDATE',
+                [integration_ids],
+            )
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+
+
 def append(events: list[Event]) -> list[Event]:
     """Chain and insert events, in order, in one transaction (joining the caller's)."""
     if not events:
         return events
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+            _lock(sorted({e.integration_id for e in events if e.integration_id}))
         prev = Event.objects.order_by("-id").values_list("hash", flat=True).first() or ""
         for event in events:
             if event.at.tzinfo is None:

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -149,3 +150,49 @@ def test_concurrent_appends_keep_one_chain(integration):
     assert errors == []
     checked, broken = verify()
     assert broken is None and checked >= 20
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_edit_during_a_merge_waits_instead_of_deadlocking(integration):
+    """A merge locks the integration, then writes (and audits) its changes; an edit of the
+    same integration audits its change, then bumps the integration's version. The chain's
+    lock must not be taken in between, or each would wait for the other."""
+    from integrations import services
+    from integrations.models import Integration
+
+    flow = FlowFactory(integration=integration)
+    merge_locked = threading.Event()
+    errors: list[Exception] = []
+
+    def merge():
+        try:
+            with transaction.atomic():
+                Integration.objects.select_for_update().get(pk=integration.pk)
+                merge_locked.set()
+                time.sleep(0.5)  # the edit starts meanwhile
+                ScriptFactory(integration_id=integration.pk, name="Merged script")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def edit():
+        try:
+            merge_locked.wait(5)
+            fresh = type(flow).objects.get(pk=flow.pk)
+            services.resource_update(instance=fresh, data={"description": "Edited meanwhile"})
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=merge), threading.Thread(target=edit)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert Event.objects.filter(resource_name="Merged script").exists()
+    assert Event.objects.filter(resource_id=flow.pk, action="updated").exists()
+    assert verify()[1] is None
