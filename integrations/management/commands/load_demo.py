@@ -536,11 +536,14 @@ class Command(BaseCommand):
         if source is None or Integration.objects.filter(name=CLONE_NAME).exists():
             self.stdout.write(f"{CLONE_NAME}: already there, left as it is.")
             return
-        clone_fn(
+        clone = clone_fn(
             source=source,
             user=developer,
             name=CLONE_NAME,
             environment=Environment.SANDBOX,
             copy_cache_data=True,
         )
-        self.stdout.write(f"{CLONE_NAME}: cloned from {source.name}.")
+        if clone.flows.exists():
+            self.stdout.write(f"{CLONE_NAME}: cloned from {source.name}.")
+        else:  # a real broker: the copy is a task
+            self.stdout.write(f"{CLONE_NAME}: clone queued; a Celery worker copies it.")
