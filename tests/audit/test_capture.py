@@ -287,3 +287,41 @@ def test_large_bulk_writes_are_recorded_in_chunks(integration):
     assert changes_of(updated.order_by("id").first()) == {"value": ({"i": 0}, {"i": -1})}
     # Passing all rows again (read back from the database) records nothing twice.
     assert record_history_rows(list(LookupCacheEntry.history.all())) == []
+
+
+def test_api_change_with_a_token_names_its_user_and_source_api(integration, developer):
+    from django.test import Client
+
+    _token, raw = services.api_token_create(user=developer, name="CI")
+    client = Client(headers={"Authorization": f"Bearer {raw}"})
+    response = client.post(
+        f"/api/v1/integrations/{integration.pk}/flows",
+        {"name": "From CI", "schedule": "0 * * * *"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    event = last(resource_type="flow", action="created")
+    assert event.resource_name == "From CI"
+    assert event.source == "api" and event.username == "dev"
+    assert event.remote_addr == "127.0.0.1"
+
+
+def test_step_and_grant_update_and_delete(integration, monitor):
+    step = StepFactory(flow=FlowFactory(integration=integration), name="Import orders")
+    services.resource_update(instance=step, data={"kind": "import"})
+    assert changes_of(last(resource_type="step", action="updated")) == {
+        "kind": ("export", "import")
+    }
+    services.resource_delete(instance=step)
+    deleted = last(resource_type="step", action="deleted")
+    assert deleted.resource_name == "Import orders" and changes_of(deleted)["kind"][0] == "import"
+
+    services.access_set(
+        integration=integration,
+        grants=[{"user": "dev", "level": "manage"}, {"user": "mo", "level": "manage"}],
+    )
+    raised = last(resource_type="access", action="updated")
+    assert changes_of(raised) == {"level": ("monitor", "manage")}
+    services.access_set(integration=integration, grants=[{"user": "dev", "level": "manage"}])
+    removed = last(resource_type="access", action="deleted")
+    assert removed.resource_name == "mo (manage)"
