@@ -40,7 +40,10 @@ def _pause_once(sender, instance, **kwargs) -> None:
     if _paused or sender not in TYPE_BY_MODEL:
         return
     _paused = True
-    Path(_PAUSE).write_text(f"{os.getpid()} {sender.__name__} {instance.pk}")
+    # Written whole, then renamed: the test reads it as soon as it exists.
+    partial = Path(f"{_PAUSE}.partial")
+    partial.write_text(f"{os.getpid()} {sender.__name__} {instance.pk}")
+    partial.replace(_PAUSE)
     resume = Path(f"{_PAUSE}.resume")
     deadline = time.monotonic() + _PAUSE_SECONDS
     while not resume.exists() and time.monotonic() < deadline:
