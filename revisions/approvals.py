@@ -26,10 +26,10 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from integrations.models import User
+from integrations.models import Integration, User
 from integrations.permissions import Action, can
 
-from .errors import InvalidState, UnresolvedConflicts
+from .errors import InvalidState, StaleReview, UnresolvedConflicts
 from .models import (
     Approval,
     ApprovalDecision,
@@ -141,6 +141,16 @@ def approval_request(*, revision: Revision, user: User, comment: str = "") -> Ap
         if unresolved:
             raise UnresolvedConflicts(
                 f"Resolve the {unresolved} unresolved conflict(s) before asking for approval."
+            )
+        current_version = (
+            Integration.objects.filter(pk=revision.integration_id)
+            .values_list("version", flat=True)
+            .first()
+        )
+        if revision.target_version is not None and current_version != revision.target_version:
+            raise StaleReview(
+                f"{revision.integration.name} changed since this pull was computed; refresh "
+                "the pull and review it again before asking for approval."
             )
         approval = Approval.objects.create(
             revision=revision,

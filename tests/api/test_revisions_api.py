@@ -206,3 +206,13 @@ def test_developer_clones_production_to_sandbox_but_not_to_production(
     from tests.api.conftest import token_client
 
     assert token_client(reader).post(url, {"name": "R"}, format="json").status_code == 201
+
+
+def test_asking_approval_for_a_stale_review_is_409(send, dev_api, pull, flow):
+    resource_update(instance=flow, data={"schedule": "0 * * * *"})
+    response = send(dev_api, "post", f"/revisions/{pull['id']}/request-approval")
+    assert response.status_code == 409
+    assert "refresh the pull" in response.json()["detail"]
+    assert not Approval.objects.exists()
+    again = send(dev_api, "post", f"/revisions/{pull['id']}/request-approval")
+    assert again.status_code == 409  # still stale until the pull is refreshed
