@@ -337,7 +337,12 @@ def on_history_row(sender, instance, history_instance, **kwargs) -> None:
             .order_by("-history_id")
             .first()
         )
-    event = event_of_history_row(history_instance, prev, ctx=current(), names=_Names())
+    names = _Names()
+    # The saved instance usually has its integration loaded already: no query for its name.
+    cached = getattr(instance, "_state", None) and instance._state.fields_cache.get("integration")
+    if cached is not None and cached.pk:
+        names.integrations[cached.pk] = cached.name
+    event = event_of_history_row(history_instance, prev, ctx=current(), names=names)
     if event is not None:
         append([event])
 
