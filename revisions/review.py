@@ -161,6 +161,8 @@ class ResourceItem:
     children: list[ResourceItem] = field(default_factory=list)
     # A flow listed only because steps under it changed.
     context_only: bool = False
+    # Where its field diff loads from (set by `link_resources`).
+    url: str = ""
 
     @property
     def has_conflicts(self) -> bool:
@@ -177,6 +179,53 @@ class ResourceGroup:
     label: str
     items: list[ResourceItem]
     count: int
+    # On a later page of the list: the group started on an earlier one.
+    continued: bool = False
+
+
+# The review list renders this many resources at a time; "show more" loads the next ones.
+RESOURCES_PER_PAGE = 200
+
+
+@dataclass
+class ResourcePage:
+    groups: list[ResourceGroup]
+    total: int
+    end: int  # resources up to the end of this page
+    next_offset: int | None
+
+
+def _size(item: ResourceItem) -> int:
+    return max(1, (0 if item.context_only else 1) + len(item.children))
+
+
+def page_of_groups(
+    groups: list[ResourceGroup], *, offset: int = 0, limit: int | None = None
+) -> ResourcePage:
+    """The resources from `offset` on, about `limit` of them; a flow keeps its steps."""
+    limit = limit or RESOURCES_PER_PAGE
+    offset = max(0, offset)
+    total = sum(_size(i) for g in groups for i in g.items)
+    out: list[ResourceGroup] = []
+    pos = 0
+    end = 0
+    for group in groups:
+        taken = []
+        started_before = False
+        for item in group.items:
+            size = _size(item)
+            if pos < offset:
+                started_before = True
+            elif pos < offset + limit:
+                taken.append(item)
+                end = pos + size
+            pos += size
+        if taken:
+            count = sum(_size(i) for i in taken)
+            out.append(
+                ResourceGroup(group.type, group.label, taken, count, continued=started_before)
+            )
+    return ResourcePage(out, total, end, end if end < total and out else None)
 
 
 def _field_resolution(f: dict[str, Any]) -> str | None:
@@ -341,6 +390,18 @@ def group_resources(
             ResourceGroup(type_key, type_label(type_key, plural=True), group_items, count)
         )
     return groups
+
+
+_ANY_ID = "00000000-0000-0000-0000-0000000000ff"
+
+
+def link_resources(groups: list[ResourceGroup], url_name: str, pk: int, query: str = "") -> None:
+    """Set each listed resource's diff URL: reversed once, not once per resource."""
+    pattern = reverse(url_name, args=[pk, _ANY_ID]) + (f"?{query}" if query else "")
+    for group in groups:
+        for item in group.items:
+            for it in (item, *item.children):
+                it.url = pattern.replace(_ANY_ID, it.lineage_id)
 
 
 def find_resource(resources: list[dict[str, Any]], lineage_id: str) -> dict[str, Any] | None:

@@ -54,8 +54,10 @@ from .review import (
     full_body_fields,
     group_resources,
     latest_approval,
+    link_resources,
     merge_box,
     names_for,
+    page_of_groups,
     referenced_ids,
     row_actions,
     snapshots_around,
@@ -319,6 +321,8 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
             revision=revision,
             only_conflicts=only == "conflicts",
         )
+        link_resources(context["groups"], "revisions:resource", revision.pk)
+        context["include_url"] = reverse("revisions:include", args=[revision.pk])
         context["box"] = merge_box(
             revision, user=request.user, allowed=allowed, summary=summary, approval=approval
         )
@@ -332,8 +336,30 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
 def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     revision = _revision(request, pk, trees=True)
     context = _review_context(request, revision, only=request.GET.get("only", ""))
+    if "groups" in context:
+        _page_resources(request, context)
+    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+        return _render(request, "revisions/_resources.html", context)
     partial = "resource-list" if request.htmx and request.htmx.target == "resource-list" else None
     return _render(request, "revisions/detail.html", context, partial=partial)
+
+
+MORE_TARGET = "more-resources"
+
+
+def _page_resources(request: HttpRequest, context: dict[str, Any]) -> None:
+    """Keep one page of the resource list in `context`, with the link to the next one."""
+    try:
+        offset = max(0, int(request.GET.get("offset") or 0))
+    except ValueError:
+        offset = 0
+    page = page_of_groups(context["groups"], offset=offset)
+    context["groups"] = page.groups
+    context["resource_page"] = page
+    if page.next_offset is not None:
+        query = request.GET.copy()
+        query["offset"] = str(page.next_offset)
+        context["more_url"] = f"{request.path}?{query.urlencode()}"
 
 
 @login_required
@@ -679,16 +705,22 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
     resources = preview.get("resources") or []
     if not resources and nothing is None:
         nothing = "The integration is already in this state: there is nothing to revert."
-    context = {
+    groups = group_resources(resources, revision=revision)
+    link_resources(groups, "revisions:revert_resource", revision.pk, f"to={side}")
+    context: dict[str, Any] = {
         "revision": revision,
         "integration": revision.integration,
         "perms_ilm": allowed_actions(request.user, revision.integration),
         "side": side,
         "form": form,
         "summary": summary_of(_summarise(preview)),
-        "groups": group_resources(resources, revision=revision),
+        "groups": groups,
         "nothing": nothing,
+        "revert_mode": True,
     }
+    _page_resources(request, context)
+    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+        return _render(request, "revisions/_resources.html", context)
     return _render(request, "revisions/revert.html", context, status=400 if form.errors else 200)
 
 

@@ -316,3 +316,52 @@ def test_a_resource_deleted_on_one_side_and_changed_on_the_other_is_one_decision
     assert whole_conflict(brought_back)["deleted_by"] == "ours"
     assert whole_conflict({"action": "modified", "fields": [{"conflict": True}]}) is None
     assert whole_conflict({"action": "added", "fields": [{"conflict": False}]}) is None
+
+
+def test_long_resource_lists_come_in_pages_and_a_flow_keeps_its_steps():
+    from revisions.review import page_of_groups
+
+    flow = "f0000000-0000-4000-8000-000000000000"
+    resources = (
+        [
+            {
+                "lineage_id": f"c000000{i}-0000-4000-8000-000000000000",
+                "type": "connection",
+                "name": f"Conn {i}",
+                "action": "modified",
+                "fields": [],
+            }
+            for i in range(3)
+        ]
+        + [
+            {
+                "lineage_id": flow,
+                "type": "flow",
+                "name": "Orders",
+                "action": "modified",
+                "fields": [],
+            },
+        ]
+        + [
+            {
+                "lineage_id": f"5000000{i}-0000-4000-8000-000000000000",
+                "type": "step",
+                "name": f"Step {i}",
+                "action": "modified",
+                "parent": flow,
+                "fields": [],
+            }
+            for i in range(2)
+        ]
+    )
+    groups = group_resources(resources)
+    first = page_of_groups(groups, offset=0, limit=4)
+    # 3 connections, then the flow with both steps (not split): 6 resources in all.
+    assert [g.type for g in first.groups] == ["connection", "flow"]
+    assert first.end == 6 and first.total == 6 and first.next_offset is None
+    small = page_of_groups(groups, offset=0, limit=2)
+    assert [i.name for g in small.groups for i in g.items] == ["Conn 0", "Conn 1"]
+    assert small.next_offset == 2
+    rest = page_of_groups(groups, offset=2, limit=2)
+    assert rest.groups[0].continued and [i.name for i in rest.groups[0].items] == ["Conn 2"]
+    assert rest.groups[1].type == "flow" and not rest.groups[1].continued

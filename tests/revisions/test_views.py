@@ -641,3 +641,18 @@ def test_the_integration_header_says_when_a_clone_is_behind_its_source(
     resource_update(instance=stocked["flow"], data={"description": "Only paid orders"})
     html = dev_client.get(reverse("revisions:tab", args=[sandbox.pk])).content.decode()
     assert "Behind Storefront orders → ERP" in html
+
+
+def test_a_long_review_list_loads_more_on_demand(dev_client, developer, run_on_commit, monkeypatch):
+    from revisions import review
+
+    target = IntegrationFactory(name="Many")
+    GrantFactory(integration=target, user=developer, level=AccessLevel.MANAGE)
+    pull = _build_pull(5, target, developer, run_on_commit)
+    monkeypatch.setattr(review, "RESOURCES_PER_PAGE", 3)
+    html = dev_client.get(detail(pull)).content.decode()
+    assert html.count('class="rv-res ') == 3 and "3 of 5 shown" in html
+    more = re.search(r'hx-get="([^"]*offset=3[^"]*)"', html).group(1).replace("&amp;", "&")
+    chunk = dev_client.get(more, **hx("more-resources")).content.decode()
+    assert "<html" not in chunk and chunk.count('class="rv-res ') == 2
+    assert "(continued)" in chunk and "Show more changes" not in chunk
