@@ -35,6 +35,31 @@
     el._t = setTimeout(() => el.classList.remove("show"), 3500);
   });
 
+  // An htmx request that fails (refused, gone, server error, offline) says so instead of
+  // leaving the page as it was without a word.
+  function toast(text) {
+    document.dispatchEvent(new CustomEvent("ilm:toast", { detail: { value: text } }));
+  }
+  document.addEventListener("htmx:responseError", (e) => {
+    const status = e.detail.xhr ? e.detail.xhr.status : 0;
+    const why = { 403: "You may not do that.", 404: "That page is gone (or not yours to see).",
+      409: e.detail.xhr.responseText }[status] || `The server answered ${status}; try again.`;
+    toast(why);
+  });
+  document.addEventListener("htmx:sendError", () => toast("No connection to the server; try again."));
+
+  // Tab bars: arrow keys move between tabs (the WAI-ARIA tabs pattern).
+  document.addEventListener("keydown", (e) => {
+    const tab = e.target.closest && e.target.closest('[role="tab"]');
+    if (!tab || !["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) return;
+    const tabs = Array.from(tab.closest('[role="tablist"]').querySelectorAll('[role="tab"]'));
+    let i = tabs.indexOf(tab);
+    i = e.key === "Home" ? 0 : e.key === "End" ? tabs.length - 1
+      : (i + (e.key === "ArrowRight" ? 1 : -1) + tabs.length) % tabs.length;
+    tabs[i].focus();
+    e.preventDefault();
+  });
+
   // Confirm dialogs for destructive buttons without htmx: data-confirm="Delete this flow?".
   document.addEventListener("submit", (e) => {
     const msg = e.submitter && e.submitter.dataset.confirm || e.target.dataset.confirm;

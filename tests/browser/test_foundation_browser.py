@@ -141,3 +141,26 @@ def test_monitor_sees_no_edit_controls(page, login, screenshot, world):
     screenshot("foundation_monitor_settings_1280")
     page.goto(f"/integrations/{orders.pk}/flows/new/")
     expect(page.locator("body")).to_contain_text("Forbidden", ignore_case=True)
+
+
+def test_a_tab_that_fails_to_load_says_why(page, login, world):
+    orders = world["orders"]
+    login("dana")
+    page.goto(f"/integrations/{orders.pk}/")
+    # Access is withdrawn while the page is open: the next tab answers 404.
+    orders.grants.filter(user__username="dana").delete()
+    page.get_by_role("tab", name=re.compile("Connections")).click()
+    expect(page.locator("#toast")).to_contain_text("gone")
+    expect(page.locator("#tab-content")).to_contain_text("Refunds to credit memos")
+
+
+def test_arrow_keys_move_along_the_tab_bar(page, login, world):
+    login("dana")
+    page.goto(f"/integrations/{world['orders'].pk}/")
+    page.get_by_role("tab", name=re.compile("Flows")).focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name=re.compile("Connections"))).to_be_focused()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Settings")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/settings/$"))
