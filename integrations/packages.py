@@ -30,6 +30,7 @@ from . import services
 from .models import Environment, Integration, User
 from .resources import INTEGRATION_FIELDS, RESOURCE_TYPES
 from .serializers import reject_nul
+from .versioning import versioned_change
 
 FORMAT = "ilm-package"
 FORMAT_VERSION = 1
@@ -262,17 +263,18 @@ def _new_from_package(
 ) -> Integration:
     document = package["document"]
     own = document["integration"]
-    integration = services.integration_create(
-        name=name,
-        user=user,
-        description=own.get("description", "") if description is None else description,
-        environment=environment,
-        documentation=own.get("documentation", ""),
-    )
-    integration.lineage_id = package["integration"]["lineage_id"]
-    integration.cloned_from = cloned_from
-    integration.save(update_fields=["lineage_id", "cloned_from"])
-    _create_resources(integration, document)
+    with versioned_change():  # one change: the version goes up once, not per resource
+        integration = services.integration_create(
+            name=name,
+            user=user,
+            description=own.get("description", "") if description is None else description,
+            environment=environment,
+            documentation=own.get("documentation", ""),
+        )
+        integration.lineage_id = package["integration"]["lineage_id"]
+        integration.cloned_from = cloned_from
+        integration.save(update_fields=["lineage_id", "cloned_from"])
+        _create_resources(integration, document)
     integration.refresh_from_db()
     return integration
 

@@ -240,6 +240,7 @@ def test_import_as_new_keeps_lineage_and_can_pull_from_the_original(
     imported = Integration.objects.get(name="Imported orders")
     assert response["Location"] == imported.get_absolute_url()
     assert imported.environment == "sandbox"
+    assert imported.version == 2  # created, then filled in one change
     assert imported.lineage_id == stocked.lineage_id
     assert imported.grants.get().user == developer
     assert document_of(imported) == document_of(stocked)
