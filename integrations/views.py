@@ -312,6 +312,7 @@ def _settings_context(request: HttpRequest, integration: Integration, **extra: A
     user = request.user
     may_edit = can(user, Action.EDIT, integration)
     context = {
+        "documentation": integration.documentation,
         "may_edit": may_edit,
         "may_manage_access": can(user, Action.MANAGE_ACCESS, integration),
         "may_delete": can(user, Action.DELETE_INTEGRATION, integration),
@@ -367,6 +368,22 @@ def settings_tab(request: HttpRequest, pk: int) -> HttpResponse:
         template="integrations/settings_tab.html",
         context=_settings_context(request, integration, **extra),
         status=status,
+    )
+
+
+@login_required
+@require_POST
+def docs_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """The documentation as it will look, rendered (sanitised) while it is typed."""
+    integration = _integration(request, pk, Action.EDIT)
+    return render(
+        request,
+        "integrations/settings_tab.html#docs",
+        {
+            "integration": integration,
+            "documentation": request.POST.get("documentation", ""),
+            "form": True,
+        },
     )
 
 

@@ -956,3 +956,22 @@ def test_saving_an_editor_unchanged_raises_nothing(dev_client, integration):
     )
     assert response.status_code == 302
     assert version_of(integration) == before
+
+
+def test_documentation_preview_renders_safely_while_typing(dev_client, integration):
+    response = dev_client.post(
+        url("docs_preview", integration.pk),
+        {"documentation": "## Owner\n\n<img src=x onerror=alert(1)>**ops**"},
+        HTTP_HX_REQUEST="true",
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html
+    assert "<h2>Owner</h2>" in html and "<strong>ops</strong>" in html
+    assert "onerror" not in html
+    integration.refresh_from_db()
+    assert integration.documentation == ""  # a preview saves nothing
+
+
+def test_documentation_preview_needs_edit_rights(monitor_client, integration):
+    response = monitor_client.post(url("docs_preview", integration.pk), {"documentation": "x"})
+    assert response.status_code == 403
