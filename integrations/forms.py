@@ -634,4 +634,3 @@ class IntegrationFilterForm(forms.Form):
                 "aria-label": "Search by name",
             }
         )
-        self.fields["environment"].widget.attrs["aria-label"] = "Environment"

@@ -39,6 +39,7 @@ from .forms import (
 )
 from .models import (
     Connection,
+    Environment,
     Flow,
     FlowStep,
     Integration,
@@ -108,7 +109,13 @@ def home(request: HttpRequest) -> HttpResponse:
         if environment:
             integrations = integrations.filter(environment=environment)
     integrations = with_counts(integrations.select_related("cloned_from")).order_by("name", "pk")
+    per_environment = dict(visible.order_by().values_list("environment").annotate(n=Count("pk")))
+    environments = [("", "All", sum(per_environment.values()))] + [
+        (value, label, per_environment.get(value, 0)) for value, label in Environment.choices
+    ]
     context = {
+        "environments": environments,
+        "environment": environment,
         "integrations": list(integrations),
         "filter_form": form,
         "filtered": bool(query or environment),

@@ -50,6 +50,11 @@ def test_developer_switches_tabs_and_adds_a_flow_with_a_step(page, login, screen
     expect(page).to_have_url(re.compile(r"\?q=crm"))
     page.fill("input[name=q]", "")
     expect(tiles).to_have_count(2)
+    page.locator("label.segment", has_text="Sandbox").click()
+    expect(tiles).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"environment=sandbox"))
+    page.go_back()
+    expect(tiles).to_have_count(2)
 
     page.get_by_role("link", name="Storefront orders → ERP").click()
     expect(page.locator("h1")).to_contain_text("Storefront orders → ERP")

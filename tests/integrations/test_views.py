@@ -98,6 +98,17 @@ def test_home_filters_by_environment_and_name(approver_client):
     assert "CRM sandbox" in html and "Carrier tracking" not in html
 
 
+def test_home_environment_filter_counts_what_the_user_sees(dev_client, developer, integration):
+    sandbox = IntegrationFactory(environment=Environment.SANDBOX)
+    GrantFactory(integration=sandbox, user=developer)
+    IntegrationFactory(environment=Environment.SANDBOX)  # not visible to the developer
+    html = dev_client.get(url("home"), {"environment": "sandbox"}).content.decode()
+    counts = re.findall(
+        r'value="(\w*)"( checked)?><span>\w+ <span class="segment-count">(\d+)', html
+    )
+    assert counts == [("", "", "2"), ("sandbox", " checked", "1"), ("production", "", "1")]
+
+
 def test_home_search_answers_htmx_with_the_tiles_only(approver_client):
     IntegrationFactory(name="CRM contacts")
     response = approver_client.get(url("home"), {"q": "crm"}, **TILES)
