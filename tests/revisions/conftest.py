@@ -4,6 +4,7 @@ import pytest
 
 from integrations.models import AccessLevel, Environment
 from integrations.services import resource_update
+from revisions import services
 from tests.factories import (
     ConnectionFactory,
     FlowFactory,
@@ -50,8 +51,6 @@ def _twin(model, clone, original):
 @pytest.fixture
 def sandbox(stocked, integration, developer, run_on_commit):
     """A sandbox clone of the production integration, managed by the developer."""
-    from revisions import services
-
     clone = run_on_commit(
         services.integration_clone,
         source=integration,
@@ -68,8 +67,6 @@ def sandbox(stocked, integration, developer, run_on_commit):
 @pytest.fixture
 def make_pull(developer, run_on_commit):
     def make(*, target, source, user=None, description="Bring in sandbox changes"):
-        from revisions import services
-
         revision = run_on_commit(
             services.pull_create,
             target=target,
