@@ -106,10 +106,10 @@ def _send(revision: Revision, verb: str, user: User | None, **detail: Any) -> No
 
 
 def _locked(revision: Revision) -> Revision:
-    """The revision row, locked for this transaction, with the fields we read fresh."""
+    """Lock the revision's row for this transaction and reload its fields from it."""
     fresh = Revision.objects.select_for_update().get(pk=revision.pk)
-    revision.status = fresh.status
-    revision.target_version = fresh.target_version
+    for field in Revision._meta.concrete_fields:
+        setattr(revision, field.attname, getattr(fresh, field.attname))
     return revision
 
 

@@ -308,3 +308,24 @@ def test_approval_is_not_recorded_when_the_merge_cannot_start(pull, developer, a
     assert Approval.objects.get().decision == ApprovalDecision.PENDING
     pull.refresh_from_db()
     assert pull.status == RevisionStatus.AWAITING_APPROVAL
+
+
+@pytest.mark.skipif(not ENGINE, reason="the revision engine is not installed in this tree")
+def test_a_decision_reads_the_pull_fresh_not_the_page_it_was_loaded_for(
+    pull, developer, approver, merge
+):
+    from django.db.models import F
+
+    from integrations.models import Integration
+
+    approvals.approval_request(revision=pull, user=developer)
+    stale = Revision.objects.get(pk=pull.pk)  # as the approver's page loaded it
+    # Meanwhile: the target moved on, the pull was refreshed and asked again.
+    Integration.objects.filter(pk=pull.integration_id).update(version=F("version") + 1)
+    Revision.objects.filter(pk=pull.pk).update(target_version=F("target_version") + 1)
+    pull.changeset.computed_at = timezone.now()
+    pull.changeset.save()
+    approvals.approval_request(revision=Revision.objects.get(pk=pull.pk), user=developer)
+    approvals.approval_approve(revision=stale, user=approver)
+    assert merge.calls == [(pull.pk, "april", True)]
+    assert stale.status == RevisionStatus.MERGING
