@@ -15,6 +15,7 @@ urlpatterns = [
         views.resource_diff,
         name="resource",
     ),
+    path("revisions/<int:pk>/changes/", views.resource_diffs, name="resources"),
     path("revisions/<int:pk>/resolve/", views.resolve, name="resolve"),
     path("revisions/<int:pk>/include/", views.include, name="include"),
     path("revisions/<int:pk>/refresh/", views.refresh, name="refresh"),

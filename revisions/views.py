@@ -8,6 +8,7 @@ page and its htmx fragment (`template.html#partial`), with `Vary: HX-Request`.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -20,6 +21,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from integrations.models import Integration
@@ -452,15 +455,69 @@ def resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
     res = find_resource((changes or {}).get("resources") or [], lineage_id)
     if res is None:
         raise Http404("This resource has no changes in this pull.")
+    _with_whole_body(revision, res)
+    allowed = allowed_actions(request.user, revision.integration)
+    read_only = revision.status != RevisionStatus.READY or "resolve" not in allowed
+    return _resource_fragment(request, revision, res, two_way=False, read_only=read_only)
+
+
+def _with_whole_body(revision: Revision, res: dict[str, Any]) -> None:
+    """An added or deleted resource without field rows gets its stored body as fields."""
+    if res.get("fields"):
+        return
+    lineage_id = str(res["lineage_id"])
     if res.get("action") == "added":
         body = _body_of(revision, ("source_tree", "tree_after"), lineage_id)
         full_body_fields(res, body, "theirs")
     elif res.get("action") == "deleted":
         body = _body_of(revision, ("tree_before", "base_tree"), lineage_id)
         full_body_fields(res, body, "ours")
+
+
+MAX_BATCH = 100
+
+
+@login_required
+@require_GET
+def resource_diffs(request: HttpRequest, pk: int) -> HttpResponse:
+    """Several resources' field diffs at once (for "expand all"), each swapped out-of-band
+    into its resource's body. `ids` is a comma-separated list of lineage ids."""
+    revision = _revision(request, pk, trees=True)
+    wanted: list[str] = []
+    for raw in (request.GET.get("ids") or "").split(",")[:MAX_BATCH]:
+        try:
+            wanted.append(str(uuid.UUID(raw.strip())))
+        except ValueError:
+            continue
+    changes = _changes(revision) or {}
+    by_id = {str(r.get("lineage_id")): r for r in changes.get("resources") or []}
     allowed = allowed_actions(request.user, revision.integration)
-    read_only = revision.status != RevisionStatus.READY or "resolve" not in allowed
-    return _resource_fragment(request, revision, res, two_way=False, read_only=read_only)
+    base = {
+        "revision": revision,
+        "integration": revision.integration,
+        "read_only": revision.status != RevisionStatus.READY or "resolve" not in allowed,
+    }
+    parts = []
+    for lineage_id in wanted:
+        res = by_id.get(lineage_id)
+        if res is None:
+            continue
+        _with_whole_body(revision, res)
+        diff = render_to_string(
+            "revisions/resource.html#resource-diff",
+            {**base, **_diff_context(revision, res, two_way=False)},
+            request,
+        )
+        parts.append(
+            format_html(
+                '<div class="rv-res-body" id="body-{}" hx-swap-oob="true">{}</div>',
+                lineage_id,
+                mark_safe(diff),  # rendered by the template engine, escaped there
+            )
+        )
+    response = HttpResponse("".join(parts))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 # Resolving conflicts and choosing what to merge (htmx, saved at once) -----------------

@@ -136,7 +136,8 @@ def test_conflict_blocks_merge_until_resolved(page, login, screenshot, dev, orde
     expect(page.locator("#merge-box")).to_contain_text("Resolve 1 conflict to merge")
     expect(page.locator("#unresolved-count")).to_contain_text("1 unresolved")
 
-    page.get_by_role("button", name="Expand all").click()
+    with page.expect_request(re.compile(r"/changes/\?ids=")):  # one batch, not one per resource
+        page.get_by_role("button", name="Expand all").click()
     expect(page.locator(".dl").first).to_be_visible()  # script code as a line diff
     conflict = page.locator(".df-conflict").first
     expect(conflict).to_contain_text("schedule")

@@ -656,3 +656,29 @@ def test_a_long_review_list_loads_more_on_demand(dev_client, developer, run_on_c
     chunk = dev_client.get(more, **hx("more-resources")).content.decode()
     assert "<html" not in chunk and chunk.count('class="rv-res ') == 2
     assert "(continued)" in chunk and "Show more changes" not in chunk
+
+
+def test_expand_all_loads_many_diffs_in_one_request_each_swapped_into_its_resource(
+    dev_client, monitor_client, conflict_pull, stocked, django_assert_max_num_queries
+):
+    flow, script = stocked["flow"].lineage_id, stocked["script"].lineage_id
+    target = reverse("revisions:resources", args=[conflict_pull.pk])
+    ids = f"{flow},{script},not-an-id,{stocked['connection'].lineage_id}"
+    with django_assert_max_num_queries(12):
+        response = dev_client.get(target, {"ids": ids}, **HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    # The unchanged connection is skipped; the two changed resources come out-of-band.
+    assert html.count('hx-swap-oob="true"') == 2
+    assert f'id="body-{flow}"' in html and f'id="body-{script}"' in html
+    assert "Keep ours" in html and "preMap" in html
+    assert b"Keep ours" not in monitor_client.get(target, {"ids": ids}, **HX).content
+
+
+def test_batch_diffs_of_an_invisible_integration_are_404(clean_pull, stocked):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(UserFactory(username="outsider"))
+    target = reverse("revisions:resources", args=[clean_pull.pk])
+    assert client.get(target, {"ids": str(stocked["flow"].lineage_id)}).status_code == 404
