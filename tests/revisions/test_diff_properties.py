@@ -33,19 +33,19 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-5, 5),
-    st.text(alphabet="ab.[]\"' x", max_size=4),
+    st.text(alphabet="ab.[]\"' x", max_size=3),
 )
-keys = st.text(alphabet='abc.[]" _-1', min_size=1, max_size=4)
+keys = st.text(alphabet='abc.[]" _-1', min_size=1, max_size=3)
 json_values = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)),
-    max_leaves=6,
+    max_leaves=4,
 )
 bodies = st.fixed_dictionaries(
     {
         "type": st.sampled_from(TYPES),
         "name": st.text(max_size=5),
-        "config": st.dictionaries(keys, json_values, max_size=4),
+        "config": st.dictionaries(keys, json_values, max_size=3),
     },
     optional={"flow": st.sampled_from(LIDS), "position": st.integers(1, 4)},
 )
@@ -54,7 +54,7 @@ documents = st.fixed_dictionaries(
         "integration": st.fixed_dictionaries(
             {"description": st.text(max_size=4), "documentation": st.text(max_size=4)}
         ),
-        "resources": st.dictionaries(st.sampled_from(LIDS), bodies, max_size=6),
+        "resources": st.dictionaries(st.sampled_from(LIDS), bodies, max_size=5),
     }
 )
 
