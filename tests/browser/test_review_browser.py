@@ -170,6 +170,7 @@ def test_revert_to_before_the_merge_with_preview(page, login, screenshot, dev, o
     expand(page, "Orders to ERP")
     expect(page.locator(".rv-res-body .df").first).to_contain_text("Paid")
     screenshot("revert-preview-1280")
+    screenshot("revert-preview-390", width=390)
     page.fill("#id_description", "Back to all orders")
     page.get_by_test_id("confirm-revert").click()
     expect(page.locator(".rv-result-completed")).to_contain_text("Reverted", timeout=15000)
