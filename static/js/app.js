@@ -76,6 +76,14 @@
     });
   }
   document.addEventListener("DOMContentLoaded", showSelectedTab);
+
+  // A form that comes back with errors: bring the first message into view.
+  document.addEventListener("DOMContentLoaded", () => {
+    const alert = document.querySelector("main [role=alert]");
+    if (!alert) return;
+    const box = alert.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) alert.scrollIntoView({ block: "center" });
+  });
   document.addEventListener("htmx:afterSettle", showSelectedTab);
 
   // Django formsets: a button data-formset-add="prefix" appends a row cloned from
