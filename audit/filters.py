@@ -16,18 +16,18 @@ from .models import SOURCE_CHOICES, Action, Event
 
 
 def parse_moment(text: str, *, end_of_day: bool) -> dt.datetime:
-    """An ISO date-time, or a date (its start for `since`, its end for `until`), in UTC."""
+    """A date (its first moment, or with `end_of_day` its last), or an ISO date-time; UTC
+    unless the text says otherwise. Raises ValueError for a date that does not exist."""
     text = (text or "").strip()
-    moment = parse_datetime(text)
-    if moment is None:
-        day = parse_date(text)
-        if day is None:
+    # A date first: parse_datetime would read "2026-11-29" as its midnight, and "until
+    # 2026-11-29" means up to the end of that day.
+    day = parse_date(text)
+    if day is not None:
+        moment = dt.datetime.combine(day, dt.time.max if end_of_day else dt.time.min)
+    else:
+        moment = parse_datetime(text)
+        if moment is None:
             raise ValidationError("Enter a date (YYYY-MM-DD) or an ISO 8601 date-time.")
-        if end_of_day:
-            day += dt.timedelta(days=1)
-        moment = dt.datetime.combine(day, dt.time.min)
-        if end_of_day:
-            moment -= dt.timedelta(microseconds=1)
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=dt.UTC)
     return moment

@@ -283,3 +283,18 @@ def test_api_odd_filter_values_are_answered_not_crashed(admin_client_, dev_clien
         assert response.status_code in (200, 400)
         if response.status_code == 400:
             assert response.json()["detail"]
+
+
+def test_date_range_takes_whole_days(integration, admin_client_):
+    FlowFactory(integration=integration, name="Today's flow")
+    event = Event.objects.get(resource_name="Today's flow")
+    day = event.at.date()
+    url = reverse("audit:log")
+    for params, shown in [
+        ({"since": day.isoformat(), "until": day.isoformat()}, True),
+        ({"until": str(day.fromordinal(day.toordinal() - 1))}, False),
+        ({"since": str(day.fromordinal(day.toordinal() + 1))}, False),
+        ({"until": event.at.isoformat()}, True),
+    ]:
+        body = admin_client_.get(url, params).content.decode()
+        assert ("Today&#x27;s flow" in body) is shown, params

@@ -122,6 +122,13 @@ def test_export_writes_json_lines_up_to_the_date(events, tmp_path):
     assert target2.read_text() == ""
 
 
+def test_export_until_a_date_includes_that_whole_day(events, tmp_path):
+    target = tmp_path / "today.jsonl"
+    day = events[-1].at.date().isoformat()
+    call_command("audit_export", "--until", day, "--output", str(target))
+    assert len(target.read_text().splitlines()) == len(events)
+
+
 def test_export_refuses_a_bad_date():
     with pytest.raises(CommandError, match="is not a date"):
         call_command("audit_export", "--until", "yesterday-ish")

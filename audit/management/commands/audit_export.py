@@ -9,10 +9,10 @@ import datetime as dt
 import sys
 
 import orjson
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from audit.filters import parse_moment
 from audit.models import Event
 
 FIELDS = (
@@ -38,15 +38,12 @@ FIELDS = (
 
 def parse_until(text: str) -> dt.datetime:
     """A date means up to the end of that day (UTC); a date-time is taken as given."""
-    moment = parse_datetime(text)
-    if moment is not None:
-        return moment if timezone.is_aware(moment) else moment.replace(tzinfo=dt.UTC)
-    day = parse_date(text)
-    if day is None:
+    try:
+        return parse_moment(text, end_of_day=True)
+    except (ValidationError, ValueError, OverflowError):
         raise CommandError(
             f"--until {text!r} is not a date; use YYYY-MM-DD or an ISO 8601 date-time."
-        )
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        ) from None
 
 
 def _default(value):
@@ -66,7 +63,7 @@ class Command(BaseCommand):
     def handle(self, *args, until: str, output: str | None, chunk_size: int, **options):
         end = parse_until(until)
         rows = (
-            Event.objects.filter(at__lt=end)
+            Event.objects.filter(at__lte=end)
             .order_by("id")
             .values(*FIELDS)
             .iterator(chunk_size=chunk_size)
@@ -84,4 +81,4 @@ class Command(BaseCommand):
             else:
                 target.flush()
         if output:
-            self.stderr.write(f"Wrote {count} event(s) before {end.isoformat()} to {output}.")
+            self.stderr.write(f"Wrote {count} event(s) up to {end.isoformat()} to {output}.")
