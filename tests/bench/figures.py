@@ -30,7 +30,7 @@ from django.urls import reverse
 from integrations.models import Environment, Integration, Role
 from integrations.resources import RESOURCE_TYPES
 from tests.bench import workloads
-from tests.bench.measure import Profile, Row, hot_spots, timed
+from tests.bench.measure import Profile, Row, as_text, hot_spots, timed
 
 BENCH_ADMIN = "bench-admin"
 # Figures 2–4 repeat while under this budget (at least one run): make bench stays bounded.
@@ -122,6 +122,7 @@ def run_all(ctx: Context, only: set[str]) -> list[Row]:
         if only and number not in only:
             continue
         print(f"figure {number}: {fn.__doc__.splitlines()[0]}", flush=True)
+        first, started = len(ctx.rows), time.perf_counter()
         try:
             fn(ctx)
         except Exception as exc:  # one broken figure must not hide the others
@@ -129,6 +130,9 @@ def run_all(ctx: Context, only: set[str]) -> list[Row]:
 
             traceback.print_exc()
             ctx.notes.append(f"Figure {number} did not complete: {type(exc).__name__}: {exc}")
+        if len(ctx.rows) > first:
+            print(as_text(ctx.rows[first:]), flush=True)
+        print(f"  ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
     return ctx.rows
 
 
@@ -384,15 +388,16 @@ def fig2_3_4_merge_snapshot_revert(ctx: Context) -> None:
         print(f"  run {run + 1} of {ctx.runs}", flush=True)
         # Figure 3: the first snapshot stores what changed; the second finds it unchanged.
         services.snapshot_create(integration=target, user=ctx.admin, description="bench")
-        blobs, trees = Blob.objects.count(), Tree.objects.count()
-        t, _ = timed(
-            lambda: services.snapshot_create(
-                integration=target, user=ctx.admin, description="bench, unchanged"
+        for _ in range(ctx.runs):  # cheap: several samples even when one run is all
+            blobs, trees = Blob.objects.count(), Tree.objects.count()
+            t, _ = timed(
+                lambda: services.snapshot_create(
+                    integration=target, user=ctx.admin, description="bench, unchanged"
+                )
             )
-        )
-        snap_t.append(t)
-        snap_blobs.append(Blob.objects.count() - blobs)
-        snap_trees.append(Tree.objects.count() - trees)
+            snap_t.append(t)
+            snap_blobs.append(Blob.objects.count() - blobs)
+            snap_trees.append(Tree.objects.count() - trees)
 
         t, pull = timed(
             lambda: services.pull_create(

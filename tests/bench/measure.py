@@ -6,6 +6,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -99,6 +100,10 @@ def as_markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+_PROJECT = str(Path(__file__).resolve().parents[2]) + "/"
+_BENCH = str(Path(__file__).resolve().parent) + "/"
+
+
 class Profile:
     """A pyinstrument recording: its text report and where its time goes."""
 
@@ -135,7 +140,13 @@ class Profile:
             if real and own > 0:
                 packages[package] = packages.get(package, 0.0) + own
             # Project code (not the bench, not libraries): what a reader can act on.
-            if real and frame.is_application_code and not path.startswith(("tests/", "<")):
+            full = frame.file_path or ""
+            if (
+                real
+                and full.startswith(_PROJECT)
+                and "/.venv/" not in full
+                and not full.startswith(_BENCH)
+            ):
                 where = f"{frame.function} ({path}:{frame.line_no})"
                 calls[where] = max(calls.get(where, 0.0), frame.time)
             stack.extend((c, package) for c in children)
