@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
@@ -770,12 +771,13 @@ def _cache_context(cache: LookupCache, **extra: Any) -> dict[str, Any]:
     entries = cache.entries.order_by("key")
     if q:
         entries = entries.filter(Q(key__icontains=q))
+    page = Paginator(entries, ENTRY_PAGE).get_page(extra.pop("page", None))
     context = {
         "cache": cache,
         "entry_count": totals["n"],
         "data_bytes": totals["size"],
-        "entries": entries[:ENTRY_PAGE],
-        "more_entries": max(0, (entries.count() if q else totals["n"]) - ENTRY_PAGE),
+        "page_obj": page,
+        "entries": page.object_list,
         "q": q,
         "entry_form": CacheEntryForm(),
         "upload_form": CacheUploadForm(),
@@ -793,7 +795,9 @@ def cache_detail(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
         integration,
         tab="caches",
         template="integrations/cache_detail.html",
-        context=_cache_context(cache, q=request.GET.get("q", "").strip()),
+        context=_cache_context(
+            cache, q=request.GET.get("q", "").strip(), page=request.GET.get("page")
+        ),
     )
 
 

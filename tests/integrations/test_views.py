@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from integrations import services
 from integrations.models import (
     AccessLevel,
     Connection,
@@ -986,3 +987,18 @@ def test_documentation_preview_renders_safely_while_typing(dev_client, integrati
 def test_documentation_preview_needs_edit_rights(monitor_client, integration):
     response = monitor_client.post(url("docs_preview", integration.pk), {"documentation": "x"})
     assert response.status_code == 403
+
+
+def test_cache_entries_are_paged_and_searchable(dev_client, integration):
+    cache = LookupCacheFactory(integration=integration)
+    services.cache_entries_add(
+        cache=cache, entries=[{"key": f"K{n:03d}", "value": {}} for n in range(120)]
+    )
+    page_url = url("cache", integration.pk, cache.pk)
+    first = dev_client.get(page_url).content.decode()
+    assert "K000" in first and "K049" in first and "K050" not in first
+    assert "1–50 of 120" in first and "page=2" in first
+    last = dev_client.get(page_url, {"page": 3}).content.decode()
+    assert "K119" in last and "K099" not in last
+    found = dev_client.get(page_url, {"q": "K11"}).content.decode()
+    assert "K110" in found and "K119" in found and "K000" not in found
