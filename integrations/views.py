@@ -619,13 +619,9 @@ def flow_detail(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
     integration = _integration(request, pk)
     flow = get_object_or_404(Flow, pk=rid, integration=integration)
     steps = list(flow.steps.select_related("connection").order_by("position", "pk"))
-    cache_names = {
-        str(lineage): name
-        for lineage, name in integration.lookupcaches.values_list("lineage_id", "name")
-    }
-    cache_pks = {
-        str(lineage): cpk
-        for lineage, cpk in integration.lookupcaches.values_list("lineage_id", "pk")
+    caches = {
+        str(lineage): (cpk, name)
+        for lineage, cpk, name in integration.lookupcaches.values_list("lineage_id", "pk", "name")
     }
     rows = []
     for step in steps:
@@ -638,8 +634,8 @@ def flow_detail(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
                 {
                     "source": m.get("source"),
                     "target": m.get("target"),
-                    "cache_name": cache_names.get(cache, "missing cache") if cache else "",
-                    "cache_pk": cache_pks.get(cache),
+                    "cache_name": caches.get(cache, (None, "missing cache"))[1] if cache else "",
+                    "cache_pk": caches.get(cache, (None, ""))[0],
                 }
             )
         rows.append({"step": step, "mappings": mappings})

@@ -1002,3 +1002,18 @@ def test_cache_entries_are_paged_and_searchable(dev_client, integration):
     assert "K119" in last and "K099" not in last
     found = dev_client.get(page_url, {"q": "K11"}).content.decode()
     assert "K110" in found and "K119" in found and "K000" not in found
+
+
+def test_flow_page_marks_a_mapping_whose_cache_is_gone(dev_client, integration):
+    flow = FlowFactory(integration=integration)
+    cache = LookupCacheFactory(integration=integration, name="Old map")
+    StepFactory(
+        flow=flow,
+        config={
+            "mappings": [{"source": "a", "target": "b", "lookup_cache": str(cache.lineage_id)}]
+        },
+    )
+    assert "Old map" in dev_client.get(url("flow", integration.pk, flow.pk)).content.decode()
+    dev_client.post(url("resource_delete", integration.pk, "caches", cache.pk))
+    html = dev_client.get(url("flow", integration.pk, flow.pk)).content.decode()
+    assert "missing cache" in html and "badge-danger" in html
