@@ -298,3 +298,18 @@ def test_date_range_takes_whole_days(integration, admin_client_):
     ]:
         body = admin_client_.get(url, params).content.decode()
         assert ("Today&#x27;s flow" in body) is shown, params
+
+
+def test_integration_tab_query_count_does_not_grow_with_events(
+    integration, dev_client, django_assert_max_num_queries
+):
+    url = reverse("audit:integration", args=[integration.pk])
+    FlowFactory(integration=integration)
+    dev_client.get(url)
+    with django_assert_max_num_queries(20) as few:
+        dev_client.get(url)
+    for _ in range(60):
+        ScriptFactory(integration=integration)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = dev_client.get(url)
+    assert response.status_code == 200 and len(response.context["events"]) == 50
