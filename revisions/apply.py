@@ -22,7 +22,12 @@ from django.core.exceptions import ValidationError
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from integrations.models import Integration
-from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES, ResourceType
+from integrations.resources import (
+    INTEGRATION_FIELDS,
+    RESOURCE_TYPES,
+    ResourceType,
+    validate_step_config,
+)
 from integrations.versioning import mark_changed, versioned_change
 
 from .document import document_of
@@ -83,8 +88,10 @@ def _create_many(model: type, objs: list[Any], reason: str) -> list[Any]:
 
 
 def _update_many(model: type, objs: list[Any], fields: list[str], reason: str) -> None:
+    # bulk_update writes one CASE per field over the batch: its cost grows with batch
+    # size × fields, so callers pass only the fields that changed, in modest batches.
     bulk_update_with_history(
-        objs, model, fields=fields, batch_size=500, default_change_reason=reason
+        objs, model, fields=fields, batch_size=100, default_change_reason=reason
     )
 
 
@@ -122,11 +129,16 @@ def _set_fields(
 
 def _check(rt: ResourceType, instance: Any, body: Mapping[str, Any]) -> None:
     try:
-        # References were resolved above from this integration's own rows: skip the
-        # per-row existence queries of foreign key validation.
-        instance.full_clean(
-            exclude=["integration", *rt.refs], validate_unique=False, validate_constraints=False
-        )
+        # Field values are checked per row. What the models' clean() adds needs the
+        # database once per row (references in the same integration, mapping caches that
+        # exist); `document_problems` checked all of it for the whole document up front,
+        # so only the shape of a step's config is checked here.
+        instance.clean_fields(exclude=["integration", *rt.refs])
+        if rt.key == "step":
+            try:
+                validate_step_config(instance.config, integration_id=None)
+            except ValidationError as exc:
+                raise ValidationError({"config": exc.messages}) from None
     except ValidationError as exc:
         details = "; ".join(
             f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
@@ -207,7 +219,8 @@ def apply_document(
 
         for rt in RESOURCE_TYPES.values():
             created: list[Any] = []
-            updated: list[Any] = []
+            # Updates grouped by the fields they change: most change one or two.
+            updated: dict[tuple[str, ...], list[Any]] = {}
             for lid, body in changed.items():
                 if body.get("type") != rt.key:
                     continue
@@ -216,7 +229,9 @@ def apply_document(
                     instance = rt.model(integration=locked, lineage_id=lid)
                     created.append(instance)
                 else:
-                    updated.append(instance)
+                    before = existing[lid]
+                    fields = tuple(f for f in rt.fields if before.get(f) != body.get(f))
+                    updated.setdefault(fields or rt.fields, []).append(instance)
                 _set_fields(rt, instance, body, instances)
                 _check(rt, instance, body)
                 instances[rt.key][lid] = instance
@@ -224,9 +239,9 @@ def apply_document(
                 for obj in _create_many(rt.model, created, reason):
                     instances[rt.key][str(obj.lineage_id)] = obj
                 counts["created"] += len(created)
-            if updated:
-                _update_many(rt.model, updated, list(rt.fields), reason)
-                counts["updated"] += len(updated)
+            for fields, objs in updated.items():
+                _update_many(rt.model, objs, list(fields), reason)
+                counts["updated"] += len(objs)
             if created or updated:
                 mark_changed(locked.pk)
 

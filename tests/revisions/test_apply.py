@@ -109,3 +109,12 @@ def test_an_invalid_value_is_refused_naming_the_resource(integration, stocked):
     with pytest.raises(ValidationError, match="Flow step 'Map' is not valid"):
         apply_document(integration=integration, document=doc)
     assert document_of(integration) == before
+
+
+def test_a_malformed_step_config_is_refused_naming_the_step(integration, stocked):
+    doc = copy.deepcopy(document_of(integration))
+    doc["resources"][str(stocked["step"].lineage_id)]["config"] = {"mappings": [{"source": "a"}]}
+    before = document_of(integration)
+    with pytest.raises(ValidationError, match="Flow step 'Map' is not valid: config: Mapping 1"):
+        apply_document(integration=integration, document=doc)
+    assert document_of(integration) == before
