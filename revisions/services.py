@@ -571,20 +571,52 @@ def resolutions_set(
                     {"resolutions": [f"Resolution {i}: {' '.join(exc.messages)}"]}
                 ) from None
             chosen.append((lid, path, r["choose"]))
-        now = timezone.now()
-        for lid, path, choose in chosen:
-            Resolution.objects.update_or_create(
-                revision=locked,
-                lineage_id=lid,
-                path=path,
-                defaults={"choose": choose, "chosen_by": _user(user), "chosen_at": now},
-            )
+        _store_resolutions(locked, chosen, user)
         summary = engine.with_resolutions(changes, _resolutions_of(locked))["summary"]
         locked.refresh_from_db(fields=["status"])
         locked.summary = summary
         locked.save(update_fields=["summary"])
     _copy_state(locked, revision)
     return summary
+
+
+def _store_resolutions(
+    revision: Revision, chosen: list[tuple[str, str, str]], user: User | None
+) -> None:
+    """Insert or replace the choices in bulk (a CI run may resolve thousands at once).
+
+    Bulk writes send no signals, so the approvals' lapse check runs once afterwards.
+    """
+    now = timezone.now()
+    wanted = {(lid, path): choose for lid, path, choose in chosen}
+    existing = {
+        (str(r.lineage_id), r.path): r
+        for r in Resolution.objects.filter(revision=revision).select_for_update()
+    }
+    created, updated = [], []
+    for (lid, path), choose in wanted.items():
+        row = existing.get((lid, path))
+        if row is None:
+            created.append(
+                Resolution(
+                    revision=revision,
+                    lineage_id=lid,
+                    path=path,
+                    choose=choose,
+                    chosen_by=_user(user),
+                    chosen_at=now,
+                )
+            )
+        else:
+            row.choose, row.chosen_by, row.chosen_at = choose, _user(user), now
+            updated.append(row)
+    Resolution.objects.bulk_create(created, batch_size=500)
+    Resolution.objects.bulk_update(updated, ["choose", "chosen_by", "chosen_at"], batch_size=500)
+    try:
+        from .approvals import approvals_lapse_stale
+    except ImportError:  # no approvals installed: nothing can lapse
+        return
+    approvals_lapse_stale(revision=revision, user=_user(user))
 
 
 def resolution_set(
