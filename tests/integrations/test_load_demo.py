@@ -100,23 +100,36 @@ def test_demo_integrations_are_realistic(django_capture_on_commit_callbacks):
     assert monitor.grants.count() == 3
 
 
-def test_demo_includes_a_sandbox_clone_when_cloning_is_available(
-    django_capture_on_commit_callbacks,
-):
-    output = load(django_capture_on_commit_callbacks)
-    try:
-        from revisions import services
-    except ImportError:
-        services = None
-    if getattr(services, "integration_clone", None) is None:
-        assert (
-            "skipped" in output
-            and not Integration.objects.filter(cloned_from__isnull=False).exists()
-        )
-        return
+def test_demo_includes_a_sandbox_clone(django_capture_on_commit_callbacks):
+    load(django_capture_on_commit_callbacks)
     clone = Integration.objects.get(cloned_from__isnull=False)
     assert clone.environment == Environment.SANDBOX
     assert clone.cloned_from.name == "Storefront orders → ERP"
     assert clone.flows.count() == clone.cloned_from.flows.count()
     load(django_capture_on_commit_callbacks)
     assert Integration.objects.filter(cloned_from__isnull=False).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_opens_a_pull_with_one_conflict_ready_for_review():
+    """Eager Celery, autocommit: the clone and the pull run as `make run` runs them."""
+    from revisions.models import Revision, RevisionStatus, RevisionType
+    from revisions.selectors import changes_for_review
+
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    assert "opened for review" in out.getvalue()
+    pull = Revision.objects.get(type=RevisionType.PULL)
+    assert pull.status == RevisionStatus.READY, pull.error
+    assert pull.integration.name == "Storefront orders → ERP"
+    assert pull.source_integration.name == "Storefront orders → ERP (sandbox)"
+    changes = changes_for_review(pull)
+    changed = {(r["type"], r["name"]) for r in changes["resources"]}
+    assert {
+        ("script", "Normalise order"),
+        ("step", "Shape the sales order"),
+        ("flow", "Refunds to credit memos"),
+    } <= changed
+    assert changes["summary"]["conflicts"] == 1
+    call_command("load_demo", stdout=StringIO())
+    assert Revision.objects.filter(type=RevisionType.PULL).count() == 1

@@ -15,7 +15,17 @@ from django.db import transaction
 
 from audit.context import acting
 from integrations import services
-from integrations.models import Environment, Integration, Role, StepKind, User
+from integrations.models import (
+    Environment,
+    Flow,
+    FlowStep,
+    Integration,
+    Role,
+    Script,
+    StepKind,
+    User,
+)
+from revisions import services as revision_services
 
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("admin", Role.ADMINISTRATOR, "ilm-demo-admin"),
@@ -519,31 +529,63 @@ class Command(BaseCommand):
         self.stdout.write(f"{name}: created.")
 
     def _clone(self, developer: User) -> None:
-        try:
-            from revisions import services as revision_services
-        except ImportError:
-            revision_services = None
-        clone_fn = getattr(revision_services, "integration_clone", None)
-        if clone_fn is None:
-            self.stdout.write(
-                f"{CLONE_NAME}: skipped, cloning is not available in this build yet "
-                "(revisions.services.integration_clone)."
-            )
-            return
         source = Integration.objects.filter(
             name="Storefront orders → ERP", cloned_from__isnull=True
         ).first()
         if source is None or Integration.objects.filter(name=CLONE_NAME).exists():
             self.stdout.write(f"{CLONE_NAME}: already there, left as it is.")
             return
-        clone = clone_fn(
+        clone = revision_services.integration_clone(
             source=source,
             user=developer,
             name=CLONE_NAME,
             environment=Environment.SANDBOX,
             copy_cache_data=True,
         )
-        if clone.flows.exists():
-            self.stdout.write(f"{CLONE_NAME}: cloned from {source.name}.")
-        else:  # a real broker: the copy is a task
+        if not clone.flows.exists():  # a real broker: the copy is a task
             self.stdout.write(f"{CLONE_NAME}: clone queued; a Celery worker copies it.")
+            return
+        self.stdout.write(f"{CLONE_NAME}: cloned from {source.name}.")
+        self._open_pull(source, clone, developer)
+
+    def _open_pull(self, production: Integration, sandbox: Integration, developer: User) -> None:
+        """Work in the sandbox, one clashing edit in production, and a pull ready to review."""
+
+        def twin(model, name: str, integration: Integration):
+            return model.objects.get(integration=integration, name=name)
+
+        script = twin(Script, "Normalise order", sandbox)
+        services.resource_update(
+            instance=script,
+            data={
+                "code": script.code.replace(
+                    "  return { data, errors: options.errors };",
+                    "  data.forEach((order) => {\n"
+                    "    order.total_price = Math.round(order.total_price * 100) / 100;\n"
+                    "  });\n"
+                    "  return { data, errors: options.errors };",
+                )
+            },
+        )
+        shape = FlowStep.objects.get(flow__integration=sandbox, name="Shape the sales order")
+        config = dict(shape.config)
+        config["mappings"] = [*config["mappings"], _m("po_number", "other_ref_num_po")]
+        services.resource_update(instance=shape, data={"config": config})
+        # Both sides move the refunds schedule, differently: the review shows a conflict.
+        services.resource_update(
+            instance=twin(Flow, "Refunds to credit memos", sandbox),
+            data={"schedule": "*/30 * * * *"},
+        )
+        services.resource_update(
+            instance=twin(Flow, "Refunds to credit memos", production),
+            data={"schedule": "15 * * * *"},
+        )
+        pull = revision_services.pull_create(
+            target=production,
+            source=sandbox,
+            user=developer,
+            description="Round order totals and map the customer PO number",
+        )
+        self.stdout.write(
+            f"{production.name}: pull #{pull.number} from the sandbox opened for review."
+        )
