@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 || echo python3.12)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ilm
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
-PYTEST_ARGS ?=
+# Both cores: tests needing a real Celery worker stay together in one xdist group.
+PYTEST_ARGS ?= -n auto --dist loadgroup
 
 .PHONY: venv run test test-fast lint format bench chromium clean
 

@@ -40,6 +40,9 @@ def pytest_collection_modifyitems(items):
     here = [i for i, item in enumerate(items) if "tests/integration" in str(item.fspath)]
     for i in here:
         items[i].add_marker(pytest.mark.integration)
+        # Under pytest-xdist (`--dist loadgroup`) these all run in one pytest worker: two
+        # Celery workers on the same Redis queue would take each other's tasks.
+        items[i].add_marker(pytest.mark.xdist_group("celery-worker"))
     # Tests with workers of their own last: each stops the shared worker, so the shared
     # one starts once rather than again after each of them.
     ordered = sorted((items[i] for i in here), key=lambda item: "start_worker" in item.fixturenames)
