@@ -12,28 +12,12 @@ import orjson
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.chain import HASHED_FIELDS
 from audit.filters import parse_moment
 from audit.models import Event
 
-FIELDS = (
-    "id",
-    "at",
-    "user_id",
-    "username",
-    "source",
-    "remote_addr",
-    "integration_id",
-    "integration_name",
-    "revision_id",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "action",
-    "changes",
-    "operation_id",
-    "prev_hash",
-    "hash",
-)
+# Everything the chain covers, plus the row id and the two links of the chain.
+FIELDS = ("id", *HASHED_FIELDS, "prev_hash", "hash")
 
 
 def parse_until(text: str) -> dt.datetime:
