@@ -295,7 +295,7 @@ def package_import(
     """
     package_validate(package)
     from revisions.document import tree_of_document
-    from revisions.services import snapshot_create
+    from revisions.services import snapshot_create, sync_point_record
 
     meta = package["integration"]
     with transaction.atomic():
@@ -308,7 +308,7 @@ def package_import(
             cloned_from=original,
         )
         if original is not None:
-            _sync(integration, original, tree_of_document(package["document"]))
+            sync_point_record(a=integration, b=original, tree=tree_of_document(package["document"]))
         snapshot_create(
             integration=integration,
             user=user,
@@ -329,7 +329,7 @@ def package_pull(
     """
     package_validate(package)
     from revisions.document import tree_of
-    from revisions.services import pull_create
+    from revisions.services import pull_create, sync_point_record
 
     meta = package["integration"]
     if str(target.lineage_id) != meta["lineage_id"]:
@@ -345,7 +345,7 @@ def package_pull(
             environment=Environment.SANDBOX,
             cloned_from=target,
         )
-        _sync(staged, target, tree_of(target))
+        sync_point_record(a=staged, b=target, tree=tree_of(target))
         revision = pull_create(
             target=target,
             source=staged,
@@ -353,11 +353,3 @@ def package_pull(
             description=description or f"Import of the package of {meta['name']}",
         )
     return revision
-
-
-def _sync(a: Integration, b: Integration, tree) -> None:
-    """Record `tree` as the last state `a` and `b` were in sync (the base of their pulls)."""
-    from revisions.models import SyncPoint
-
-    SyncPoint.objects.create(integration=a, other=b, tree=tree)
-    SyncPoint.objects.create(integration=b, other=a, tree=tree)

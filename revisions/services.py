@@ -174,6 +174,15 @@ def _sync(a_id: int, b_id: int, tree: Tree | str, revision: Revision | None) -> 
     )
 
 
+def sync_point_record(*, a: Integration, b: Integration, tree: Tree | str) -> None:
+    """Record `tree` as the last state `a` and `b` agreed on (the base of their next pulls).
+
+    For callers outside the engine that bring an integration into a family themselves
+    (package import); the engine's own operations record theirs with the revision.
+    """
+    _sync(a.pk, b.pk, tree, None)
+
+
 def merge_base(target: Integration, source: Integration) -> Tree | None:
     """The tree two integrations of a family last agreed on.
 
