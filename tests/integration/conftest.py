@@ -37,7 +37,8 @@ WORKER_START_SECONDS = 60.0
 
 
 def pytest_collection_modifyitems(items):
-    here = [i for i, item in enumerate(items) if "tests/integration" in str(item.fspath)]
+    # "tests/integration/", with the slash: tests/integrations/ is another directory.
+    here = [i for i, item in enumerate(items) if "tests/integration/" in str(item.fspath)]
     for i in here:
         items[i].add_marker(pytest.mark.integration)
         # Under pytest-xdist (`--dist loadgroup`) these all run in one pytest worker: two
@@ -97,9 +98,11 @@ def not_eager(settings):
     """Send tasks to the broker instead of running them in the test process."""
     from ilm_site.celery import app
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    # The Celery app read the settings once already; its own copy is what counts.
+    # Read the app's own copy before touching the settings: when no earlier test in this
+    # process used Celery, the app reads Django's settings lazily right here, and would
+    # otherwise take (and later "restore") False for every test after this one.
     previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
     yield
     app.conf.task_always_eager = previous
