@@ -93,6 +93,9 @@ def resource_type_for(instance_or_model: Any) -> ResourceType | None:
     return TYPE_BY_MODEL.get(model)
 
 
+MAPPING_KEYS = frozenset({"source", "target", "lookup_cache"})
+
+
 def validate_step_config(config: Any, *, integration_id: int | None) -> None:
     """A step's config is an object; its `mappings` a list of {source, target, lookup_cache?}.
 
@@ -108,6 +111,12 @@ def validate_step_config(config: Any, *, integration_id: int | None) -> None:
     for i, mapping in enumerate(mappings, start=1):
         if not isinstance(mapping, dict):
             raise ValidationError(f"Mapping {i} must be an object with source and target.")
+        unknown = sorted(set(mapping) - MAPPING_KEYS)
+        if unknown:
+            raise ValidationError(
+                f"Mapping {i} has unknown field(s) {', '.join(map(repr, unknown))}; "
+                "a mapping has source, target and lookup_cache."
+            )
         for key in ("source", "target"):
             if not isinstance(mapping.get(key), str) or not mapping[key].strip():
                 raise ValidationError(f"Mapping {i} needs a non-empty {key!r}.")

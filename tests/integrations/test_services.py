@@ -98,3 +98,22 @@ def test_csv_import_is_all_or_nothing():
         cache=cache, filename="x.csv", content=b"sku,item\nA,1\nB,2\n"
     )
     assert count == 2 and services.cache_data_bytes(cache.integration_id) > 0
+
+
+def test_a_mapping_with_an_unknown_field_is_refused_and_changes_nothing(integration):
+    flow = FlowFactory(integration=integration)
+    version = Integration.objects.get(pk=integration.pk).version
+    with pytest.raises(ValidationError, match="unknown field.*'cache'"):
+        services.resource_create(
+            integration=integration,
+            type_key="step",
+            data={
+                "name": "Shape",
+                "flow": flow,
+                "position": 1,
+                "kind": "transform",
+                "config": {"mappings": [{"source": "a", "target": "b", "cache": None}]},
+            },
+        )
+    assert not flow.steps.exists()
+    assert Integration.objects.get(pk=integration.pk).version == version

@@ -569,7 +569,10 @@ class Command(BaseCommand):
         )
         shape = FlowStep.objects.get(flow__integration=sandbox, name="Shape the sales order")
         config = dict(shape.config)
-        config["mappings"] = [*config["mappings"], _m("po_number", "other_ref_num_po")]
+        config["mappings"] = [
+            *config["mappings"],
+            {"source": "po_number", "target": "other_ref_num_po", "lookup_cache": None},
+        ]
         services.resource_update(instance=shape, data={"config": config})
         # Both sides move the refunds schedule, differently: the review shows a conflict.
         services.resource_update(
