@@ -145,8 +145,8 @@ class IntegrationCreateForm(forms.Form):
         if not may_choose_environment:
             self.fields["environment"].disabled = True
             self.fields["environment"].help_text = (
-                "New integrations start in the sandbox; an administrator can move one to "
-                "production."
+                "New integrations start in the sandbox; approvers and administrators can "
+                "create production ones."
             )
 
     def clean_name(self) -> str:

@@ -296,7 +296,7 @@ def integration_create(request: HttpRequest) -> HttpResponse:
     require(request.user, Action.CREATE_INTEGRATION)
     form = IntegrationCreateForm(
         request.POST or None,
-        may_choose_environment=can(request.user, Action.CHANGE_ENVIRONMENT),
+        may_choose_environment=can(request.user, Action.CLONE_TO_PRODUCTION),
     )
     if request.method == "POST" and form.is_valid():
         try:

@@ -645,8 +645,10 @@ def test_developer_creates_a_sandbox_integration_and_manages_it(dev_client, deve
     assert created.grants.get().level == AccessLevel.MANAGE
 
 
-def test_administrator_may_create_in_production(admin_client_):
-    admin_client_.post(url("create"), {"name": "Prod", "environment": "production"})
+@pytest.mark.parametrize("who", ["admin_client_", "approver_client"])
+def test_administrators_and_approvers_may_create_in_production(who, request):
+    # The same rule as the API's and the clone form's: Action.CLONE_TO_PRODUCTION.
+    request.getfixturevalue(who).post(url("create"), {"name": "Prod", "environment": "production"})
     assert Integration.objects.get(name="Prod").environment == Environment.PRODUCTION
 
 
