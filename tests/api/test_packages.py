@@ -6,7 +6,6 @@ Invalid packages name their first problem and create nothing.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import uuid
 
 import orjson
@@ -26,9 +25,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-ENGINE = importlib.util.find_spec("revisions.services") is not None
-needs_engine = pytest.mark.skipif(not ENGINE, reason="the revision engine is not installed")
 
 
 @pytest.fixture
@@ -227,7 +223,6 @@ def test_import_page_renders_for_developers(dev_client, integration):
 # Importing --------------------------------------------------------------------------
 
 
-@needs_engine
 def test_import_as_new_keeps_lineage_and_can_pull_from_the_original(
     dev_client, package, stocked, developer, django_capture_on_commit_callbacks
 ):
@@ -260,7 +255,6 @@ def test_import_as_new_keeps_lineage_and_can_pull_from_the_original(
     assert pull.summary["conflicts"] == 0
 
 
-@needs_engine
 def test_import_as_pull_shows_what_the_package_changes(
     dev_client, package, stocked, django_capture_on_commit_callbacks
 ):
@@ -287,7 +281,6 @@ def test_import_as_pull_shows_what_the_package_changes(
     assert Flow.objects.get(integration=stocked).description != "From the package"
 
 
-@needs_engine
 def test_import_as_pull_into_another_family_is_refused_and_creates_nothing(
     dev_client, package, developer
 ):
@@ -306,7 +299,6 @@ def test_import_as_pull_into_another_family_is_refused_and_creates_nothing(
 # Through the API ----------------------------------------------------------------------
 
 
-@needs_engine
 def test_api_imports_a_package_as_new_and_as_pull(
     dev_api, package, stocked, django_capture_on_commit_callbacks
 ):

@@ -7,20 +7,18 @@ UI uses too): not visible → 404, visible but not allowed → 403, else success
 of refused combinations is printed for the closing note (`-s` shows it).
 """
 
-import importlib.util
-
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from integrations.models import AccessLevel, Environment, Integration, Role
 from integrations.permissions import Action, can, can_see
+from revisions.services import integration_clone
 from tests.api.conftest import token_client
 from tests.factories import GrantFactory, IntegrationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ENGINE = importlib.util.find_spec("revisions.services") is not None
 
 WHO = {
     "administrator": (Role.ADMINISTRATOR, None),
@@ -128,20 +126,15 @@ def ctx(db, django_capture_on_commit_callbacks):
     integration = IntegrationFactory(name="Target", environment=Environment.SANDBOX)
     GrantFactory(integration=integration, user=owner, level=AccessLevel.MANAGE)
     context = {"integration": integration, "id": integration.pk, "owner": owner}
-    if ENGINE:
-        from revisions.services import integration_clone
-
-        with django_capture_on_commit_callbacks(execute=True):
-            context["clone"] = integration_clone(source=integration, user=owner, name="Clone")
+    with django_capture_on_commit_callbacks(execute=True):
+        context["clone"] = integration_clone(source=integration, user=owner, name="Clone")
     return context
 
 
 @pytest.mark.parametrize("who", list(WHO))
 @pytest.mark.parametrize("action", list(CASES), ids=lambda a: a.value)
 def test_api_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
-    needs_engine, make = CASES[action]
-    if needs_engine and not ENGINE:
-        pytest.skip("the revision engine is not installed in this tree")
+    _, make = CASES[action]
     role, level = WHO[who]
     user = UserFactory(username=f"u_{who}", role=role)
     if level:
@@ -271,8 +264,6 @@ ui_refused: list[str] = []
 @pytest.mark.parametrize("who", list(WHO))
 @pytest.mark.parametrize("action", list(UI_CASES), ids=lambda a: a.value)
 def test_ui_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
-    if not ENGINE:
-        pytest.skip("the revision engine is not installed in this tree")
     role, level = WHO[who]
     user = UserFactory(username=f"u_{who}", role=role)
     if level:

@@ -4,7 +4,6 @@ Pulls are made as rows here (a ready pull with its changeset), so the rules of a
 are tested on their own; the approval that starts a merge uses the engine's merge_start.
 """
 
-import importlib.util
 from types import SimpleNamespace
 
 import pytest
@@ -30,7 +29,6 @@ from tests.factories import GrantFactory, IntegrationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ENGINE = importlib.util.find_spec("revisions.services") is not None
 LINEAGE = "5b0b7f0e-8c1e-4c47-9d39-0d7f8f7f0a11"
 
 
@@ -278,7 +276,6 @@ def merge(monkeypatch):
     return record
 
 
-@pytest.mark.skipif(not ENGINE, reason="the revision engine is not installed in this tree")
 def test_approve_records_the_decision_and_starts_the_merge_as_the_approver(
     pull, developer, approver, events, merge, django_capture_on_commit_callbacks
 ):
@@ -297,7 +294,6 @@ def test_approve_records_the_decision_and_starts_the_merge_as_the_approver(
     assert events == [("approved", "april")]
 
 
-@pytest.mark.skipif(not ENGINE, reason="the revision engine is not installed in this tree")
 def test_approval_is_not_recorded_when_the_merge_cannot_start(pull, developer, approver, merge):
     from revisions.errors import StaleReview
 
@@ -310,7 +306,6 @@ def test_approval_is_not_recorded_when_the_merge_cannot_start(pull, developer, a
     assert pull.status == RevisionStatus.AWAITING_APPROVAL
 
 
-@pytest.mark.skipif(not ENGINE, reason="the revision engine is not installed in this tree")
 def test_a_decision_reads_the_pull_fresh_not_the_page_it_was_loaded_for(
     pull, developer, approver, merge
 ):
