@@ -60,6 +60,16 @@
     e.preventDefault();
   });
 
+  // A clicked tab is the selected one at once; the response confirms it. With hx-sync on the
+  // tab bar a newer click replaces a request still in flight, so the last click wins.
+  document.addEventListener("click", (e) => {
+    const tab = e.target.closest && e.target.closest('[role="tab"]');
+    if (!tab || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    tab.closest('[role="tablist"]').querySelectorAll('[role="tab"]').forEach((t) => {
+      t.setAttribute("aria-selected", t === tab ? "true" : "false");
+    });
+  });
+
   // Confirm dialogs for destructive buttons without htmx: data-confirm="Delete this flow?".
   document.addEventListener("submit", (e) => {
     const msg = e.submitter && e.submitter.dataset.confirm || e.target.dataset.confirm;
