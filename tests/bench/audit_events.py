@@ -139,28 +139,12 @@ def load(total: int, targets: list[Any], users: list[tuple[int, str]]) -> None:
     import orjson
     from django.db import connection, transaction
 
-    from audit.chain import LOCK_KEY, hash_of
+    from audit.chain import HASHED_FIELDS, LOCK_KEY, hash_of
     from audit.models import Event
 
     table = Event._meta.db_table
-    columns = [
-        "at",
-        "user_id",
-        "username",
-        "source",
-        "remote_addr",
-        "integration_id",
-        "integration_name",
-        "revision_id",
-        "resource_type",
-        "resource_id",
-        "resource_name",
-        "action",
-        "changes",
-        "operation_id",
-        "prev_hash",
-        "hash",
-    ]
+    # What the chain hashes, then the two links: the same columns audit_export writes.
+    columns = [*HASHED_FIELDS, "prev_hash", "hash"]
     by_attname = {f.attname: f.column for f in Event._meta.concrete_fields}
     db_columns = [f'"{by_attname[c]}"' for c in columns]
     copy_sql = f'COPY "{table}" ({", ".join(db_columns)}) FROM STDIN'
