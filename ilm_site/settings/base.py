@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "integrations",
     "revisions",
     "audit",
+    "runs",
 ]
 
 MIDDLEWARE = [

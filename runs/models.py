@@ -1,0 +1,171 @@
+"""Run records: a run is a row before it is a task (`run_flow` takes its id).
+
+A run belongs to an integration and names its flow by lineage id (the flow row may be
+reverted away and back; the lineage stays). Per-step figures, the first errors with the
+failing record (masked) and a fixed-bucket latency histogram per step are kept, so
+monitoring can merge percentiles across runs without the raw timings.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class RunMode(models.TextChoices):
+    LIVE = "live", "Live"
+    TEST = "test", "Test"
+
+
+class RunTrigger(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    SCHEDULE = "schedule", "Schedule"
+    API = "api", "API"
+    TEST = "test", "Test"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partial"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+# Declared once: which statuses are still live, which are final.
+OPEN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+FINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELED}
+)
+
+
+class ErrorKind(models.TextChoices):
+    HTTP = "http", "HTTP"
+    SCRIPT = "script", "Script"
+    MAPPING = "mapping", "Mapping"
+    TIMEOUT = "timeout", "Timeout"
+    CONNECTION = "connection", "Connection"
+
+
+class Run(models.Model):
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="runs"
+    )
+    flow = models.ForeignKey(
+        "integrations.Flow", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    flow_lineage_id = models.UUIDField(db_index=True)
+    flow_name = models.CharField(max_length=200)
+    mode = models.CharField(max_length=10, choices=RunMode.choices, default=RunMode.LIVE)
+    trigger = models.CharField(max_length=10, choices=RunTrigger.choices, default=RunTrigger.MANUAL)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    records_in = models.PositiveIntegerField(default=0)
+    records_out = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    # Live progress, written between pages: {"page": n, "records": n, "errors": n}
+    progress = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Test runs: the records given (null = the flow's saved samples) and what imports
+    # would have sent: [{"step": lineage id, "records": [...]}].
+    input_records = models.JSONField(null=True, blank=True)
+    output = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    # The version of the integration the run executed (the document's source).
+    integration_version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["integration", "-created_at"]),
+            models.Index(fields=["flow_lineage_id", "-created_at"]),
+            models.Index(fields=["status"]),
+        ]
+        constraints = [
+            # One live run of a flow at a time (test runs do not send, so they may overlap).
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id"],
+                condition=models.Q(mode="live", status__in=["queued", "running"]),
+                name="one_open_live_run_per_flow",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.flow_name}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class RunStep(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    lineage_id = models.UUIDField()
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20)
+    records_in = models.PositiveIntegerField(default=0)
+    records_out = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    duration_ms = models.FloatField(default=0)
+    http_calls = models.PositiveIntegerField(default=0)
+    http_retries = models.PositiveIntegerField(default=0)
+    # Counts per bucket of runs.histogram.BUCKETS_MS.
+    histogram = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["run", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class RunError(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="error_records")
+    step_lineage_id = models.UUIDField()
+    step_name = models.CharField(max_length=200, blank=True)
+    record_index = models.IntegerField(default=-1)
+    kind = models.CharField(max_length=20, choices=ErrorKind.choices)
+    message = models.TextField()
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    record = models.JSONField(null=True, blank=True)  # masked
+    response_excerpt = models.TextField(blank=True)
+    script_line = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message[:60]}"
+
+
+class FlowSample(models.Model):
+    """The first N input records of a flow's last successful live run (masked): what
+    test runs and the behavioural diff run when no records are given."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="flow_samples"
+    )
+    flow_lineage_id = models.UUIDField()
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    records = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id"], name="one_sample_set_per_flow"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{len(self.records)} sample(s) of {self.flow_lineage_id}"
