@@ -344,6 +344,9 @@ def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if _is_fragment(request) and request.htmx.target == MORE_TARGET:
         return _render(request, "revisions/_resources.html", context)
     partial = "resource-list" if request.htmx and request.htmx.target == "resource-list" else None
+    # The list is swapped alone: the "All changes / Only conflicts" toggle comes with it
+    # out of band, so the pressed button always names what the list shows.
+    context["filter_oob"] = partial is not None
     return _render(request, "revisions/detail.html", context, partial=partial)
 
 

@@ -322,6 +322,23 @@ def test_only_conflicts_filter_lists_conflicting_resources(dev_client, conflict_
     assert "Orders to ERP" in html and "Tax rounding" not in html
 
 
+def test_the_view_toggle_follows_the_list_it_swaps(dev_client, conflict_pull):
+    """Swapping the list alone must not leave "All changes" pressed: the toggle comes
+    along out of band, and the pressed state is announced with aria-pressed."""
+
+    def pressed(html: str) -> list[str]:
+        return re.findall(r'aria-pressed="true"[^>]*>([^<]+)</a>', html)
+
+    only = dev_client.get(detail(conflict_pull), {"only": "conflicts"}, **hx("resource-list"))
+    html = only.content.decode()
+    assert 'id="rv-view-filter"' in html and 'hx-swap-oob="true"' in html
+    assert pressed(html) == ["Only conflicts"]
+    back = dev_client.get(detail(conflict_pull), **hx("resource-list")).content.decode()
+    assert pressed(back) == ["All changes"]
+    page = dev_client.get(detail(conflict_pull)).content.decode()
+    assert pressed(page) == ["All changes"] and 'hx-swap-oob="true"' not in page
+
+
 # Merge, progress, results -----------------------------------------------------------------
 
 
