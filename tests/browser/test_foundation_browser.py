@@ -169,3 +169,39 @@ def test_arrow_keys_move_along_the_tab_bar(page, login, world):
     expect(page.get_by_role("tab", name="Settings")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/settings/$"))
+
+
+def test_on_a_phone_every_nav_item_shows_and_no_page_scrolls_sideways(page, login, world):
+    """390 px: the main nav wraps onto its own row instead of hiding items in a scroller,
+    a flow with long mapping paths fits the screen, and the tab bar shows a scroll cue."""
+    orders = world["orders"]
+    flow = Flow.objects.get(name="Refunds to credit memos")
+    flow.steps.create(
+        integration=orders,
+        name="Shape the credit memo with a long name",
+        kind="transform",
+        position=1,
+        config={
+            "mappings": [
+                {
+                    "source": "refund_line_items[0].line_item.shipping_lines.code",
+                    "target": "credit_memo.item_list.item.custom_field_list.value",
+                    "lookup_cache": None,
+                }
+            ]
+        },
+    )
+    UserFactory(username="ada", role=Role.ADMINISTRATOR)
+    page.set_viewport_size({"width": 390, "height": 800})
+    login("ada")
+    for name in ("Integrations", "Approvals", "Audit log", "API"):
+        expect(
+            page.get_by_role("navigation", name="Main").get_by_role("link", name=name)
+        ).to_be_in_viewport()
+    for path in ("/", f"/integrations/{orders.pk}/", f"/integrations/{orders.pk}/flows/{flow.pk}/"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide on a 390 px screen"
+    tabs = page.locator("#integration-tabs")
+    assert tabs.evaluate("t => t.scrollWidth > t.clientWidth")  # more tabs than fit...
+    assert "radial-gradient" in tabs.evaluate("t => getComputedStyle(t).backgroundImage")  # ...cued
