@@ -115,20 +115,27 @@ def _sync_state(integration: Integration, source: Integration, base_tree: Any) -
 def approval_queue(user: User) -> QuerySet[Revision]:
     """Pulls awaiting approval that this user may decide on, oldest request first.
 
-    The user's own requests are listed too (marked in the page), since they are waiting
-    for someone else; `approval_queue_count` leaves them out.
+    The user's own requests are listed too, since they are waiting for someone else, but
+    annotated `is_own` so pages show them as "yours, waiting for another approver" and
+    never as something to act on; `approval_queue_count` leaves them out.
     """
     if not can(user, Action.APPROVE):
         return Revision.objects.none()
-    return Revision.objects.filter(
-        status=RevisionStatus.AWAITING_APPROVAL,
-        integration__in=visible_integrations(user),
-    ).order_by("created_at", "pk")
+    own = Approval.objects.filter(
+        revision=OuterRef("pk"), decision=ApprovalDecision.PENDING, requested_by=user
+    )
+    return (
+        Revision.objects.filter(
+            status=RevisionStatus.AWAITING_APPROVAL,
+            integration__in=visible_integrations(user),
+        )
+        .annotate(is_own=Exists(own))
+        .order_by("created_at", "pk")
+    )
 
 
 def approval_queue_count(user: User) -> int:
     """How many requests wait for this user's decision (the nav badge): not their own."""
-    own = Approval.objects.filter(
-        revision=OuterRef("pk"), decision=ApprovalDecision.PENDING, requested_by=user
-    )
-    return approval_queue(user).exclude(Exists(own)).count()
+    if not can(user, Action.APPROVE):
+        return 0
+    return approval_queue(user).filter(is_own=False).count()

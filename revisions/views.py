@@ -839,8 +839,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         {
             "revision": r,
             "approval": pending.get(r.pk),
-            "own": pending.get(r.pk) is not None
-            and pending[r.pk].requested_by_id == request.user.pk,
+            "own": r.is_own,
         }
         for r in revisions
     ]

@@ -40,4 +40,9 @@ def approval_panel(context, limit: int = 5) -> dict:
         return {"show": False}
     queue = selectors.approval_queue(user).select_related("integration", "created_by")
     items = list(queue[: limit + 1])
-    return {"show": True, "items": items[:limit], "more": len(items) > limit}
+    return {
+        "show": True,
+        "items": items[:limit],
+        "more": len(items) > limit,
+        "waiting_on_you": selectors.approval_queue_count(user),
+    }

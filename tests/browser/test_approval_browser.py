@@ -124,7 +124,7 @@ def test_requester_cannot_approve_even_as_approver_or_by_posting(page, login, pr
     expect(page.get_by_test_id("approve-button")).to_have_count(0)
     # The queue lists it as theirs, and the badge does not count it.
     page.goto("/approvals/")
-    expect(page.locator("table")).to_contain_text("Your request")
+    expect(page.locator("table")).to_contain_text("Yours, waiting for another approver")
     expect(page.locator(".topnav .count-badge")).to_have_count(0)
     status = page.evaluate(
         """async (url) => {

@@ -29,6 +29,7 @@ from tests.factories import (
     LookupCacheFactory,
     ScriptFactory,
     StepFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -858,8 +859,38 @@ def test_approvers_see_their_queue_on_the_home_page(approver_client, dev_client,
         description="Holiday prices",
     )
     html = approver_client.get(url("home")).content.decode()
-    assert "Waiting for your approval" in html and "Holiday prices" in html
-    assert "Waiting for your approval" not in dev_client.get(url("home")).content.decode()
+    assert "Waiting for approval" in html and "Holiday prices" in html
+    assert "Waiting for approval" not in dev_client.get(url("home")).content.decode()
+
+
+def test_an_approvers_own_request_is_shown_as_waiting_for_another_approver(
+    approver_client, approver, integration
+):
+    """Their own request is listed (they want to follow it) but never as theirs to act on:
+    marked, and left out of the count that says how many wait for their decision."""
+    from revisions.models import Approval, Revision, RevisionStatus, RevisionType
+
+    other = IntegrationFactory(name="Payroll")  # one open operation per integration
+    theirs, mine = (
+        Revision.objects.create(
+            integration=i,
+            number=1,
+            type=RevisionType.PULL,
+            status=RevisionStatus.AWAITING_APPROVAL,
+            description=d,
+        )
+        for i, d in ((other, "Holiday prices"), (integration, "Tax fix"))
+    )
+    Approval.objects.create(revision=mine, requested_by=approver, changeset_hash="x")
+    Approval.objects.create(revision=theirs, requested_by=UserFactory(), changeset_hash="y")
+    html = approver_client.get(url("home")).content.decode()
+    tax = html[html.index("Tax fix") :]
+    assert "Yours, waiting for another approver" in tax[: tax.index("</li>")]
+    holiday = html[html.index("Holiday prices") :]
+    assert "Yours, waiting" not in holiday[: holiday.index("</li>")]
+    assert re.search(r'title="1 waiting for your decision">1<', html)
+    queue = approver_client.get(reverse("revisions:approvals")).content.decode()
+    assert f"{integration.name} #1" in queue and "Payroll #1" in queue
 
 
 def test_access_of_an_integration_an_administrator_created_can_be_saved(
