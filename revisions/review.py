@@ -455,6 +455,9 @@ class MergeBox:
     approval: Approval | None = None
     lapsed: Approval | None = None
     rejected: Approval | None = None
+    # The target moved since the pull was computed: merging (or approving) will be refused
+    # until the pull is refreshed. Said before anyone clicks.
+    stale: str = ""
 
 
 def latest_approval(revision: Revision) -> Approval | None:
@@ -476,7 +479,15 @@ def merge_box(
     rejected = approval if approval and approval.decision == ApprovalDecision.REJECTED else None
     can_cancel = "cancel" in allowed and revision.status in REVIEWABLE_STATUSES
     can_resolve = "resolve" in allowed and revision.status == S.READY
-    common = {"can_cancel": can_cancel, "can_resolve": can_resolve}
+    stale = ""
+    now = revision.integration.version
+    if revision.target_version is not None and now != revision.target_version:
+        stale = (
+            f"{revision.integration.name} is at version {now}; this pull was reviewed at "
+            f"version {revision.target_version}. A merge will be refused until the pull is "
+            "refreshed and reviewed again."
+        )
+    common = {"can_cancel": can_cancel, "can_resolve": can_resolve, "stale": stale}
     if revision.status in ACTIVE_STATUSES:
         return MergeBox("in_progress", revision.get_status_display(), **common)
     if revision.status not in REVIEWABLE_STATUSES:
@@ -498,6 +509,7 @@ def merge_box(
             approval=approval,
             can_cancel=can_cancel,
             can_resolve=False,
+            stale=stale,
         )
     if unresolved:
         noun = "conflict" if unresolved == 1 else "conflicts"

@@ -702,7 +702,17 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
             revision=revision, user=request.user, comment=form.cleaned_data.get("comment", "")
         )
     except (RevisionError, ValidationError) as exc:
-        return _refused(request, _detail_url(revision), _error_text(exc))
+        if _is_fragment(request):
+            return _refused(request, _detail_url(revision), _error_text(exc))
+        # Said on the page itself, with the approver's comment still in its box: a refusal
+        # must not cost them what they wrote.
+        messages.error(request, _error_text(exc))
+        revision = _revision(request, pk, trees=True)
+        context = _review_context(request, revision)
+        if "groups" in context:
+            _page_resources(request, context)
+        context["decision_comment"] = form.cleaned_data.get("comment", "")
+        return _render(request, "revisions/detail.html", context, status=409)
     messages.success(request, "Approved. The merge runs now, in your name.")
     return _back(request, _detail_url(revision))
 

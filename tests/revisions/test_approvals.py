@@ -324,3 +324,29 @@ def test_a_decision_reads_the_pull_fresh_not_the_page_it_was_loaded_for(
     approvals.approval_approve(revision=stale, user=approver)
     assert merge.calls == [(pull.pk, "april", True)]
     assert stale.status == RevisionStatus.MERGING
+
+
+def test_approver_is_warned_before_approving_a_pull_whose_target_moved_and_keeps_the_comment(
+    pull, developer, approver, approver_client
+):
+    """The target moved after the request: the page says so before Approve is clicked, and
+    the refusal comes back on the page with the approver's comment still in its box."""
+    from django.urls import reverse
+
+    from django.db.models import F
+
+    from integrations.models import Integration
+
+    approvals.approval_request(revision=pull, user=developer)
+    Integration.objects.filter(pk=pull.integration_id).update(version=F("version") + 1)
+    page = approver_client.get(reverse("revisions:detail", args=[pull.pk])).content.decode()
+    assert 'data-testid="stale-warning"' in page
+    assert f"reviewed at version {pull.target_version}" in page
+    response = approver_client.post(
+        reverse("revisions:approve", args=[pull.pk]), {"comment": "Checked the tax rounding"}
+    )
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert ">Checked the tax rounding</textarea>" in body
+    assert "changed since" in body
+    assert Approval.objects.get().decision == ApprovalDecision.PENDING
