@@ -341,6 +341,9 @@ def clone_execute(revision: Revision) -> Revision:
         if revision.copy_cache_data:
             copied = _copy_cache_entries(source, clone, revision)
         _sync(clone.pk, source.pk, source_tree, revision)
+        # A clone starts at version 1, the state it was cloned as: the rows its creation
+        # wrote (grant, resources, cache entries) are one act, not user changes to count.
+        Integration.objects.filter(pk=clone.pk).update(version=1)
         revision.move_to(
             S.COMPLETED,
             base_tree=source_tree,

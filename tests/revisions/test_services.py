@@ -153,6 +153,16 @@ def test_clone_copies_resources_with_new_pks_and_the_same_lineage(prod, sandbox)
     assert SyncPoint.objects.filter(integration=source, other=sandbox).exists()
 
 
+def test_a_new_clone_starts_at_version_1_and_counts_changes_from_there(prod, sandbox, developer):
+    sandbox.refresh_from_db()
+    assert sandbox.version == 1
+    flow = twin(prod["flow"], sandbox)
+    flow.description = "Changed in the sandbox"
+    flow.save()
+    sandbox.refresh_from_db()
+    assert sandbox.version == 2
+
+
 def test_clone_copies_no_credentials_and_no_cache_data_unless_asked(prod, sandbox):
     assert twin(prod["connection"], sandbox).credentials == {}
     assert not LookupCacheEntry.objects.filter(cache__integration=sandbox).exists()
