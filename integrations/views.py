@@ -56,6 +56,7 @@ from .permissions import (
     require,
     visible_integrations,
 )
+from .selectors import namesake_warning
 
 TAB_TARGET = "tab-content"
 TILES_TARGET = "tiles"
@@ -307,6 +308,7 @@ def integration_create(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request, f"{integration.name} created. Add its connections and flows next."
             )
+            _warn_namesakes(request, integration)
             return redirect("integrations:flows", pk=integration.pk)
     return render(
         request,
@@ -314,6 +316,12 @@ def integration_create(request: HttpRequest) -> HttpResponse:
         {"form": form},
         status=400 if form.is_bound else 200,
     )
+
+
+def _warn_namesakes(request: HttpRequest, integration: Integration) -> None:
+    warning = namesake_warning(request.user, integration)
+    if warning:
+        messages.warning(request, warning)
 
 
 def _settings_context(request: HttpRequest, integration: Integration, **extra: Any) -> dict:
@@ -365,6 +373,7 @@ def settings_tab(request: HttpRequest, pk: int) -> HttpResponse:
                     messages.info(request, "Nothing changed.")
                 else:
                     messages.success(request, "Settings saved.")
+                    _warn_namesakes(request, integration)
                 return redirect("integrations:settings", pk=integration.pk)
         integration.refresh_from_db()
         extra["form"] = form

@@ -33,6 +33,7 @@ from integrations.permissions import (
     get_visible_integration,
     require,
 )
+from integrations.selectors import namesake_warning
 
 from . import approvals, selectors, services
 from .errors import RevisionError
@@ -277,6 +278,9 @@ def clone_create(request: HttpRequest, pk: int) -> HttpResponse:
                 f"{clone.name} is a clone of {source.name}. Change it, then pull the changes "
                 f"back into {source.name} from its Revisions tab.",
             )
+            warning = namesake_warning(request.user, clone)
+            if warning:
+                messages.warning(request, warning)
             return _back(request, clone.get_absolute_url())
     return _render(
         request,

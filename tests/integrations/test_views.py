@@ -1050,3 +1050,23 @@ def test_flow_page_marks_a_mapping_whose_cache_is_gone(dev_client, integration):
     dev_client.post(url("resource_delete", integration.pk, "caches", cache.pk))
     html = dev_client.get(url("flow", integration.pk, flow.pk)).content.decode()
     assert "missing cache" in html and "badge-danger" in html
+
+
+def test_a_second_integration_with_the_same_name_in_an_environment_is_warned_about(
+    dev_client, developer, integration
+):
+    """Names are how people tell integrations apart: a duplicate (ignoring case) in the
+    same environment is saved, with a warning; hidden integrations are never hinted at."""
+    GrantFactory(
+        integration=IntegrationFactory(name="Payroll", environment=Environment.SANDBOX),
+        user=developer,
+    )
+    IntegrationFactory(name="Secret thing", environment=Environment.SANDBOX)  # not granted
+    IntegrationFactory(name="Ledger", environment=Environment.PRODUCTION)
+    response = dev_client.post(url("create"), {"name": "  payroll "}, follow=True)
+    assert "is also named" in response.content.decode()
+    response = dev_client.post(url("create"), {"name": "Secret Thing"}, follow=True)
+    assert "is also named" not in response.content.decode()
+    assert Integration.objects.filter(name__iexact="secret thing").count() == 2
+    response = dev_client.post(url("create"), {"name": "Ledger"}, follow=True)
+    assert "is also named" not in response.content.decode()  # another environment

@@ -331,9 +331,8 @@ def test_approver_is_warned_before_approving_a_pull_whose_target_moved_and_keeps
 ):
     """The target moved after the request: the page says so before Approve is clicked, and
     the refusal comes back on the page with the approver's comment still in its box."""
-    from django.urls import reverse
-
     from django.db.models import F
+    from django.urls import reverse
 
     from integrations.models import Integration
 
