@@ -271,7 +271,7 @@ def walk(
         except UnknownKeyError as exc:
             yield row["id"], BrokenLink(row["id"], str(exc))
             return
-        if not hmac.compare_digest(row["hash"], expected):
+        if not hmac.compare_digest(row["hash"].encode(), expected.encode()):
             yield (
                 row["id"],
                 BrokenLink(row["id"], "its content does not match its hash (it was changed)"),

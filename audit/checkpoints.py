@@ -106,7 +106,7 @@ def _parse(number: int, text: str) -> Checkpoint:
         key = key_named(str(values["key_id"]))
     except UnknownKeyError as exc:
         raise CheckpointFileError(f"{where} cannot be checked: {exc}") from None
-    if not hmac.compare_digest(values["mac"], _mac(key.secret, values)):
+    if not hmac.compare_digest(values["mac"].encode(), _mac(key.secret, values).encode()):
         raise CheckpointFileError(
             f"{where} does not match its signature (the checkpoint was edited or forged)"
         )

@@ -51,6 +51,14 @@ def test_rewriting_an_event_and_rechaining_without_the_key_is_detected(events, s
         call_command("audit_verify")
 
 
+def test_a_hash_replaced_with_any_text_is_named_not_a_crash(events):
+    victim = events[-1]
+    as_owner(f"UPDATE {TABLE} SET hash = %s WHERE id = %s", ["é" * 64, victim.pk])
+    _checked, broken = verify()
+    assert broken is not None and broken.event_id == victim.pk
+    assert "does not match its hash" in broken.reason
+
+
 def test_switching_an_event_to_another_listed_key_is_detected(events, settings):
     settings.ILM_AUDIT_KEYS = [*settings.ILM_AUDIT_KEYS, NEW_KEY]
     victim = events[-1]
