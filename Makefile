@@ -40,7 +40,8 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=ilm_site.settings.production SECRET_KEY=lint-only-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
-	  ALLOWED_HOSTS=ilm.example.com $(PY) manage.py check --deploy --fail-level WARNING
+	  ALLOWED_HOSTS=ilm.example.com ILM_AUDIT_KEY=lint-only-audit-key-$$(date +%s)-0123456789abcdef \
+	  $(PY) manage.py check --deploy --fail-level WARNING
 
 format: venv
 	$(VENV)/bin/ruff format .

@@ -1,4 +1,14 @@
-"""The hash chain: every event's hash covers its content and the previous event's hash.
+"""The keyed hash chain: every event's hash is an HMAC over its content and the previous
+event's hash, under a key that lives outside the database (`ILM_AUDIT_KEY`).
+
+Without the key, a changed event cannot be given a valid hash, and neither can the
+events after it: whoever can write to the table directly still cannot rewrite the past
+unseen. `ILM_AUDIT_KEY` is a comma-separated list: the first key signs new events, the
+others are retired keys kept to verify older events; each event stores the id of the key
+it was signed with (`key_id`, a fingerprint of the key, covered by the HMAC). Events
+written before keys existed have an empty `key_id` and a plain SHA-256 hash; they are
+accepted only as the first `ILM_AUDIT_LEGACY_EVENTS` events of the log (0 unless set),
+so turning keyed events into unkeyed ones is caught as well.
 
 `append()` is the only way events are written. On PostgreSQL it takes a
 transaction-level advisory lock first (after the rows of the integrations concerned, see
@@ -11,13 +21,16 @@ broken link.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Iterator
+import hmac
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 
 from .models import Event
@@ -43,6 +56,54 @@ HASHED_FIELDS: tuple[str, ...] = (
     "changes",
     "operation_id",
 )
+# Everything stored about an event's place in the chain, after its content: what
+# audit_export writes and the benchmark's loader copies in, besides the id.
+CHAIN_FIELDS: tuple[str, ...] = (*HASHED_FIELDS, "key_id", "prev_hash", "hash")
+
+# The key id of events hashed before the chain had a key (plain SHA-256).
+LEGACY_KEY_ID = ""
+
+
+class UnknownKeyError(LookupError):
+    """An event or checkpoint names a key that ILM_AUDIT_KEY does not list."""
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    id: str
+    secret: bytes
+
+
+def key_id_of(secret: str) -> str:
+    """A key's id: a fingerprint that names the key without giving it away."""
+    return hashlib.sha256(b"ilm-audit-key-id:" + secret.encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_keys(secrets: tuple[str, ...]) -> tuple[AuditKey, ...]:
+    keys = tuple(AuditKey(key_id_of(s), s.encode()) for s in (s.strip() for s in secrets) if s)
+    if not keys:
+        raise UnknownKeyError("ILM_AUDIT_KEY lists no key: the audit log cannot be signed.")
+    return keys
+
+
+def audit_keys() -> tuple[AuditKey, ...]:
+    """The configured keys, the signing key first."""
+    return _parse_keys(tuple(settings.ILM_AUDIT_KEYS))
+
+
+def signing_key() -> AuditKey:
+    return audit_keys()[0]
+
+
+def key_named(key_id: str) -> AuditKey:
+    for key in audit_keys():
+        if key.id == key_id:
+            return key
+    raise UnknownKeyError(
+        f"it is signed with key {key_id}, which ILM_AUDIT_KEY does not list "
+        "(keep retired keys in the list, after the current one)"
+    )
 
 
 def _stable(value: Any) -> Any:
@@ -72,8 +133,21 @@ def content_of(values: dict[str, Any]) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
-def hash_of(prev_hash: str, values: dict[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode() + content_of(values)).hexdigest()
+def hash_of(prev_hash: str, values: dict[str, Any], *, key_id: str | None = None) -> str:
+    """An event's hash: HMAC-SHA256 under the key named `key_id` (default: the signing
+    key) over the key id, the previous hash and the content; `LEGACY_KEY_ID` gives the
+    unkeyed SHA-256 of events written before keys existed."""
+    if key_id == LEGACY_KEY_ID:
+        return hashlib.sha256(prev_hash.encode() + content_of(values)).hexdigest()
+    key = signing_key() if key_id is None else key_named(key_id)
+    message = key.id.encode() + b"\n" + prev_hash.encode() + content_of(values)
+    return hmac.new(key.secret, message, hashlib.sha256).hexdigest()
+
+
+def seal(prev_hash: str, values: dict[str, Any]) -> tuple[str, str]:
+    """(key id, hash) of a new event after `prev_hash`, signed with the signing key."""
+    key = signing_key()
+    return key.id, hash_of(prev_hash, values, key_id=key.id)
 
 
 def _values(event: Event) -> dict[str, Any]:
@@ -112,7 +186,7 @@ def append(events: list[Event]) -> list[Event]:
             if event.at.tzinfo is None:
                 raise ValueError("Audit event times must be timezone-aware.")
             event.prev_hash = prev
-            event.hash = hash_of(prev, _values(event))
+            event.key_id, event.hash = seal(prev, _values(event))
             prev = event.hash
         if len(events) == 1:
             events[0].save(force_insert=True)
@@ -130,11 +204,51 @@ class BrokenLink:
         return f"event {self.event_id}: {self.reason}"
 
 
-def walk(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[int, BrokenLink | None]]:
-    """Check rows in id order; yields (id, first problem or None) for each row."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at a moment: `count` events, the last one `last_id` with `head`
+    as its hash. Kept outside the table, it shows events later removed from the end."""
+
+    at: str
+    count: int
+    last_id: int | None  # None only when count is 0
+    head: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checked: int
+    broken: BrokenLink | None
+    # The head of a wholly intact log (None when broken): a checkpoint worth keeping.
+    head: Checkpoint | None
+
+
+def _legacy_problem(row: dict[str, Any], position: int, keyed_seen: bool) -> str | None:
+    if row.get("key_id", LEGACY_KEY_ID) != LEGACY_KEY_ID:
+        return None
+    if keyed_seen:
+        return "it is not signed with a key, yet signed events come before it (it was rewritten)"
+    allowed = settings.ILM_AUDIT_LEGACY_EVENTS
+    if position > allowed:
+        return (
+            f"it is not signed with a key, and only the first {allowed} event(s) may be "
+            "(ILM_AUDIT_LEGACY_EVENTS: the events written before ILM_AUDIT_KEY existed)"
+        )
+    return None
+
+
+def walk(
+    rows: Iterable[dict[str, Any]], *, checkpoints: Sequence[Checkpoint] = ()
+) -> Iterator[tuple[int, BrokenLink | None]]:
+    """Check rows in id order; yields (id, first problem or None) for each row, then, if
+    the rows end before an event a checkpoint recorded, (that event's id, the problem)."""
+    pending = sorted((c for c in checkpoints if c.count), key=lambda c: c.last_id)
     prev_hash = ""
     prev_id: int | None = None
+    position = 0
+    keyed_seen = False
     for row in rows:
+        position += 1
         if row["prev_hash"] != prev_hash:
             after = f"event {prev_id}" if prev_id is not None else "the start of the log"
             yield (
@@ -146,27 +260,82 @@ def walk(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[int, BrokenLink | Non
                 ),
             )
             return
-        expected = hash_of(prev_hash, row)
-        if row["hash"] != expected:
+        legacy = _legacy_problem(row, position, keyed_seen)
+        if legacy is not None:
+            yield row["id"], BrokenLink(row["id"], legacy)
+            return
+        key_id = row.get("key_id", LEGACY_KEY_ID)
+        keyed_seen = keyed_seen or key_id != LEGACY_KEY_ID
+        try:
+            expected = hash_of(prev_hash, row, key_id=key_id)
+        except UnknownKeyError as exc:
+            yield row["id"], BrokenLink(row["id"], str(exc))
+            return
+        if not hmac.compare_digest(row["hash"].encode(), expected.encode()):
             yield (
                 row["id"],
                 BrokenLink(row["id"], "its content does not match its hash (it was changed)"),
             )
             return
+        if pending and pending[0].last_id < row["id"]:
+            # The recorded event is not in the log although later ones are.
+            yield row["id"], _missing(pending[0])
+            return
+        while pending and pending[0].last_id == row["id"]:
+            checkpoint = pending.pop(0)
+            if checkpoint.count != position or checkpoint.head != row["hash"]:
+                yield (
+                    row["id"],
+                    BrokenLink(
+                        row["id"],
+                        f"the checkpoint of {checkpoint.at} recorded it as event number "
+                        f"{checkpoint.count} with hash {checkpoint.head}; the log has it as "
+                        f"number {position} with hash {row['hash']} (events were removed, "
+                        "inserted or rewritten)",
+                    ),
+                )
+                return
         yield row["id"], None
         prev_hash, prev_id = row["hash"], row["id"]
+    if pending:
+        yield pending[0].last_id, _missing(pending[0], empty=position == 0)
+
+
+def _missing(checkpoint: Checkpoint, *, empty: bool = False) -> BrokenLink:
+    if empty:
+        why = "the log is empty (it was truncated)"
+    else:
+        why = "it is missing (events were deleted from the end of the log, or it was truncated)"
+    return BrokenLink(
+        checkpoint.last_id,
+        f"the checkpoint of {checkpoint.at} recorded {checkpoint.count} event(s) ending "
+        f"with this one, hash {checkpoint.head}; {why}",
+    )
+
+
+def check(*, chunk_size: int = 5000, checkpoints: Sequence[Checkpoint] = ()) -> Verdict:
+    """Walk the whole chain, and hold it against the checkpoints given (if any)."""
+    rows = Event.objects.order_by("id").values("id", *CHAIN_FIELDS).iterator(chunk_size=chunk_size)
+    checked = 0
+    last_id: int | None = None
+    for event_id, problem in walk(rows, checkpoints=checkpoints):
+        if problem is not None:
+            return Verdict(checked, problem, None)
+        checked += 1
+        last_id = event_id
+    # walk() hands out ids only: read the last hash back (rows are immutable).
+    head = ""
+    if last_id is not None:
+        head = Event.objects.values_list("hash", flat=True).get(pk=last_id)
+    return Verdict(checked, None, Checkpoint(now_text(), checked, last_id, head))
 
 
 def verify(*, chunk_size: int = 5000) -> tuple[int, BrokenLink | None]:
     """Walk the whole chain; returns (events checked, first broken link or None)."""
-    rows = (
-        Event.objects.order_by("id")
-        .values("id", "prev_hash", "hash", *HASHED_FIELDS)
-        .iterator(chunk_size=chunk_size)
-    )
-    checked = 0
-    for _id, problem in walk(rows):
-        if problem is not None:
-            return checked, problem
-        checked += 1
-    return checked, None
+    verdict = check(chunk_size=chunk_size)
+    return verdict.checked, verdict.broken
+
+
+def now_text() -> str:
+    """The current UTC time as checkpoints write it."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,17 +1,19 @@
 """The unified audit event table: append-only, hash-chained, indexed for browsing.
 
-Rows are only ever inserted (through `audit.chain.append`). On PostgreSQL a trigger made
-by the migration refuses UPDATE and DELETE, so not even a bug or a careless admin action
-can rewrite the past. References to users, integrations and revisions carry no database
-constraint and are never cascaded: the names are copied in, so an event outlives what it
-talks about (and a cascade would have to UPDATE or DELETE it).
+Rows are only ever inserted (through `audit.chain.append`). On PostgreSQL, plain SQL
+triggers made by migration 0003 refuse UPDATE, DELETE and TRUNCATE whatever the session
+sets (unlike pgtrigger's, which honour `pgtrigger.ignore`), and the site's runtime role
+holds no UPDATE, DELETE or TRUNCATE privilege on the table (`audit_harden_role`), so not
+even a bug, a careless admin action or an injected statement can rewrite the past.
+References to users, integrations and revisions carry no database constraint and are
+never cascaded: the names are copied in, so an event outlives what it talks about (and a
+cascade would have to UPDATE or DELETE it).
 """
 
 from __future__ import annotations
 
 import uuid
 
-import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -79,6 +81,9 @@ class Event(models.Model):
     changes = models.JSONField(default=list, blank=True)
     # Groups the events of one request or one ILM operation.
     operation_id = models.UUIDField(default=uuid.uuid4)
+    # The id of the ILM_AUDIT_KEY key the hash is signed with; empty for the unkeyed
+    # events written before keys existed.
+    key_id = models.CharField(max_length=16, blank=True, default="")
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64)
 
@@ -93,12 +98,6 @@ class Event(models.Model):
             models.Index(fields=["action", "-at", "-id"], name="audit_event_action"),
             models.Index(fields=["source", "-at", "-id"], name="audit_event_source"),
             models.Index(fields=["operation_id"], name="audit_event_operation"),
-        ]
-        triggers = [
-            pgtrigger.Protect(
-                name="append_only",
-                operation=pgtrigger.Update | pgtrigger.Delete,
-            )
         ]
 
     def __str__(self) -> str:

@@ -5,6 +5,19 @@ from integrations.models import AccessLevel, Role
 from tests.factories import GrantFactory, IntegrationFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Tests that commit (transaction=True) are cleaned up with TRUNCATE, which the audit
+    log's guard refuses: the test database leaves that one trigger off. The guard's own
+    tests (tests/audit/test_guard.py) switch it back on inside their transaction."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_truncate")
+
+
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="ada", role=Role.ADMINISTRATOR, is_staff=True)

@@ -112,10 +112,29 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200),
 }
 CELERY_TIMEZONE = "UTC"
+# Audit log (audit/chain.py, audit/checkpoints.py). The keys that sign the hash chain live
+# outside the database: a comma-separated list, the first signs new events, the others are
+# retired keys kept to verify older ones. Local and test runs share a fixed development
+# key; production refuses to start without its own (production.py).
+DEV_AUDIT_KEY = "ilm-development-audit-key-not-secret-never-use-in-production"
+ILM_AUDIT_KEYS = env.list("ILM_AUDIT_KEY", default=[DEV_AUDIT_KEY])
+# Events written before the chain had a key: only this many, at the start of the log.
+ILM_AUDIT_LEGACY_EVENTS = env.int("ILM_AUDIT_LEGACY_EVENTS", default=0)
+# Checkpoints of the chain's head (JSON lines) go here and to logger ilm.audit.checkpoint.
+ILM_AUDIT_CHECKPOINT_FILE = env("ILM_AUDIT_CHECKPOINT_FILE", default="")
+ILM_AUDIT_CHECKPOINT_SECONDS = env.int("ILM_AUDIT_CHECKPOINT_SECONDS", default=900)
+# The database role the site runs as (not the one that owns the tables and migrates):
+# migration 0003 of audit revokes its rights to rewrite the audit log.
+ILM_DB_RUNTIME_ROLE = env("ILM_DB_RUNTIME_ROLE", default="")
+
 CELERY_BEAT_SCHEDULE = {
     "scheduled-snapshots": {
         "task": "revisions.tasks.scheduled_snapshots",
         "schedule": crontab(minute=5),
+    },
+    "audit-checkpoint": {
+        "task": "audit.tasks.audit_checkpoint",
+        "schedule": float(ILM_AUDIT_CHECKPOINT_SECONDS),
     },
 }
 
@@ -159,4 +178,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    # Checkpoints are a record kept outside the database: always logged, whatever LOG_LEVEL.
+    "loggers": {"ilm.audit.checkpoint": {"level": "INFO"}},
 }

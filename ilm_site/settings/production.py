@@ -1,11 +1,22 @@
 """Production: secrets come only from the environment; the site refuses to start without."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import env
+from .base import DEV_AUDIT_KEY, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+
+# The audit chain's keys: required, never the development key (see base.py).
+ILM_AUDIT_KEYS = [key.strip() for key in env.list("ILM_AUDIT_KEY")]
+if not ILM_AUDIT_KEYS or any(len(k) < 32 or k == DEV_AUDIT_KEY for k in ILM_AUDIT_KEYS):
+    raise ImproperlyConfigured(
+        "ILM_AUDIT_KEY must list one or more keys (comma-separated, the signing key first), "
+        "each at least 32 characters and not the development key; generate one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+    )
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

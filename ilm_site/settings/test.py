@@ -16,6 +16,10 @@ STORAGES = {
 }
 REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token_writes": "10000/min", "login": "1000/min"}
+# The fixed development key, whatever the environment says: hashes are reproducible.
+ILM_AUDIT_KEYS = [DEV_AUDIT_KEY]  # noqa: F405
+ILM_AUDIT_LEGACY_EVENTS = 0
+ILM_AUDIT_CHECKPOINT_FILE = ""
 # Serve static files from the app's folders (no collectstatic in tests), as in local.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True

@@ -19,14 +19,6 @@ on_postgres = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def events(integration):
-    for _ in range(3):
-        FlowFactory(integration=integration)
-    ScriptFactory(integration=integration)
-    return list(Event.objects.order_by("id"))
-
-
 def _raw(sql: str, params=()) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -1,11 +1,12 @@
 """A million audit events for figure 6, generated fast and kept in the template database.
 
-Events are written with PostgreSQL COPY in one transaction, hash-chained with the audit
-app's own `audit.chain.hash_of` from the last event already there (so `audit_verify`
-still passes on the benchmark database), with the table's secondary indexes dropped
-during the load and rebuilt after (building an index once is far cheaper than updating
-seven indexes a million times). The append-only trigger only refuses UPDATE and DELETE,
-so COPY is not in its way.
+Events are written with PostgreSQL COPY in one transaction, chained and signed with the
+audit app's own `audit.chain.seal` (HMAC under the ILM_AUDIT_KEY signing key, its key id
+stored) from the last event already there, so `audit_verify` still passes on the
+benchmark database; the table's secondary indexes are dropped during the load and
+rebuilt after (building an index once is far cheaper than updating seven indexes a
+million times). The append-only triggers refuse UPDATE, DELETE and TRUNCATE only, so
+COPY is not in their way.
 
 Layout (deterministic, seed 6): 20 integrations "Bench audit NN" with exactly
 `total / 20` events each; every event has exactly two field changes, so the CSV of one
@@ -139,12 +140,12 @@ def load(total: int, targets: list[Any], users: list[tuple[int, str]]) -> None:
     import orjson
     from django.db import connection, transaction
 
-    from audit.chain import HASHED_FIELDS, LOCK_KEY, hash_of
+    from audit.chain import CHAIN_FIELDS, HASHED_FIELDS, LOCK_KEY, seal
     from audit.models import Event
 
     table = Event._meta.db_table
-    # What the chain hashes, then the two links: the same columns audit_export writes.
-    columns = [*HASHED_FIELDS, "prev_hash", "hash"]
+    # What the chain hashes, then key id and the two links: the columns audit_export writes.
+    columns = list(CHAIN_FIELDS)
     by_attname = {f.attname: f.column for f in Event._meta.concrete_fields}
     db_columns = [f'"{by_attname[c]}"' for c in columns]
     copy_sql = f'COPY "{table}" ({", ".join(db_columns)}) FROM STDIN'
@@ -157,13 +158,14 @@ def load(total: int, targets: list[Any], users: list[tuple[int, str]]) -> None:
                 editor.remove_index(Event, index)
         with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for values in rows(total, targets, users):
-                digest = hash_of(prev, values)
+                key_id, digest = seal(prev, values)
                 copy.write_row(
                     (
                         *[
                             orjson.dumps(values[c]).decode() if c == "changes" else values[c]
-                            for c in columns[:-2]
+                            for c in HASHED_FIELDS
                         ],
+                        key_id,
                         prev,
                         digest,
                     )

@@ -2,7 +2,8 @@
 
 Streamed: events are read in chunks and written line by line, so a large log does not
 sit in memory. Each line carries the event's hash and the previous hash, so an archive
-can be checked on its own. Nothing is deleted (the log is append-only).
+can be checked on its own (with the key: the hashes are HMACs under ILM_AUDIT_KEY). Nothing
+is deleted (the log is append-only). Afterwards the chain's head is checkpointed.
 """
 
 import datetime as dt
@@ -12,12 +13,13 @@ import orjson
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.chain import HASHED_FIELDS
+from audit.chain import CHAIN_FIELDS
+from audit.checkpoints import checkpoint_record, checkpoint_take
 from audit.filters import parse_moment
 from audit.models import Event
 
-# Everything the chain covers, plus the row id and the two links of the chain.
-FIELDS = ("id", *HASHED_FIELDS, "prev_hash", "hash")
+# The row id, then everything the chain covers and its links (key id, previous hash, hash).
+FIELDS = ("id", *CHAIN_FIELDS)
 
 
 def parse_until(text: str) -> dt.datetime:
@@ -66,3 +68,7 @@ class Command(BaseCommand):
                 target.flush()
         if output:
             self.stderr.write(f"Wrote {count} event(s) up to {end.isoformat()} to {output}.")
+        try:
+            checkpoint_record(checkpoint_take())
+        except OSError as exc:
+            raise CommandError(f"The audit checkpoint could not be written: {exc}.") from None
