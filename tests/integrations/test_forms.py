@@ -92,7 +92,7 @@ def test_step_form_offers_only_this_integrations_connections_and_caches():
 
 
 @pytest.mark.django_db
-def test_step_form_builds_config_from_options_and_mapping_rows():
+def test_step_form_builds_config_from_options_and_mapping_rows_kept_as_typed():
     integration = IntegrationFactory()
     form = StepForm(
         {
@@ -112,7 +112,8 @@ def test_step_form_builds_config_from_options_and_mapping_rows():
     assert form.is_valid(), form.errors
     assert form.service_data()["config"] == {
         "batch_size": 10,
-        "mappings": [{"source": "a", "target": "b", "lookup_cache": None}],
+        # Paths are stored as typed (issue #10): a field may be named with spaces.
+        "mappings": [{"source": " a ", "target": "b", "lookup_cache": None}],
     }
 
 
