@@ -18,7 +18,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from integrations.models import Connection, Flow, FlowStep, Integration, LookupCache, Script
+from integrations.models import (
+    AccessLevel,
+    Connection,
+    Flow,
+    FlowStep,
+    Integration,
+    IntegrationAccess,
+    LookupCache,
+    Script,
+)
 from revisions.document import canonical_bytes, document_of
 from tests.api.conftest import token_client
 from tests.integrations.rendered_form import submission_of
@@ -327,3 +336,36 @@ def test_a_package_export_and_import_hold_the_text_byte_for_byte(origin, send, a
         assert _texts(imported) == EXPECTED, name
         assert _resources(imported) == _resources(origin), name
     assert by_api.status_code == 201
+
+
+def test_blank_text_where_text_is_needed_is_refused_in_the_ui_and_changes_nothing(
+    origin, developer
+):
+    client = Client()
+    client.force_login(developer)
+    before = (_resources(origin), Integration.objects.get(pk=origin.pk).version)
+    step = FlowStep.objects.get(integration=origin)
+    page = reverse("integrations:step_edit", args=[origin.pk, step.flow_id, step.pk])
+    data = submission_of(client.get(page).content.decode())
+    data["mappings-0-source"] = [" \t "]
+    response = client.post(page, data)
+    assert response.status_code == 400
+    assert "Mapping 1 needs a non-empty &#x27;source&#x27;" in response.content.decode()
+    cache = LookupCache.objects.get(integration=origin)
+    page = reverse("integrations:resource_edit", args=[origin.pk, "caches", cache.pk])
+    data = submission_of(client.get(page).content.decode())
+    data["key_path"] = ["  "]
+    response = client.post(page, data)
+    assert response.status_code == 400 and "A key path is required." in response.content.decode()
+    assert (_resources(origin), Integration.objects.get(pk=origin.pk).version) == before
+
+
+def test_a_monitor_may_not_save_an_editor_even_unchanged(origin, monitor):
+    IntegrationAccess.objects.create(integration=origin, user=monitor, level=AccessLevel.MONITOR)
+    client = Client()
+    client.force_login(monitor)
+    script = Script.objects.get(integration=origin)
+    page = reverse("integrations:resource_edit", args=[origin.pk, "scripts", script.pk])
+    response = client.post(page, {"name": "Tax", "function": "preMap", "code": "x"})
+    assert response.status_code == 403
+    assert Script.objects.get(pk=script.pk).code == TEXT
