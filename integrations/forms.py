@@ -518,6 +518,14 @@ class StepForm(_NameMixin, StoredValuesForm):
         stored = []
         if instance is not None:
             stored = [m for m in (instance.config or {}).get("mappings", []) if isinstance(m, dict)]
+        # A mapping through a cache since deleted shows it as missing rather than as no cache,
+        # so saving the step does not quietly drop the reference (the service names it).
+        known = {value for value, _name in caches}
+        for m in stored:
+            cache = m.get("lookup_cache")
+            if cache and str(cache) not in known:
+                known.add(str(cache))
+                caches.append((str(cache), f"missing cache ({cache})"))
         self.mappings = MappingFormSet(
             self.data if self.is_bound else None,
             initial=[

@@ -369,3 +369,25 @@ def test_a_monitor_may_not_save_an_editor_even_unchanged(origin, monitor):
     response = client.post(page, {"name": "Tax", "function": "preMap", "code": "x"})
     assert response.status_code == 403
     assert Script.objects.get(pk=script.pk).code == TEXT
+
+
+def test_saving_a_step_whose_cache_was_deleted_names_the_missing_cache_and_keeps_it(
+    origin, developer
+):
+    client = Client()
+    client.force_login(developer)
+    cache = LookupCache.objects.get(integration=origin)
+    response = client.post(
+        reverse("integrations:resource_delete", args=[origin.pk, "caches", cache.pk])
+    )
+    assert response.status_code == 302
+    before = (_resources(origin), Integration.objects.get(pk=origin.pk).version)
+    step = FlowStep.objects.get(integration=origin)
+    page = reverse("integrations:step_edit", args=[origin.pk, step.flow_id, step.pk])
+    html = client.get(page).content.decode()
+    assert f"missing cache ({cache.lineage_id})" in html
+    response = client.post(page, submission_of(html))
+    # Refused with the reason, rather than saved with the reference quietly dropped.
+    assert response.status_code == 400
+    assert "refers to a lookup cache that is not in this integration" in response.content.decode()
+    assert (_resources(origin), Integration.objects.get(pk=origin.pk).version) == before
