@@ -452,8 +452,8 @@ class BaseMappingFormSet(forms.BaseFormSet):
     def mappings(self) -> list[dict[str, Any]]:
         """Every row kept, in order: an untouched row is its stored mapping, as it was."""
         rows = []
+        known = min(len(self.stored), self.initial_form_count())
         for i, form in enumerate(self.forms):
-            known = min(len(self.stored), self.initial_form_count())
             stored = self.stored[i] if i < known else None
             if self._should_delete_form(form):
                 continue
