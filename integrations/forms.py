@@ -43,6 +43,82 @@ def apply_service_errors(form: forms.Form, exc: ValidationError) -> None:
             form.add_error(None, message)
 
 
+# Text as typed --------------------------------------------------------------------------
+#
+# A browser cannot send back exactly the text a page showed: the HTML parser turns CRLF
+# into LF, a text input loses its newlines, and the submission turns every newline into
+# CRLF. So an edit form that re-parses its input would rewrite stored text nobody touched
+# (issue #10). `StoredValuesForm` keeps the stored value of every text field submitted as
+# it was shown; a changed text area keeps the stored text's line endings.
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def text_with_line_endings_of(text: str, stored: str) -> str:
+    """`text` with LF line ends, or CRLF where the stored text mostly used CRLF."""
+    text = _lf(text)
+    crlf = stored.count("\r\n")
+    if crlf and crlf * 2 >= _lf(stored).count("\n"):
+        return text.replace("\n", "\r\n")
+    return text
+
+
+class VerbatimTextField(forms.CharField):
+    """Free text (code, descriptions, documentation) kept exactly as typed: no stripping."""
+
+    widget = forms.Textarea
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(strip=False, **kwargs)
+
+
+class StoredValuesForm(forms.Form):
+    """An edit form whose text fields, submitted as they were shown, keep the stored value.
+
+    Such a field is not parsed or re-validated: the stored value comes back byte for byte,
+    whatever the browser did to its line endings. A changed text area gets the stored
+    text's line endings (the browser sends CRLF for every newline it shows as LF). Fields
+    without an initial value (a create form) are cleaned as usual.
+    """
+
+    def submitted_unchanged(self, name: str) -> bool:
+        bf = self[name]
+        field = bf.field
+        if name not in self.initial or field.disabled or not self.is_bound:
+            return False
+        widget = field.widget
+        if not isinstance(widget, forms.TextInput | forms.Textarea):
+            return False
+        submitted = bf.data
+        if not isinstance(submitted, str):
+            return False
+        shown = widget.format_value(field.prepare_value(bf.initial))
+        shown = "" if shown is None else str(shown)
+        if isinstance(widget, forms.Textarea):
+            return _lf(submitted) == _lf(shown)
+        return _lf(submitted).replace("\n", "") == _lf(shown).replace("\n", "")
+
+    def _clean_fields(self) -> None:
+        for name, bf in self._bound_items():
+            if self.submitted_unchanged(name):
+                self.cleaned_data[name] = bf.initial
+                continue
+            field = bf.field
+            try:
+                value = field._clean_bound_field(bf)
+                if isinstance(field, VerbatimTextField):
+                    stored = bf.initial if isinstance(bf.initial, str) else ""
+                    value = text_with_line_endings_of(value, stored)
+                self.cleaned_data[name] = value
+                if hasattr(self, f"clean_{name}"):
+                    self.cleaned_data[name] = getattr(self, f"clean_{name}")()
+            except ValidationError as exc:
+                self.add_error(name, exc)
+
+
 class JSONObjectField(forms.CharField):
     """A JSON object typed into a monospace textarea; errors say where the JSON breaks."""
 
@@ -133,9 +209,9 @@ def validate_cron(value: str) -> str:
 # Integrations ----------------------------------------------------------------------------
 
 
-class IntegrationCreateForm(forms.Form):
+class IntegrationCreateForm(StoredValuesForm):
     name = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    description = VerbatimTextField(widget=forms.Textarea(attrs={"rows": 3}))
     environment = forms.ChoiceField(
         choices=Environment.choices, initial=Environment.SANDBOX, required=False
     )
@@ -181,13 +257,12 @@ IGNORE_EXAMPLES = {
 }
 
 
-class IntegrationSettingsForm(forms.Form):
+class IntegrationSettingsForm(StoredValuesForm):
     name = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    description = VerbatimTextField(widget=forms.Textarea(attrs={"rows": 3}))
     environment = forms.ChoiceField(choices=Environment.choices)
-    documentation = forms.CharField(
+    documentation = VerbatimTextField(
         widget=forms.Textarea(attrs={"rows": 12, "class": "code-light"}),
-        required=False,
         help_text="Markdown: # headings, **bold**, lists, links, tables, `code`.",
     )
     snapshot_schedule = forms.ChoiceField(
@@ -211,6 +286,7 @@ class IntegrationSettingsForm(forms.Form):
             )
         kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
+        self.integration = integration
         for key, label in IGNORE_TYPES:
             self.fields[_ignore_field_name(key)] = forms.CharField(
                 label=label,
@@ -234,8 +310,14 @@ class IntegrationSettingsForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         ignore: dict[str, list[str]] = {}
+        stored = self.integration.ignore_fields or {}
         for key, _label in IGNORE_TYPES:
-            raw = data.pop(_ignore_field_name(key), "") or ""
+            field_name = _ignore_field_name(key)
+            raw = data.pop(field_name, "") or ""
+            if self.submitted_unchanged(field_name):
+                if key in stored:
+                    ignore[key] = stored[key]
+                continue
             paths = [p.strip() for p in re.split(r"[,\n]", raw) if p.strip()]
             if paths:
                 ignore[key] = paths
@@ -271,7 +353,7 @@ class _NameMixin:
         return name
 
 
-class ConnectionForm(_NameMixin, forms.Form):
+class ConnectionForm(_NameMixin, StoredValuesForm):
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=ConnectionKind.choices)
     config = JSONObjectField(
@@ -305,9 +387,9 @@ class ConnectionForm(_NameMixin, forms.Form):
         return data
 
 
-class FlowForm(_NameMixin, forms.Form):
+class FlowForm(_NameMixin, StoredValuesForm):
     name = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    description = VerbatimTextField(widget=forms.Textarea(attrs={"rows": 3}))
     enabled = forms.BooleanField(required=False, initial=True)
     schedule = forms.CharField(
         max_length=100,
@@ -340,8 +422,13 @@ class FlowForm(_NameMixin, forms.Form):
 
 
 class MappingForm(forms.Form):
-    source = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"class": "mono"}))
-    target = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"class": "mono"}))
+    # Paths are kept as typed: a record's field may be named with spaces.
+    source = forms.CharField(
+        max_length=200, strip=False, widget=forms.TextInput(attrs={"class": "mono"})
+    )
+    target = forms.CharField(
+        max_length=200, strip=False, widget=forms.TextInput(attrs={"class": "mono"})
+    )
     lookup_cache = forms.ChoiceField(
         required=False,
         label="Through lookup cache",
@@ -356,19 +443,31 @@ class MappingForm(forms.Form):
 
 
 class BaseMappingFormSet(forms.BaseFormSet):
+    """The mapping rows of a step; `stored` are the step's mappings the rows were made from."""
+
+    def __init__(self, *args: Any, stored: list[dict[str, Any]] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stored = list(stored)
+
     def mappings(self) -> list[dict[str, Any]]:
+        """Every row kept, in order: an untouched row is its stored mapping, as it was."""
         rows = []
-        for form in self.forms:
-            if not form.has_changed() or self._should_delete_form(form):
+        known = min(len(self.stored), self.initial_form_count())
+        for i, form in enumerate(self.forms):
+            stored = self.stored[i] if i < known else None
+            if self._should_delete_form(form):
                 continue
+            if not form.has_changed():
+                if stored is not None:
+                    rows.append(stored)
+                continue  # an empty new row
             data = form.cleaned_data
-            rows.append(
-                {
-                    "source": data["source"].strip(),
-                    "target": data["target"].strip(),
-                    "lookup_cache": data.get("lookup_cache") or None,
-                }
-            )
+            row = {**(stored or {}), "source": data["source"], "target": data["target"]}
+            cache = data.get("lookup_cache") or None
+            # A row that had no cache keeps its own way of saying so (null, "" or no key).
+            if cache is not None or stored is None or (stored or {}).get("lookup_cache"):
+                row["lookup_cache"] = cache
+            rows.append(row)
         return rows
 
 
@@ -377,7 +476,7 @@ MappingFormSet = forms.formset_factory(
 )
 
 
-class StepForm(_NameMixin, forms.Form):
+class StepForm(_NameMixin, StoredValuesForm):
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=StepKind.choices)
     connection = forms.ModelChoiceField(
@@ -410,27 +509,37 @@ class StepForm(_NameMixin, forms.Form):
             )
         super().__init__(*args, **kwargs)
         self.integration = integration
+        self.instance = instance
         self.fields["connection"].queryset = Connection.objects.filter(integration=integration)
         caches = [
             (str(c.lineage_id), c.name)
             for c in LookupCache.objects.filter(integration=integration).only("lineage_id", "name")
         ]
-        mapping_initial = None
+        stored = []
         if instance is not None:
-            mapping_initial = [
+            stored = [m for m in (instance.config or {}).get("mappings", []) if isinstance(m, dict)]
+        # A mapping through a cache since deleted shows it as missing rather than as no cache,
+        # so saving the step does not quietly drop the reference (the service names it).
+        known = {value for value, _name in caches}
+        for m in stored:
+            cache = m.get("lookup_cache")
+            if cache and str(cache) not in known:
+                known.add(str(cache))
+                caches.append((str(cache), f"missing cache ({cache})"))
+        self.mappings = MappingFormSet(
+            self.data if self.is_bound else None,
+            initial=[
                 {
                     "source": m.get("source", ""),
                     "target": m.get("target", ""),
                     "lookup_cache": m.get("lookup_cache") or "",
                 }
-                for m in (instance.config or {}).get("mappings", [])
-                if isinstance(m, dict)
+                for m in stored
             ]
-        self.mappings = MappingFormSet(
-            self.data if self.is_bound else None,
-            initial=mapping_initial,
+            or None,
             prefix="mappings",
             form_kwargs={"caches": caches},
+            stored=stored,
         )
 
     def is_valid(self) -> bool:
@@ -441,7 +550,10 @@ class StepForm(_NameMixin, forms.Form):
 
     def service_data(self) -> dict[str, Any]:
         config = dict(self.cleaned_data.get("options") or {})
-        config["mappings"] = self.mappings.mappings()
+        mappings = self.mappings.mappings()
+        # A step saved without mappings does not gain an empty list it never had.
+        if mappings or self.instance is None or "mappings" in (self.instance.config or {}):
+            config["mappings"] = mappings
         return {
             "name": self.cleaned_data["name"],
             "kind": self.cleaned_data["kind"],
@@ -450,16 +562,14 @@ class StepForm(_NameMixin, forms.Form):
         }
 
 
-class ScriptForm(_NameMixin, forms.Form):
+class ScriptForm(_NameMixin, StoredValuesForm):
     name = forms.CharField(max_length=200)
     function = forms.CharField(
         max_length=200,
         help_text="The entry function the platform calls, e.g. preSavePage.",
         widget=forms.TextInput(attrs={"class": "mono"}),
     )
-    code = forms.CharField(
-        required=False,
-        strip=False,
+    code = VerbatimTextField(
         widget=forms.Textarea(
             attrs={"class": "code", "spellcheck": "false", "rows": 18, "wrap": "off"}
         ),
@@ -485,10 +595,11 @@ class ScriptForm(_NameMixin, forms.Form):
         return {k: self.cleaned_data[k] for k in ("name", "function", "code")}
 
 
-class LookupCacheForm(_NameMixin, forms.Form):
+class LookupCacheForm(_NameMixin, StoredValuesForm):
     name = forms.CharField(max_length=200)
     key_path = forms.CharField(
         max_length=200,
+        strip=False,
         help_text="The field that holds each entry's key, e.g. sku. CSV uploads need a column "
         "with this name.",
         widget=forms.TextInput(attrs={"class": "mono"}),
@@ -510,8 +621,9 @@ class LookupCacheForm(_NameMixin, forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean_key_path(self) -> str:
-        key_path = self.cleaned_data["key_path"].strip()
-        if not key_path:
+        # A path, kept as typed (a record's field may be named with spaces).
+        key_path = self.cleaned_data["key_path"]
+        if not key_path.strip():
             raise ValidationError("A key path is required.")
         return key_path
 
@@ -563,7 +675,8 @@ class GrantForm(forms.Form):
     user = _UserChoiceField(
         queryset=User.objects.none(), to_field_name="username", empty_label="— choose —"
     )
-    level = forms.ChoiceField(choices=AccessLevel.choices)
+    # Initially what the select shows first, so an untouched new row is an unchanged one.
+    level = forms.ChoiceField(choices=AccessLevel.choices, initial=AccessLevel.MANAGE)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

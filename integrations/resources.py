@@ -82,6 +82,10 @@ TYPE_BY_MODEL: dict[type[models.Model], ResourceType] = {
 # a sandbox clone keeps its own name and environment through every pull.
 INTEGRATION_FIELDS: tuple[str, ...] = ("description", "documentation")
 
+# Fields that are names, whose surrounding whitespace never means anything: services strip
+# a new value of these. Every other text (code, descriptions, paths) is kept as sent.
+NAME_FIELDS: frozenset[str] = frozenset({"name", "function"})
+
 # Fields never shown in any diff, history view or audit value.
 SECRET_FIELDS: frozenset[str] = frozenset(
     f for rt in RESOURCE_TYPES.values() for f in rt.secret_fields

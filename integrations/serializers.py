@@ -79,23 +79,29 @@ class IntegrationSerializer(serializers.ModelSerializer):
         read_only_fields = ("id", "cloned_from", "version", "created_at", "updated_at")
 
 
+def _text(**kwargs: Any) -> serializers.CharField:
+    """Text kept exactly as sent: DRF strips surrounding whitespace unless told not to."""
+    return serializers.CharField(trim_whitespace=False, **kwargs)
+
+
 class IntegrationCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = _text(required=False, allow_blank=True, default="")
     environment = serializers.ChoiceField(
         choices=Environment.choices, required=False, default=Environment.SANDBOX
     )
-    documentation = serializers.CharField(required=False, allow_blank=True, default="")
+    documentation = _text(required=False, allow_blank=True, default="")
     snapshot_schedule = serializers.ChoiceField(
         choices=SnapshotSchedule.choices, required=False, default=SnapshotSchedule.NONE
     )
 
 
 class IntegrationUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    # The service tidies a name only when it changes, so one sent back as read stays.
+    name = _text(max_length=200, required=False)
+    description = _text(required=False, allow_blank=True)
     environment = serializers.ChoiceField(choices=Environment.choices, required=False)
-    documentation = serializers.CharField(required=False, allow_blank=True)
+    documentation = _text(required=False, allow_blank=True)
     snapshot_schedule = serializers.ChoiceField(choices=SnapshotSchedule.choices, required=False)
 
 
@@ -170,9 +176,16 @@ def _resource_serializer(rt: ResourceType) -> type[serializers.ModelSerializer]:
     }
     for name in rt.refs:
         extra[name] = RefField()
+    extra_kwargs: dict[str, dict[str, Any]] = {}
     for name in rt.fields:
-        if isinstance(rt.model._meta.get_field(name), models.JSONField):
+        model_field = rt.model._meta.get_field(name)
+        if isinstance(model_field, models.JSONField):
             extra[name] = JSONValueField(object_only=True, required=False)
+        elif isinstance(model_field, models.CharField | models.TextField) and not (
+            model_field.choices
+        ):
+            # Stored as sent (code, paths, descriptions); the services tidy names.
+            extra_kwargs[name] = {"trim_whitespace": False}
     for name in rt.secret_fields:
         extra[name] = JSONValueField(object_only=True, write_only=True, required=False)
     fields: tuple[str, ...] = ("id", "lineage_id", *rt.fields, *rt.secret_fields)
@@ -184,7 +197,7 @@ def _resource_serializer(rt: ResourceType) -> type[serializers.ModelSerializer]:
     if rt.secret_fields:
         extra["has_credentials"] = serializers.BooleanField(read_only=True)
         fields += ("has_credentials",)
-    meta = type("Meta", (), {"model": rt.model, "fields": fields})
+    meta = type("Meta", (), {"model": rt.model, "fields": fields, "extra_kwargs": extra_kwargs})
     name = "".join(part.title() for part in rt.key.split("_")) + "Serializer"
     return type(name, (serializers.ModelSerializer,), {"Meta": meta, **extra})
 

@@ -32,7 +32,7 @@ from .models import (
     User,
 )
 from .permissions import forget_grants
-from .resources import RESOURCE_TYPES, ResourceType, validate_ignore_fields
+from .resources import NAME_FIELDS, RESOURCE_TYPES, ResourceType, validate_ignore_fields
 from .versioning import mark_changed, versioned_change
 
 INTEGRATION_EDITABLE = (
@@ -91,7 +91,7 @@ def integration_create(
 def integration_update(*, integration: Integration, data: dict[str, Any]) -> Integration:
     """Change an integration's own settings. A save that changes nothing is not a change."""
     data = dict(data)
-    if "name" in data:
+    if "name" in data and data["name"] != integration.name:
         data["name"] = (data["name"] or "").strip()
     if "ignore_fields" in data:
         data["ignore_fields"] = validate_ignore_fields(data["ignore_fields"])
@@ -197,8 +197,11 @@ def _set_resource_fields(rt: ResourceType, instance: Any, data: dict[str, Any]) 
                     {key: ["It belongs to another integration; pick one of this integration's."]}
                 )
             setattr(instance, key, obj)
-        elif key == "name":
-            setattr(instance, key, (value or "").strip())
+        elif key in NAME_FIELDS:
+            # Only a new name is tidied: one sent back as it is stays as it is.
+            if value != getattr(instance, key):
+                value = (value or "").strip()
+            setattr(instance, key, value)
         elif key == "credentials" and value in (None, ""):
             continue  # write-only: leaving it empty keeps what is stored
         else:

@@ -10,14 +10,18 @@ from integrations.forms import (
     GrantFormSet,
     IntegrationSettingsForm,
     JSONObjectField,
+    LookupCacheForm,
+    ScriptForm,
     StepForm,
     apply_service_errors,
+    text_with_line_endings_of,
     validate_cron,
 )
 from tests.factories import (
     ConnectionFactory,
     IntegrationFactory,
     LookupCacheFactory,
+    ScriptFactory,
     StepFactory,
     UserFactory,
 )
@@ -92,7 +96,7 @@ def test_step_form_offers_only_this_integrations_connections_and_caches():
 
 
 @pytest.mark.django_db
-def test_step_form_builds_config_from_options_and_mapping_rows():
+def test_step_form_builds_config_from_options_and_mapping_rows_kept_as_typed():
     integration = IntegrationFactory()
     form = StepForm(
         {
@@ -112,7 +116,8 @@ def test_step_form_builds_config_from_options_and_mapping_rows():
     assert form.is_valid(), form.errors
     assert form.service_data()["config"] == {
         "batch_size": 10,
-        "mappings": [{"source": "a", "target": "b", "lookup_cache": None}],
+        # Paths are stored as typed (issue #10): a field may be named with spaces.
+        "mappings": [{"source": " a ", "target": "b", "lookup_cache": None}],
     }
 
 
@@ -177,3 +182,134 @@ def test_service_errors_land_on_their_fields():
     apply_service_errors(form, ValidationError({"name": ["Taken."], "flow": ["Other."]}))
     assert form.errors["name"] == ["Taken."]
     assert form.non_field_errors() == ["flow: Other."]
+
+
+# Untouched input keeps what is stored (issue #10) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored", "kept"),
+    [
+        ("a\r\nb\r\n", "", "a\nb\n"),  # a browser's CRLF for text shown with LF
+        ("a\r\nb", "x\ny", "a\nb"),
+        ("a\r\nb", "x\r\ny\r\n", "a\r\nb"),  # the stored text's CRLF is kept
+        ("a\nb", "x\r\ny", "a\r\nb"),
+        ("\t a \r", "", "\t a \n"),
+    ],
+)
+def test_edited_text_takes_the_line_endings_of_the_stored_text(typed, stored, kept):
+    assert text_with_line_endings_of(typed, stored) == kept
+
+
+@pytest.mark.django_db
+def test_untouched_json_text_keeps_the_stored_value_exactly():
+    stored = {"b": 1.0, "a": "  spaced \t", "nested": {"z": [1, "\r\n"]}}
+    conn = ConnectionFactory(config=stored)
+    shown = ConnectionForm(instance=conn)["config"].value()
+    # The browser sends the JSON text back with CRLF line ends.
+    form = ConnectionForm(
+        {"name": conn.name, "kind": conn.kind, "config": shown.replace("\n", "\r\n")},
+        instance=conn,
+    )
+    assert form.is_valid(), form.errors
+    assert form.service_data()["config"] is conn.config
+
+
+@pytest.mark.django_db
+def test_a_changed_value_is_still_checked_and_refused_with_its_message():
+    script = ScriptFactory(function="preMap")
+    form = ScriptForm(
+        {"name": script.name, "function": "pre-map", "code": script.code}, instance=script
+    )
+    assert not form.is_valid()
+    assert "letters, digits, _ or $" in form.errors["function"][0]
+
+
+@pytest.mark.django_db
+def test_a_whitespace_only_key_path_is_refused_but_a_spaced_one_is_kept():
+    cache = LookupCacheFactory(key_path="sku")
+    base = {"name": cache.name, "settings": "{}"}
+    form = LookupCacheForm({**base, "key_path": " \t "}, instance=cache)
+    assert not form.is_valid() and form.errors["key_path"] == ["A key path is required."]
+    form = LookupCacheForm({**base, "key_path": " item sku "}, instance=cache)
+    assert form.is_valid() and form.service_data()["key_path"] == " item sku "
+
+
+def _step_data(step, **changes):
+    data = {
+        "name": step.name,
+        "kind": step.kind,
+        "connection": "",
+        "options": ConnectionForm.base_fields["config"].prepare_value(
+            {k: v for k, v in step.config.items() if k != "mappings"}
+        ),
+        "mappings-TOTAL_FORMS": str(len(step.config.get("mappings", [])) + 1),
+        "mappings-INITIAL_FORMS": str(len(step.config.get("mappings", []))),
+    }
+    for i, m in enumerate(step.config.get("mappings", [])):
+        data[f"mappings-{i}-source"] = m["source"]
+        data[f"mappings-{i}-target"] = m["target"]
+        data[f"mappings-{i}-lookup_cache"] = m.get("lookup_cache") or ""
+    data.update(changes)
+    return data
+
+
+@pytest.mark.django_db
+def test_mapping_rows_untouched_edited_deleted_and_added():
+    step = StepFactory(
+        config={
+            "batch_size": 5,
+            "mappings": [
+                {"source": "a", "target": "b"},
+                {"source": "c", "target": "d", "lookup_cache": None},
+                {"source": "e", "target": "f", "lookup_cache": ""},
+            ],
+        }
+    )
+    form = StepForm(
+        _step_data(
+            step,
+            **{
+                "mappings-1-target": " d2 ",
+                "mappings-2-DELETE": "on",
+                "mappings-3-source": "g",
+                "mappings-3-target": "h",
+            },
+        ),
+        integration=step.integration,
+        instance=step,
+    )
+    assert form.is_valid(), (form.errors, form.mappings.errors)
+    assert form.service_data()["config"] == {
+        "batch_size": 5,
+        "mappings": [
+            {"source": "a", "target": "b"},  # untouched: as stored, no key added
+            {"source": "c", "target": " d2 ", "lookup_cache": None},
+            {"source": "g", "target": "h", "lookup_cache": None},
+        ],
+    }
+
+
+@pytest.mark.django_db
+def test_a_step_without_mappings_does_not_gain_an_empty_list():
+    step = StepFactory(config={"path": "/orders"})
+    form = StepForm(_step_data(step), integration=step.integration, instance=step)
+    assert form.is_valid(), form.errors
+    assert form.service_data()["config"] == {"path": "/orders"}
+
+
+@pytest.mark.django_db
+def test_editing_one_kind_of_ignored_fields_keeps_the_others_as_stored():
+    integration = IntegrationFactory(
+        ignore_fields={"connection": ["config.base_url"], "flow": ["enabled", "schedule"]}
+    )
+    form = IntegrationSettingsForm(integration=integration, may_change_environment=True)
+    data = {name: form[name].value() or "" for name in form.fields}
+    data["ignore_script"] = "code"
+    form = IntegrationSettingsForm(data, integration=integration, may_change_environment=True)
+    assert form.is_valid(), form.errors
+    assert form.service_data()["ignore_fields"] == {
+        "connection": ["config.base_url"],
+        "flow": ["enabled", "schedule"],
+        "script": ["code"],
+    }
