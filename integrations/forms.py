@@ -440,10 +440,29 @@ class MappingForm(forms.Form):
         self.fields["lookup_cache"].choices = [("", "—")] + list(caches)
         self.fields["source"].widget.attrs["placeholder"] = "order.sku"
         self.fields["target"].widget.attrs["placeholder"] = "item_id"
+        # The rows sit in a table whose header names the columns, which a screen reader
+        # does not tie to an input: each input carries its own name.
+        row = self._row_number()
+        for name, label in (
+            ("source", "Source field"),
+            ("target", "Target field"),
+            ("lookup_cache", "Through lookup cache"),
+        ):
+            self.fields[name].widget.attrs["aria-label"] = f"{label}, mapping {row}"
+
+    def _row_number(self) -> str:
+        index = (self.prefix or "").rpartition("-")[2]
+        return str(int(index) + 1) if index.isdigit() else "(new)"
 
 
 class BaseMappingFormSet(forms.BaseFormSet):
     """The mapping rows of a step; `stored` are the step's mappings the rows were made from."""
+
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            row = "(new)" if index is None else str(index + 1)
+            form.fields["DELETE"].widget.attrs["aria-label"] = f"Remove mapping {row}"
 
     def __init__(self, *args: Any, stored: list[dict[str, Any]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

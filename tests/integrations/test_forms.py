@@ -313,3 +313,20 @@ def test_editing_one_kind_of_ignored_fields_keeps_the_others_as_stored():
         "flow": ["enabled", "schedule"],
         "script": ["code"],
     }
+
+
+def test_every_mapping_input_has_an_accessible_name():
+    """The mapping table's header is not a label: each input names itself and its row."""
+    from integrations.forms import MappingFormSet
+
+    formset = MappingFormSet(
+        prefix="mappings",
+        initial=[{"source": "a", "target": "b"}],
+        form_kwargs={"caches": []},
+    )
+    html = str(formset.forms[0]) + str(formset.forms[1]) + str(formset.empty_form)
+    for label in ("Source field", "Target field", "Through lookup cache"):
+        assert f'aria-label="{label}, mapping 1"' in html
+        assert f'aria-label="{label}, mapping 2"' in html
+        assert f'aria-label="{label}, mapping (new)"' in html
+    assert 'aria-label="Remove mapping 1"' in html
