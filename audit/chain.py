@@ -13,10 +13,11 @@ so turning keyed events into unkeyed ones is caught as well.
 `append()` is the only way events are written. On PostgreSQL it takes a
 transaction-level advisory lock first (after the rows of the integrations concerned, see
 `_lock`), so appends from concurrent transactions queue up and the chain order is the id
-order; the lock is released when the surrounding
-transaction commits or rolls back (an event written inside a change's transaction lands
-or disappears with it). `verify()` walks the chain in id order and names the first
-broken link.
+order; the lock is released when the surrounding transaction commits or rolls back (an
+event written inside a change's transaction lands or disappears with it). `check()` walks
+the chain in id order and names the first broken link; events removed from the end leave
+a valid, shorter chain, which only checkpoints kept outside the table show
+(audit/checkpoints.py, held against the chain by `check(checkpoints=…)`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -242,7 +244,8 @@ def walk(
 ) -> Iterator[tuple[int, BrokenLink | None]]:
     """Check rows in id order; yields (id, first problem or None) for each row, then, if
     the rows end before an event a checkpoint recorded, (that event's id, the problem)."""
-    pending = sorted((c for c in checkpoints if c.count), key=lambda c: c.last_id)
+    # Oldest first; a deque, since a year of checkpoints is tens of thousands of them.
+    pending = deque(sorted((c for c in checkpoints if c.count), key=lambda c: c.last_id))
     prev_hash = ""
     prev_id: int | None = None
     position = 0
@@ -282,7 +285,7 @@ def walk(
             yield row["id"], _missing(pending[0])
             return
         while pending and pending[0].last_id == row["id"]:
-            checkpoint = pending.pop(0)
+            checkpoint = pending.popleft()
             if checkpoint.count != position or checkpoint.head != row["hash"]:
                 yield (
                     row["id"],
