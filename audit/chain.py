@@ -27,7 +27,7 @@ import hashlib
 import hmac
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,7 +73,17 @@ class UnknownKeyError(LookupError):
 @dataclass(frozen=True)
 class AuditKey:
     id: str
-    secret: bytes
+    secret: bytes = field(repr=False)
+
+    @functools.cached_property
+    def _prepared(self) -> hmac.HMAC:
+        return hmac.new(self.secret, digestmod=hashlib.sha256)
+
+    def mac(self, message: bytes) -> str:
+        """HMAC-SHA256 of `message` (from a prepared state: the key is set up once)."""
+        mac = self._prepared.copy()
+        mac.update(message)
+        return mac.hexdigest()
 
 
 def key_id_of(secret: str) -> str:
@@ -82,16 +92,16 @@ def key_id_of(secret: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _parse_keys(secrets: tuple[str, ...]) -> tuple[AuditKey, ...]:
+def _parse_keys(secrets: tuple[str, ...]) -> tuple[tuple[AuditKey, ...], dict[str, AuditKey]]:
     keys = tuple(AuditKey(key_id_of(s), s.encode()) for s in (s.strip() for s in secrets) if s)
     if not keys:
         raise UnknownKeyError("ILM_AUDIT_KEY lists no key: the audit log cannot be signed.")
-    return keys
+    return keys, {key.id: key for key in reversed(keys)}
 
 
 def audit_keys() -> tuple[AuditKey, ...]:
     """The configured keys, the signing key first."""
-    return _parse_keys(tuple(settings.ILM_AUDIT_KEYS))
+    return _parse_keys(tuple(settings.ILM_AUDIT_KEYS))[0]
 
 
 def signing_key() -> AuditKey:
@@ -99,13 +109,13 @@ def signing_key() -> AuditKey:
 
 
 def key_named(key_id: str) -> AuditKey:
-    for key in audit_keys():
-        if key.id == key_id:
-            return key
-    raise UnknownKeyError(
-        f"it is signed with key {key_id}, which ILM_AUDIT_KEY does not list "
-        "(keep retired keys in the list, after the current one)"
-    )
+    try:
+        return _parse_keys(tuple(settings.ILM_AUDIT_KEYS))[1][key_id]
+    except KeyError:
+        raise UnknownKeyError(
+            f"it is signed with key {key_id}, which ILM_AUDIT_KEY does not list "
+            "(keep retired keys in the list, after the current one)"
+        ) from None
 
 
 def _stable(value: Any) -> Any:
@@ -142,8 +152,7 @@ def hash_of(prev_hash: str, values: dict[str, Any], *, key_id: str | None = None
     if key_id == LEGACY_KEY_ID:
         return hashlib.sha256(prev_hash.encode() + content_of(values)).hexdigest()
     key = signing_key() if key_id is None else key_named(key_id)
-    message = key.id.encode() + b"\n" + prev_hash.encode() + content_of(values)
-    return hmac.new(key.secret, message, hashlib.sha256).hexdigest()
+    return key.mac(key.id.encode() + b"\n" + prev_hash.encode() + content_of(values))
 
 
 def seal(prev_hash: str, values: dict[str, Any]) -> tuple[str, str]:
