@@ -13,10 +13,11 @@ so turning keyed events into unkeyed ones is caught as well.
 `append()` is the only way events are written. On PostgreSQL it takes a
 transaction-level advisory lock first (after the rows of the integrations concerned, see
 `_lock`), so appends from concurrent transactions queue up and the chain order is the id
-order; the lock is released when the surrounding
-transaction commits or rolls back (an event written inside a change's transaction lands
-or disappears with it). `verify()` walks the chain in id order and names the first
-broken link.
+order; the lock is released when the surrounding transaction commits or rolls back (an
+event written inside a change's transaction lands or disappears with it). `check()` walks
+the chain in id order and names the first broken link; events removed from the end leave
+a valid, shorter chain, which only checkpoints kept outside the table show
+(audit/checkpoints.py, held against the chain by `check(checkpoints=…)`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,7 +73,17 @@ class UnknownKeyError(LookupError):
 @dataclass(frozen=True)
 class AuditKey:
     id: str
-    secret: bytes
+    secret: bytes = field(repr=False)
+
+    @functools.cached_property
+    def _prepared(self) -> hmac.HMAC:
+        return hmac.new(self.secret, digestmod=hashlib.sha256)
+
+    def mac(self, message: bytes) -> str:
+        """HMAC-SHA256 of `message` (from a prepared state: the key is set up once)."""
+        mac = self._prepared.copy()
+        mac.update(message)
+        return mac.hexdigest()
 
 
 def key_id_of(secret: str) -> str:
@@ -80,16 +92,16 @@ def key_id_of(secret: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _parse_keys(secrets: tuple[str, ...]) -> tuple[AuditKey, ...]:
+def _parse_keys(secrets: tuple[str, ...]) -> tuple[tuple[AuditKey, ...], dict[str, AuditKey]]:
     keys = tuple(AuditKey(key_id_of(s), s.encode()) for s in (s.strip() for s in secrets) if s)
     if not keys:
         raise UnknownKeyError("ILM_AUDIT_KEY lists no key: the audit log cannot be signed.")
-    return keys
+    return keys, {key.id: key for key in reversed(keys)}
 
 
 def audit_keys() -> tuple[AuditKey, ...]:
     """The configured keys, the signing key first."""
-    return _parse_keys(tuple(settings.ILM_AUDIT_KEYS))
+    return _parse_keys(tuple(settings.ILM_AUDIT_KEYS))[0]
 
 
 def signing_key() -> AuditKey:
@@ -97,13 +109,13 @@ def signing_key() -> AuditKey:
 
 
 def key_named(key_id: str) -> AuditKey:
-    for key in audit_keys():
-        if key.id == key_id:
-            return key
-    raise UnknownKeyError(
-        f"it is signed with key {key_id}, which ILM_AUDIT_KEY does not list "
-        "(keep retired keys in the list, after the current one)"
-    )
+    try:
+        return _parse_keys(tuple(settings.ILM_AUDIT_KEYS))[1][key_id]
+    except KeyError:
+        raise UnknownKeyError(
+            f"it is signed with key {key_id}, which ILM_AUDIT_KEY does not list "
+            "(keep retired keys in the list, after the current one)"
+        ) from None
 
 
 def _stable(value: Any) -> Any:
@@ -140,8 +152,7 @@ def hash_of(prev_hash: str, values: dict[str, Any], *, key_id: str | None = None
     if key_id == LEGACY_KEY_ID:
         return hashlib.sha256(prev_hash.encode() + content_of(values)).hexdigest()
     key = signing_key() if key_id is None else key_named(key_id)
-    message = key.id.encode() + b"\n" + prev_hash.encode() + content_of(values)
-    return hmac.new(key.secret, message, hashlib.sha256).hexdigest()
+    return key.mac(key.id.encode() + b"\n" + prev_hash.encode() + content_of(values))
 
 
 def seal(prev_hash: str, values: dict[str, Any]) -> tuple[str, str]:
@@ -242,7 +253,8 @@ def walk(
 ) -> Iterator[tuple[int, BrokenLink | None]]:
     """Check rows in id order; yields (id, first problem or None) for each row, then, if
     the rows end before an event a checkpoint recorded, (that event's id, the problem)."""
-    pending = sorted((c for c in checkpoints if c.count), key=lambda c: c.last_id)
+    # Oldest first; a deque, since a year of checkpoints is tens of thousands of them.
+    pending = deque(sorted((c for c in checkpoints if c.count), key=lambda c: c.last_id))
     prev_hash = ""
     prev_id: int | None = None
     position = 0
@@ -282,7 +294,7 @@ def walk(
             yield row["id"], _missing(pending[0])
             return
         while pending and pending[0].last_id == row["id"]:
-            checkpoint = pending.pop(0)
+            checkpoint = pending.popleft()
             if checkpoint.count != position or checkpoint.head != row["hash"]:
                 yield (
                     row["id"],

@@ -17,7 +17,6 @@ ILM_AUDIT_KEY key, so a line cannot be forged or edited without the key either.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -28,7 +27,7 @@ import orjson
 from django.conf import settings
 from django.db.models import Count, Max
 
-from .chain import Checkpoint, UnknownKeyError, key_named, now_text, signing_key
+from .chain import AuditKey, Checkpoint, UnknownKeyError, key_named, now_text, signing_key
 from .models import Event
 
 logger = logging.getLogger("ilm.audit.checkpoint")
@@ -40,9 +39,9 @@ class CheckpointFileError(ValueError):
     """A checkpoint file that cannot be read, or holds a line that is not a checkpoint."""
 
 
-def _mac(secret: bytes, values: dict[str, Any]) -> str:
+def _mac(key: AuditKey, values: dict[str, Any]) -> str:
     message = orjson.dumps({k: values[k] for k in _SIGNED}, option=orjson.OPT_SORT_KEYS)
-    return hmac.new(secret, b"ilm-audit-checkpoint\n" + message, hashlib.sha256).hexdigest()
+    return key.mac(b"ilm-audit-checkpoint\n" + message)
 
 
 def checkpoint_take() -> Checkpoint:
@@ -65,7 +64,7 @@ def checkpoint_line(checkpoint: Checkpoint) -> bytes:
         "head": checkpoint.head,
     }
     values["key_id"] = key.id
-    values["mac"] = _mac(key.secret, values)
+    values["mac"] = _mac(key, values)
     return orjson.dumps(values)
 
 
@@ -106,7 +105,7 @@ def _parse(number: int, text: str) -> Checkpoint:
         key = key_named(str(values["key_id"]))
     except UnknownKeyError as exc:
         raise CheckpointFileError(f"{where} cannot be checked: {exc}") from None
-    if not hmac.compare_digest(values["mac"].encode(), _mac(key.secret, values).encode()):
+    if not hmac.compare_digest(values["mac"].encode(), _mac(key, values).encode()):
         raise CheckpointFileError(
             f"{where} does not match its signature (the checkpoint was edited or forged)"
         )

@@ -225,3 +225,39 @@ def test_truncating_is_refused_then_detected_by_checkpoint(
     assert not Event.objects.exists()
     with pytest.raises(CommandError, match="the log is empty \\(it was truncated\\)"):
         call_command("audit_verify", "--checkpoint", str(sink))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_separate_session_of_the_runtime_role_can_neither_rewrite_nor_empty_the_log(events):
+    """The same attacks from another connection, on committed events, as an attacker
+    holding the site's database credentials would make them."""
+    import psycopg
+
+    role = f"ilm_runtime_{secrets.token_hex(4)}"
+    raw(f'CREATE ROLE "{role}" NOLOGIN')
+    try:
+        call_command("audit_harden_role", role)
+        db = connection.settings_dict
+        with psycopg.connect(
+            host=db["HOST"] or "127.0.0.1",
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            password=db["PASSWORD"] or None,
+            dbname=db["NAME"],
+            autocommit=True,
+        ) as attacker:
+            attacker.execute(f'SET ROLE "{role}"')
+            attacker.execute(f"SET pgtrigger.ignore = '{{{OLD_TRIGGER}}}'")
+            for sql in (
+                f"UPDATE {TABLE} SET resource_name = 'innocent'",
+                f"DELETE FROM {TABLE} WHERE id = {events[-1].pk}",
+                f"TRUNCATE {TABLE}",
+                f"ALTER TABLE {TABLE} DISABLE TRIGGER ALL",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    attacker.execute(sql)
+            assert attacker.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (len(events),)
+        assert verify() == (len(events), None)
+    finally:
+        raw(f'DROP OWNED BY "{role}"')
+        raw(f'DROP ROLE "{role}"')
