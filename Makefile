@@ -22,8 +22,8 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	ILM_DEMO_SYSTEMS=1 $(PY) manage.py load_demo
+	ILM_DEMO_SYSTEMS=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)

@@ -153,6 +153,9 @@ SPECTACULAR_SETTINGS = {
 
 # Clone copies lookup-cache entries only below this total size.
 ILM_CLONE_CACHE_DATA_LIMIT_BYTES = 5 * 1024 * 1024
+# Serve the demo systems under /demo-systems/ (stand-ins for a storefront, ERP, carrier,
+# CRM) that the demo integrations run against; `make run` turns them on.
+ILM_DEMO_SYSTEMS = env.bool("ILM_DEMO_SYSTEMS", default=False)
 
 LOGGING = {
     "version": 1,
