@@ -230,7 +230,7 @@ def _int(request: HttpRequest, name: str, default: int, *, low: int = 1, high: i
 
 
 def _next_url_page(request: HttpRequest, items: list, key: str) -> JsonResponse:
-    """A page and, while more remain, `next`: the path of the following page."""
+    """A page and, while more remain, `next`: the URL of the following page."""
     page = _int(request, "page", 1, high=10_000)
     limit = _int(request, "limit", PAGE_SIZE, high=100)
     chunk = items[(page - 1) * limit : page * limit]
@@ -238,7 +238,10 @@ def _next_url_page(request: HttpRequest, items: list, key: str) -> JsonResponse:
     if page * limit < len(items):
         query = request.GET.copy()
         query["page"] = str(page + 1)
-        body["next"] = f"{request.path}?{urlencode(sorted(query.items()))}"
+        # Absolute, as real APIs give it: a client follows it as it is.
+        body["next"] = request.build_absolute_uri(
+            f"{request.path}?{urlencode(sorted(query.items()))}"
+        )
     return JsonResponse(body)
 
 

@@ -41,6 +41,21 @@ def _m(source: str, target: str, cache: str | None = None) -> dict[str, Any]:
     return {"source": source, "target": target, "cache": cache}
 
 
+# The demo systems (runs/demo_systems.py) that `make run` serves next to the site.
+DEMO_SYSTEMS_URL = "http://127.0.0.1:8000/demo-systems"
+
+
+def _http(system: str, *, auth: dict, timeout_s: int = 10, max_attempts: int = 3) -> dict:
+    """An HTTP connection's config (API.md, "Flow runs") aimed at one demo system."""
+    return {
+        "base_url": f"{DEMO_SYSTEMS_URL}/{system}",
+        "headers": {"Accept": "application/json"},
+        "timeout_s": timeout_s,
+        "auth": auth,
+        "retry": {"max_attempts": max_attempts},
+    }
+
+
 # Each integration: connections, lookup caches (with entries), scripts, flows with steps.
 # A step's connection and a mapping's cache are named here and resolved on load.
 DEMO: tuple[dict[str, Any], ...] = (
@@ -62,15 +77,15 @@ DEMO: tuple[dict[str, Any], ...] = (
         "connections": [
             {
                 "name": "Shopify storefront",
-                "kind": "shopify",
-                "config": {"shop": "acme-outdoor.myshopify.com", "api_version": "2024-10"},
-                "credentials": {"access_token": "shpat_demo_not_a_real_token"},
+                "kind": "http",
+                "config": _http("storefront", auth={"type": "bearer"}),
+                "credentials": {"token": "shpat_demo_not_a_real_token"},
             },
             {
                 "name": "NetSuite ERP",
-                "kind": "netsuite",
-                "config": {"account_id": "1234567", "role": "Integration", "timeout": 60},
-                "credentials": {"consumer_key": "demo", "token_secret": "demo"},
+                "kind": "http",
+                "config": _http("erp", auth={"type": "basic"}, timeout_s=5, max_attempts=4),
+                "credentials": {"username": "integration", "password": "demo-erp"},
             },
         ],
         "caches": [
@@ -135,7 +150,13 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export paid orders",
                         "kind": StepKind.EXPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "orders", "filter": "financial_status=paid"},
+                        "options": {
+                            "path": "/orders/",
+                            "query": {"financial_status": "paid", "limit": 25},
+                            "records_path": "orders",
+                            "paging": {"type": "next_url", "path": "next"},
+                            "hooks": {"preSavePage": "Normalise order"},
+                        },
                         "mappings": [],
                     },
                     {
@@ -143,16 +164,20 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "kind": StepKind.LOOKUP,
                         "connection": None,
                         "options": {},
-                        "mappings": [_m("line_items[].sku", "item.internal_id", "SKU → ERP item")],
+                        "mappings": [_m("sku", "item", "SKU → ERP item")],
                     },
                     {
                         "name": "Shape the sales order",
                         "kind": StepKind.TRANSFORM,
                         "connection": None,
-                        "options": {"script": "preSavePage"},
+                        "options": {},
                         "mappings": [
-                            _m("shipping_lines[0].code", "ship_method", "Shipping method map"),
+                            _m("name", "external_id"),
                             _m("customer.email", "entity.email"),
+                            _m("item", "item"),
+                            _m("quantity", "quantity"),
+                            _m("total_price", "total"),
+                            _m("shipping.code", "ship_method", "Shipping method map"),
                             _m("name", "other_ref_num"),
                         ],
                     },
@@ -160,8 +185,8 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Create sales order",
                         "kind": StepKind.IMPORT,
                         "connection": "NetSuite ERP",
-                        "options": {"record_type": "salesOrder", "mode": "upsert"},
-                        "mappings": [_m("other_ref_num", "externalId")],
+                        "options": {"method": "POST", "path": "/sales-orders/", "batch_size": 1},
+                        "mappings": [],
                     },
                 ],
             },
@@ -174,18 +199,32 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export refunds",
                         "kind": StepKind.EXPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "refunds"},
+                        "options": {
+                            "path": "/refunds/",
+                            "query": {"limit": 5},
+                            "records_path": "refunds",
+                            "paging": {"type": "page", "param": "page", "start": 1},
+                        },
                         "mappings": [],
+                    },
+                    {
+                        "name": "Shape the credit memo",
+                        "kind": StepKind.TRANSFORM,
+                        "connection": None,
+                        "options": {},
+                        "mappings": [
+                            _m("sku", "item", "SKU → ERP item"),
+                            _m("order_id", "created_from"),
+                            _m("amount", "amount"),
+                            _m("reason", "memo"),
+                        ],
                     },
                     {
                         "name": "Create credit memo",
                         "kind": StepKind.IMPORT,
                         "connection": "NetSuite ERP",
-                        "options": {"record_type": "creditMemo"},
-                        "mappings": [
-                            _m("refund_line_items[].line_item.sku", "item", "SKU → ERP item"),
-                            _m("order_id", "createdFrom"),
-                        ],
+                        "options": {"method": "POST", "path": "/credit-memos/", "batch_size": 5},
+                        "mappings": [],
                     },
                 ],
             },
@@ -199,15 +238,19 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export quantities",
                         "kind": StepKind.EXPORT,
                         "connection": "NetSuite ERP",
-                        "options": {"saved_search": "customsearch_qty_on_hand"},
+                        "options": {"path": "/inventory/", "records_path": "items"},
                         "mappings": [],
                     },
                     {
                         "name": "Update inventory",
                         "kind": StepKind.IMPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "inventory_levels"},
-                        "mappings": [_m("quantityavailable", "available")],
+                        "options": {
+                            "method": "PUT",
+                            "path": "/inventory-levels/{record.sku}/",
+                            "batch_size": 1,
+                        },
+                        "mappings": [],
                     },
                 ],
             },
@@ -225,15 +268,15 @@ DEMO: tuple[dict[str, Any], ...] = (
         "connections": [
             {
                 "name": "Salesforce CRM",
-                "kind": "salesforce",
-                "config": {"instance_url": "https://acme.my.salesforce.com", "api": "v61.0"},
-                "credentials": {"client_id": "demo", "client_secret": "demo"},
+                "kind": "http",
+                "config": _http("crm", auth={"type": "bearer"}),
+                "credentials": {"token": "demo-crm-token"},
             },
             {
                 "name": "Mailchimp",
                 "kind": "http",
-                "config": {"base_url": "https://us21.api.mailchimp.com/3.0", "timeout": 30},
-                "credentials": {"api_key": "demo-us21"},
+                "config": _http("marketing", auth={"type": "header", "header": "X-Api-Key"}),
+                "credentials": {"value": "demo-us21"},
             },
         ],
         "caches": [
@@ -280,25 +323,43 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export changed contacts",
                         "kind": StepKind.EXPORT,
                         "connection": "Salesforce CRM",
-                        "options": {"soql": "SELECT Id, Email, MailingCountryCode FROM Contact"},
+                        "options": {
+                            "path": "/contacts/",
+                            "query": {"limit": 20},
+                            "records_path": "records",
+                            "paging": {"type": "page", "param": "page", "start": 1},
+                        },
                         "mappings": [],
                     },
                     {
                         "name": "Region and audience",
                         "kind": StepKind.LOOKUP,
                         "connection": None,
-                        "options": {"filter_script": "filterConsent"},
+                        "options": {},
                         "mappings": [
-                            _m("MailingCountryCode", "merge_fields.REGION", "Country → region"),
-                            _m("LeadSource", "list_id", "Lead source → audience"),
+                            _m("MailingCountryCode", "region", "Country → region"),
+                            _m("LeadSource", "audience", "Lead source → audience"),
+                        ],
+                    },
+                    {
+                        "name": "Shape the member",
+                        "kind": StepKind.TRANSFORM,
+                        "connection": None,
+                        "options": {},
+                        "mappings": [
+                            _m("Email", "email_address"),
+                            _m("Id", "merge_fields.SFID"),
+                            _m("FirstName", "merge_fields.FNAME"),
+                            _m("region.region", "merge_fields.REGION"),
+                            _m("audience.audience_id", "list_id"),
                         ],
                     },
                     {
                         "name": "Upsert members",
                         "kind": StepKind.IMPORT,
                         "connection": "Mailchimp",
-                        "options": {"path": "/lists/{list_id}/members", "method": "PUT"},
-                        "mappings": [_m("Email", "email_address"), _m("Id", "merge_fields.SFID")],
+                        "options": {"method": "PUT", "path": "/members/", "batch_size": 1},
+                        "mappings": [],
                     },
                 ],
             },
@@ -311,15 +372,19 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export unsubscribes",
                         "kind": StepKind.EXPORT,
                         "connection": "Mailchimp",
-                        "options": {"path": "/lists/a1b2c3/members?status=unsubscribed"},
+                        "options": {"path": "/unsubscribes/", "records_path": "members"},
                         "mappings": [],
                     },
                     {
                         "name": "Update contacts",
                         "kind": StepKind.IMPORT,
                         "connection": "Salesforce CRM",
-                        "options": {"object": "Contact", "mode": "update"},
-                        "mappings": [_m("merge_fields.SFID", "Id")],
+                        "options": {
+                            "method": "PATCH",
+                            "path": "/contacts/{record.merge_fields.SFID}/",
+                            "batch_size": 1,
+                        },
+                        "mappings": [],
                     },
                 ],
             },
@@ -332,15 +397,15 @@ DEMO: tuple[dict[str, Any], ...] = (
         "connections": [
             {
                 "name": "Carrier AS2",
-                "kind": "as2",
-                "config": {"as2_id": "ACMECARRIER", "url": "https://as2.carrier.example/in"},
-                "credentials": {"certificate": "demo"},
+                "kind": "http",
+                "config": _http("carrier", auth={"type": "none"}),
+                "credentials": {},
             },
             {
                 "name": "Shopify storefront",
-                "kind": "shopify",
-                "config": {"shop": "acme-outdoor.myshopify.com", "api_version": "2024-10"},
-                "credentials": {"access_token": "shpat_demo_not_a_real_token"},
+                "kind": "http",
+                "config": _http("storefront", auth={"type": "bearer"}),
+                "credentials": {"token": "shpat_demo_not_a_real_token"},
             },
         ],
         "caches": [
@@ -380,7 +445,11 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Receive 214 messages",
                         "kind": StepKind.EXPORT,
                         "connection": "Carrier AS2",
-                        "options": {"document": "214", "parse_script": "parseEdi214"},
+                        "options": {
+                            "path": "/events/",
+                            "records_path": "events",
+                            "paging": {"type": "next_url", "path": "next"},
+                        },
                         "mappings": [],
                     },
                     {
@@ -394,8 +463,12 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Create fulfilment event",
                         "kind": StepKind.IMPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "fulfillment_events"},
-                        "mappings": [_m("tracking_number", "fulfillment.tracking_number")],
+                        "options": {
+                            "method": "POST",
+                            "path": "/fulfillment-events/",
+                            "batch_size": 20,
+                        },
+                        "mappings": [],
                     },
                 ],
             },
@@ -405,11 +478,21 @@ DEMO: tuple[dict[str, Any], ...] = (
                 "schedule": "5 * * * *",
                 "steps": [
                     {
+                        "name": "Read exceptions",
+                        "kind": StepKind.EXPORT,
+                        "connection": "Carrier AS2",
+                        "options": {"path": "/exceptions/", "records_path": "exceptions"},
+                        "mappings": [],
+                    },
+                    {
                         "name": "Find exceptions",
                         "kind": StepKind.TRANSFORM,
                         "connection": None,
-                        "options": {"filter": "status == 'failure'"},
-                        "mappings": [_m("order_id", "ticket.external_id")],
+                        "options": {},
+                        "mappings": [
+                            _m("order_id", "ticket.external_id"),
+                            _m("tracking_number", "ticket.tracking_number"),
+                        ],
                     },
                 ],
             },
@@ -485,8 +568,14 @@ class Command(BaseCommand):
                     cache=cache, entries=[{"key": k, "value": v} for k, v in c["entries"]]
                 )
                 caches[c["name"]] = str(cache.lineage_id)
-            for s in spec["scripts"]:
-                services.resource_create(integration=integration, type_key="script", data=s)
+            scripts = {
+                s["name"]: str(
+                    services.resource_create(
+                        integration=integration, type_key="script", data=s
+                    ).lineage_id
+                )
+                for s in spec["scripts"]
+            }
             for f in spec["flows"]:
                 flow = services.resource_create(
                     integration=integration,
@@ -507,6 +596,9 @@ class Command(BaseCommand):
                         }
                         for m in step["mappings"]
                     ]
+                    options = dict(step["options"])
+                    if "hooks" in options:  # named here, written as script lineage ids
+                        options["hooks"] = {k: scripts[v] for k, v in options["hooks"].items()}
                     services.resource_create(
                         integration=integration,
                         type_key="step",
@@ -516,7 +608,7 @@ class Command(BaseCommand):
                             "position": position,
                             "kind": step["kind"],
                             "connection": connections.get(step["connection"] or ""),
-                            "config": {**step["options"], "mappings": mappings},
+                            "config": {**options, "mappings": mappings},
                         },
                     )
             services.access_set(
