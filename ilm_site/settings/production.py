@@ -6,6 +6,11 @@ from .base import env
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# No default: credentials are never encrypted with the development key in production.
+ILM_SECRET_KEYS = env.list("ILM_SECRET_KEYS")
+# Runs may not reach private, loopback or link-local addresses unless a host is listed in
+# ILM_RUN_ALLOWED_HOSTS.
+ILM_RUN_ALLOW_PRIVATE = env.bool("ILM_RUN_ALLOW_PRIVATE", default=False)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
