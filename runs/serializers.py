@@ -57,7 +57,9 @@ class ProgressSerializer(serializers.Serializer):
 class RunSerializer(serializers.ModelSerializer):
     flow = serializers.IntegerField(source="flow_id", allow_null=True, read_only=True)
     integration = serializers.IntegerField(source="integration_id", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     steps = serializers.SerializerMethodField()
     output = serializers.SerializerMethodField()
     progress = ProgressSerializer(read_only=True)

@@ -15,6 +15,14 @@ import httpx
 import pytest
 
 from integrations.models import AccessLevel, Environment, StepKind
+from tests.api.conftest import (  # noqa: F401  (the API tests' token clients, shared here)
+    admin_api,
+    approver_api,
+    dev_api,
+    monitor_api,
+    outsider,
+    outsider_api,
+)
 from tests.factories import (
     ConnectionFactory,
     FlowFactory,
