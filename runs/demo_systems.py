@@ -39,8 +39,8 @@ PRICES = {
     UNKNOWN_SKU: 449.0,
 }
 SHIPPING = ("standard", "standard", "express", "pickup")
-COUNTRIES = ("US", "US", "CA", "DE", "FR", "JP", "BR")
-LEAD_SOURCES = ("Web", "Web", "Trade show", "Partner")
+COUNTRIES = ("US", "US", "CA", "DE", "FR", "JP", "US", "DE")
+LEAD_SOURCES = ("Web", "Web", "Trade show", "Web", "Trade show", "Web", "Web", "Partner")
 FIRST = ("Ana", "Ben", "Chloé", "Dev", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kai")
 LAST = ("Okafor", "Lindqvist", "Moreau", "Patel", "Schmidt", "Tanaka", "Silva", "Novak")
 CARRIER_CODES = ("AF", "X6", "X6", "OO", "D1", "D1", "A7")
@@ -52,7 +52,7 @@ EVENT_COUNT = 40
 PAGE_SIZE = 25
 
 # The ERP's behaviour, by rule rather than by chance:
-RATE_LIMIT_EVERY = 15  # every 15th write since reset() is answered 429 once
+RATE_LIMIT_EVERY = 20  # every 20th write since reset() is answered 429 once
 RETRY_AFTER_S = 1
 SLOW_EVERY = 9  # orders whose number is a multiple of 9 take SLOW_MS to accept
 SLOW_MS = 150

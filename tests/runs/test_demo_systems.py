@@ -1,11 +1,17 @@
 """The demo systems: deterministic stand-ins for the storefront, ERP, carrier and CRM."""
 
 import json
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
+from integrations.models import Flow
 from runs import demo_systems
+from runs.models import Run, RunError, RunMode, RunStatus
+
+pytestmark = pytest.mark.django_db
 
 BASE = "/demo-systems"
 
@@ -129,3 +135,37 @@ def test_marketing_refuses_a_fake_address_and_crm_updates_a_known_contact(demo):
     body = {"HasOptedOutOfEmail": True}
     assert post(demo, f"{BASE}/crm/contacts/{contact}/", body, "patch").status_code == 200
     assert post(demo, f"{BASE}/crm/contacts/003NOPE/", body, "patch").status_code == 404
+
+
+def test_load_demo_runs_every_enabled_demo_flow_for_real(settings):
+    """The Runs tab has content on first start: runs with errors, retries and samples."""
+    settings.ILM_DEMO_SYSTEMS = True
+    demo_systems.reset()
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    flows = Flow.objects.filter(integration__cloned_from__isnull=True)
+    for flow in flows.filter(enabled=True):
+        runs = Run.objects.filter(flow_lineage_id=flow.lineage_id)
+        assert runs.count() == 3, flow.name
+        assert all(r.mode == RunMode.LIVE and not r.is_open for r in runs), flow.name
+        assert all(r.records_in > 0 for r in runs), (flow.name, [r.message for r in runs])
+    assert not Run.objects.filter(flow__enabled=False).exists()
+    orders = Run.objects.filter(flow_name="Orders to sales orders").order_by("pk")
+    last = orders.last()
+    assert last.status == RunStatus.PARTIAL and last.records_out > 0
+    kinds = set(RunError.objects.filter(run=last).values_list("kind", "http_status"))
+    assert ("http", 422) in kinds and ("mapping", None) in kinds
+    assert sum(r.retries for r in orders) > 0  # the ERP's 429s were retried
+    assert "ran 3 times" in out.getvalue()
+    # Loading again adds no runs.
+    before = Run.objects.count()
+    call_command("load_demo", stdout=StringIO())
+    assert Run.objects.count() == before
+
+
+def test_load_demo_without_the_demo_systems_runs_nothing(settings):
+    settings.ILM_DEMO_SYSTEMS = False
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    assert not Run.objects.exists()
+    assert "Demo runs skipped" in out.getvalue()

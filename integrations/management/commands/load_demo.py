@@ -8,10 +8,16 @@ would have produced.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
+from django.conf import settings
+from django.core import signals
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, transaction
 
 from audit.context import acting
 from integrations import services
@@ -26,6 +32,8 @@ from integrations.models import (
     User,
 )
 from revisions import services as revision_services
+from runs import services as run_services
+from runs.models import RunTrigger
 
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("admin", Role.ADMINISTRATOR, "ilm-demo-admin"),
@@ -35,6 +43,8 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
 )
 
 CLONE_NAME = "Storefront orders → ERP (sandbox)"
+# Each enabled demo flow runs this often on load: by the schedule, then once by hand.
+DEMO_RUN_TRIGGERS = (RunTrigger.SCHEDULE, RunTrigger.SCHEDULE, RunTrigger.MANUAL)
 
 
 def _m(source: str, target: str, cache: str | None = None) -> dict[str, Any]:
@@ -519,6 +529,7 @@ class Command(BaseCommand):
                 self._integration(spec, users["developer"])
         with acting(users["developer"]):
             self._clone(users["developer"])
+        self._run_flows(users["approver"])
         self.stdout.write("")
         self.stdout.write("Demo users (demo data only):")
         for username, role, password in DEMO_USERS:
@@ -684,3 +695,51 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{production.name}: pull #{pull.number} from the sandbox opened for review."
         )
+
+    def _run_flows(self, approver: User) -> None:
+        """Run every enabled demo flow a few times for real, so the Runs tab has content.
+
+        The site is not serving yet: httpx's WSGI transport reaches the demo systems
+        in-process. Integrations that have runs already are left alone.
+        """
+        if not settings.ILM_DEMO_SYSTEMS:
+            self.stdout.write("Demo runs skipped: the demo systems are off (ILM_DEMO_SYSTEMS=1).")
+            return
+        transport = httpx.WSGITransport(app=get_wsgi_application())
+        for spec in DEMO:
+            integration = Integration.objects.filter(
+                name=spec["name"], cloned_from__isnull=True
+            ).first()
+            if integration is None or integration.runs.exists():
+                continue
+            flows = integration.flows.filter(enabled=True).order_by("name", "pk")
+            for flow in flows:
+                for trigger in DEMO_RUN_TRIGGERS:
+                    run = self._run_once(flow, approver, trigger, transport)
+                self.stdout.write(
+                    f"{integration.name} · {flow.name}: ran {len(DEMO_RUN_TRIGGERS)} times, "
+                    f"last {run.status} ({run.records_in} in, {run.records_out} out, "
+                    f"{run.errors} errors)."
+                )
+
+    def _run_once(self, flow: Flow, approver: User, trigger: str, transport) -> Any:
+        user = approver if trigger == RunTrigger.MANUAL else None
+        # Executed before the commit: the task that run_start enqueues on commit then
+        # finds the run final and leaves it (a run never runs twice).
+        with _in_process_requests(), transaction.atomic():
+            run = run_services.run_start(flow=flow, user=user, trigger=trigger)
+            return run_services.run_execute(run_id=run.pk, transport=transport)
+
+
+@contextmanager
+def _in_process_requests() -> Iterator[None]:
+    """Requests served in this thread must not close its database connection (Django
+    closes it at each request's end, which would break the open transaction), as in
+    Django's own test client."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
