@@ -86,6 +86,7 @@ class RunSerializer(serializers.ModelSerializer):
             "pages",
             "progress",
             "cancel_requested",
+            "scheduled_for",
             "message",
             "steps",
             "output",

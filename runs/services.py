@@ -129,12 +129,14 @@ def run_start(
     mode: str = RunMode.LIVE,
     trigger: str = RunTrigger.MANUAL,
     records: list[dict[str, Any]] | None = None,
+    scheduled_for: datetime | None = None,
 ) -> Run:
     """Create a queued run of `flow` and enqueue `run_flow` when the transaction commits.
 
     Refusals (`RunRefused`): 400 for a disabled flow, records that are not a list of
     objects, or a test run without records when the flow has no saved samples; 409 when a
-    live run of the flow is already queued or running. Permission is the caller's check
+    live run of the flow is already queued or running, or when the schedule's fire time
+    `scheduled_for` already started a run. Permission is the caller's check
     (integrations.permissions: `run` for live runs, `edit` for test runs).
     """
     if mode not in RunMode.values:
@@ -164,6 +166,7 @@ def run_start(
                 created_by=user if user is not None and getattr(user, "pk", None) else None,
                 input_records=records,
                 integration_version=integration.version,
+                scheduled_for=scheduled_for,
             )
             action = (
                 AuditAction.RUN_SCHEDULED
@@ -176,7 +179,12 @@ def run_start(
             _audit(run, action, user, **detail)
             transaction.on_commit(lambda: _enqueue(run.pk))
     except IntegrityError:
-        # The partial unique constraint: one open live run per flow.
+        # The partial unique constraints: one open live run per flow, one run per fire time.
+        if scheduled_for is not None and _fired(flow, scheduled_for):
+            raise RunRefused(
+                f"The flow {flow.name!r} already ran for its schedule at {scheduled_for:%H:%M}.",
+                409,
+            ) from None
         if _open_live_run(flow) is None:
             raise
         raise RunRefused(
@@ -204,6 +212,12 @@ def _open_live_run(flow: Flow) -> Run | None:
         .order_by("-pk")
         .first()
     )
+
+
+def _fired(flow: Flow, fire: datetime) -> bool:
+    return Run.objects.filter(
+        integration_id=flow.integration_id, flow_lineage_id=flow.lineage_id, scheduled_for=fire
+    ).exists()
 
 
 def _samples_of(flow: Flow) -> list[Any]:
@@ -552,9 +566,10 @@ def schedule_due(now: datetime | None = None) -> list[Run]:
 
     Schedules are read fresh from the database on every tick, so an edit counts at the
     next tick. A flow is due when its latest fire time is within the last tick or two
-    and no scheduled run of it was created since that time (so a repeated tick starts
-    nothing twice). Disabled flows are not scheduled; a flow still running live is
-    skipped until its next fire time. Runs are started as the system (no user).
+    and that fire time has not started a run yet (a unique constraint makes a repeated
+    or concurrent tick start nothing twice). Disabled flows are not scheduled; a flow
+    still running live skips that fire time (a later tick within the grace may start it
+    once the run ended). Runs are started as the system (no user).
     """
     now = now or timezone.now()
     started: list[Run] = []
@@ -568,17 +583,17 @@ def schedule_due(now: datetime | None = None) -> list[Run]:
         fire = _latest_fire(flow.schedule, now)
         if fire is None or fire <= now - SCHEDULE_GRACE:
             continue
-        already = Run.objects.filter(
-            integration_id=flow.integration_id,
-            flow_lineage_id=flow.lineage_id,
-            trigger=RunTrigger.SCHEDULE,
-            created_at__gte=fire,
-        ).exists()
-        if already:
+        if _fired(flow, fire):
             continue
         try:
             started.append(
-                run_start(flow=flow, user=None, mode=RunMode.LIVE, trigger=RunTrigger.SCHEDULE)
+                run_start(
+                    flow=flow,
+                    user=None,
+                    mode=RunMode.LIVE,
+                    trigger=RunTrigger.SCHEDULE,
+                    scheduled_for=fire,
+                )
             )
         except RunRefused as exc:
             log.info("Scheduled run of flow %s skipped: %s", flow.pk, exc.message)

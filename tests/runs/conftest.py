@@ -100,17 +100,25 @@ def sandbox(db, developer, monitor):
     return integration
 
 
-def build_flow(integration, *, schedule: str = "", enabled: bool = True):
+def build_flow(
+    integration,
+    *,
+    schedule: str = "",
+    enabled: bool = True,
+    shop_url: str = SHOP,
+    erp_url: str = ERP,
+):
+    """Storefront orders (paged by `next`) → map → ERP sales orders, one per request."""
     shop = ConnectionFactory(
         integration=integration,
         name="Storefront",
-        config={"base_url": SHOP, "retry": {"max_attempts": 1}},
+        config={"base_url": shop_url, "retry": {"max_attempts": 1}},
         credentials={},
     )
     erp = ConnectionFactory(
         integration=integration,
         name="ERP",
-        config={"base_url": ERP, "auth": {"type": "bearer"}, "retry": {"max_attempts": 1}},
+        config={"base_url": erp_url, "auth": {"type": "bearer"}, "retry": {"max_attempts": 1}},
         credentials={"token": ERP_TOKEN},
     )
     flow = FlowFactory(
