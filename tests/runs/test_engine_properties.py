@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runs import histogram
-from runs.engine import execute, get_path, parse_path, set_path
+from runs.engine import _MISSING, compile_path, execute, get_path, parse_path, set_path
 from tests.runs.flows import ERP, FLOW, document, export, importer
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -142,3 +144,20 @@ def test_histograms_merge_like_the_timings_they_count(a, b):
         assert 0 <= p50 <= p95 <= histogram.BUCKETS_MS[-1]
     else:
         assert histogram.percentile(hab, 50) is None
+
+
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.integers(), st.text(max_size=3)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+@FAST
+@given(path=PATHS, record=st.dictionaries(KEYS, JSONISH, max_size=4), value=VALUES)
+def test_compiled_paths_read_and_write_like_the_general_walk(path, record, value):
+    get, put = compile_path(path)
+    assert get(record) == get_path(record, path, _MISSING) or (
+        get(record) is _MISSING and get_path(record, path, _MISSING) is _MISSING
+    )
+    assert put(copy.deepcopy(record), value) == set_path(copy.deepcopy(record), path, value)
