@@ -616,6 +616,10 @@ class _Run:
                     step, index, record, "script", f"{name} hook: {exc.message}", line=exc.line
                 )
             return []
+        except Exception as exc:  # the runner itself broke: still this page's failure only
+            for index, record in items:
+                self.fail(step, index, record, "script", f"{name} hook could not run: {exc!r}")
+            return []
         finally:
             split = step.report.split_ms
             split["hooks"] = split.get("hooks", 0.0) + (self.clock() - started) * 1000
@@ -939,6 +943,12 @@ def execute(
         max_errors=max_errors,
         max_pages=max_pages,
     )
+    if mode == "test":
+        # every import step says what it would send, also when that is nothing
+        for step in steps:
+            if step.kind == "import":
+                run.outputs[step.lineage_id] = {"step": step.lineage_id, "records": []}
+                report.output.append(run.outputs[step.lineage_id])
     if source is not None:
         pages: Iterator[list[Any]] = run.pages(source)
     else:

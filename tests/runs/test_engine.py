@@ -406,3 +406,39 @@ def test_start_at_runs_the_records_from_that_step_on():
     )
     report = run(doc, Shop(), records=records, mode="test", start_at="s3")
     assert report.output == [{"step": "s3", "records": records}]
+
+
+def test_a_test_run_lists_every_import_step_even_when_nothing_would_be_sent():
+    doc = document(
+        {
+            "kind": "transform",
+            "config": {"mappings": [{"source": "sku", "target": "item", "lookup_cache": CACHE}]},
+        },
+        importer(),
+    )
+    report = run(doc, Shop(), records=[{"sku": "unknown"}], mode="test", caches={CACHE: {}})
+    assert report.output == [{"step": "s2", "records": []}]
+    assert report.errors[0].message == "sku 'unknown' is not in lookup cache 'SKUs'."
+
+
+def test_a_hook_runner_that_breaks_fails_only_that_page():
+    class Broken:
+        def call(self, script, options):
+            raise RuntimeError("isolate gone")
+
+    doc = document(export(), importer(hooks={"preMap": "x"}))
+    report = run(doc, lambda r: httpx.Response(200, json=[{"id": 1}]), hooks=Broken())
+    assert report.status == "failed"
+    assert report.errors[0].message == "preMap hook could not run: RuntimeError('isolate gone')"
+
+
+def test_the_engine_modules_import_no_django():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runs.engine, runs.hooks, runs.netguard, runs.histogram; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
