@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from integrations.models import AccessLevel, Environment, StepKind
 from runs import histogram
-from runs.models import Run, RunError, RunMode, RunStatus, RunStep, RunTrigger
+from runs.models import FlowSample, Run, RunError, RunMode, RunStatus, RunStep, RunTrigger
 from tests.factories import (
     ConnectionFactory,
     FlowFactory,
@@ -484,3 +484,21 @@ def test_home_tile_health_costs_the_same_queries_for_more_tiles(
         make_run(other, shop_flow(other, name=f"Flow {i}"), errors=1)
     with django_assert_max_num_queries(len(few.captured_queries)):
         monitor_client.get(reverse("integrations:home"))
+
+
+def test_test_run_with_the_saved_samples_when_nothing_is_pasted(
+    dev_client, integration, flow, django_capture_on_commit_callbacks
+):
+    FlowSample.objects.create(
+        integration=integration,
+        flow_lineage_id=flow.lineage_id,
+        records=[{"name": "#3001", "customer": {"email": "kai@example.com"}}],
+    )
+    url = reverse("runs:test_run", args=[integration.pk, flow.pk])
+    assert "Saved samples: 1 record" in dev_client.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = dev_client.post(url, {"records": ""})
+    run = Run.objects.get()
+    assert run.mode == RunMode.TEST and run.input_records is None
+    html = dev_client.get(response["Location"]).content.decode()
+    assert "would send 1 record" in html and "#3001" in html
