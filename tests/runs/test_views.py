@@ -502,3 +502,28 @@ def test_test_run_with_the_saved_samples_when_nothing_is_pasted(
     assert run.mode == RunMode.TEST and run.input_records is None
     html = dev_client.get(response["Location"]).content.decode()
     assert "would send 1 record" in html and "#3001" in html
+
+
+def test_errors_page_through_in_place(monitor_client, integration, flow):
+    run = make_run(integration, flow, status=RunStatus.PARTIAL, errors=30)
+    step = flow.steps.get(position=2)
+    RunError.objects.bulk_create(
+        RunError(
+            run=run,
+            step_lineage_id=step.lineage_id,
+            step_name="Create sales order",
+            record_index=i,
+            kind="http",
+            http_status=422,
+            message=f"Order number {i:03d} refused",
+        )
+        for i in range(30)
+    )
+    url = reverse("runs:detail", args=[run.pk])
+    first = monitor_client.get(url).content.decode()
+    assert "Order number 000 refused" in first and "Order number 025 refused" not in first
+    second = monitor_client.get(
+        url, {"errors_page": 2}, headers={"HX-Request": "true", "HX-Target": "run-errors"}
+    ).content.decode()
+    assert second.lstrip().startswith('<section id="run-errors"')
+    assert "Order number 025 refused" in second and "Order number 000 refused" not in second
