@@ -237,3 +237,48 @@ def test_prune_deletes_old_ended_runs_but_keeps_open_ones_and_the_samples_run(fl
     assert services.runs_prune(older_than=later) == 1
     assert set(Run.objects.values_list("pk", flat=True)) == {sampled.pk, open_run.pk}
     assert not RunError.objects.filter(run_id=old.pk).exists()
+
+
+def _hook(flow, code: str, function: str = "preMap"):
+    from integrations.models import FlowStep
+    from tests.factories import ScriptFactory
+
+    script = ScriptFactory(integration=flow.integration, name="Tag", function=function, code=code)
+    step = FlowStep.objects.get(flow=flow, kind="transform")
+    resource_update(
+        instance=step,
+        data={"config": {**step.config, "hooks": {"preMap": str(script.lineage_id)}}},
+    )
+    return script
+
+
+def test_a_javascript_hook_runs_once_per_page_in_v8(flow, systems):
+    _hook(
+        flow,
+        "function preMap(options) {\n"
+        "  return options.data.map(function (r) { r.total = r.total * 2; return r; });\n"
+        "}",
+    )
+    run = run_execute(run_id=start(flow).pk, transport=systems.transport)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert [r["amount"] for r in systems.received] == [20, 40, 60, 80, 100]
+
+
+def test_a_hook_that_throws_fails_that_pages_records_with_the_script_line(flow, systems):
+    _hook(
+        flow,
+        "function preMap(options) {\n"
+        "  if (options.data[0].id > 3) {\n"
+        "    throw new Error('no tax rule for order ' + options.data[0].id);\n"
+        "  }\n"
+        "  return options.data;\n"
+        "}",
+    )
+    run = run_execute(run_id=start(flow).pk, transport=systems.transport)
+    assert run.status == RunStatus.PARTIAL
+    assert [r["order_id"] for r in systems.received] == [1, 2, 3]
+    errors = list(RunError.objects.filter(run=run).order_by("record_index"))
+    assert [e.record_index for e in errors] == [3, 4]
+    assert errors[0].kind == "script" and errors[0].script_line == 3
+    assert "no tax rule for order 4" in errors[0].message
+    assert errors[0].record["customer"]["password"] == MASK
