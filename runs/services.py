@@ -232,8 +232,8 @@ def _samples_of(flow: Flow) -> list[Any]:
 
 def _claim(run_id: int) -> tuple[Run, bool]:
     """Lock the run and move it queued → running. (run, True) when this delivery runs it;
-    (run, False) when it is final already, canceled before it started, or was found
-    running (a worker died mid-run: marked failed, never run twice)."""
+    (run, False) when it is final already (a queued run canceled is final at once) or
+    was found running (a worker died mid-run: marked failed, never run twice)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("integration").get(pk=run_id)
         if run.status in FINAL_STATUSES:
@@ -242,12 +242,6 @@ def _claim(run_id: int) -> tuple[Run, bool]:
         if run.status == RunStatus.RUNNING:
             run.status = RunStatus.FAILED
             run.message = INTERRUPTED
-            run.ended_at = now
-            run.save(update_fields=["status", "message", "ended_at"])
-            return run, False
-        if run.cancel_requested:
-            run.status = RunStatus.CANCELED
-            run.message = "Canceled before it started."
             run.ended_at = now
             run.save(update_fields=["status", "message", "ended_at"])
             return run, False

@@ -282,3 +282,17 @@ def test_a_hook_that_throws_fails_that_pages_records_with_the_script_line(flow, 
     assert errors[0].kind == "script" and errors[0].script_line == 3
     assert "no tax rule for order 4" in errors[0].message
     assert errors[0].record["customer"]["password"] == MASK
+
+
+def test_the_prune_command_keeps_recent_runs(flow, systems):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    run_execute(run_id=start(flow).pk, transport=systems.transport)
+    out = io.StringIO()
+    call_command("runs_prune", "--days", "30", stdout=out)
+    assert "Deleted 0 run(s)" in out.getvalue() and Run.objects.count() == 1
+    with pytest.raises(CommandError, match="negative"):
+        call_command("runs_prune", "--days", "-1")
