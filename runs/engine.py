@@ -657,14 +657,15 @@ class _Run:
     def map_records(self, step: _Step, items: list[tuple[int, Any]], *, build: bool) -> list:
         """Apply the step's mappings: build new records (transform, import) or add to them."""
         out = []
+        # tuples unpacked in the loop: this runs per record per mapping
+        plan = [(m.get, m.put, m.cache, m) for m in step.mappings]
         for index, record in items:
             target = {} if build else record
             try:
-                for m in step.mappings:
-                    value = m.get(record)
+                for get, put, cache, m in plan:
+                    value = get(record)
                     if value is _MISSING:
                         continue
-                    cache = m.cache
                     if cache is not None:
                         key = value if type(value) is str else orjson.dumps(value).decode()
                         value = cache.get(key, _MISSING)
@@ -672,7 +673,7 @@ class _Run:
                             raise LookupError(
                                 f"{m.source_text} {key!r} is not in lookup cache {m.cache_name!r}."
                             )
-                    target = m.put(target, value)
+                    target = put(target, value)
             except LookupError as exc:
                 self.fail(step, index, record, "mapping", str(exc))
                 continue
