@@ -230,7 +230,8 @@ def _reference_ms() -> float:
 
 def measure(records: int, runs: int) -> dict[str, Any]:
     port = _free_port()
-    ctx = multiprocessing.get_context("fork")
+    # spawn: by now this process has threads (V8, httpx), and fork would copy their locks
+    ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     server = ctx.Process(target=_serve, args=(port, records, ready), daemon=True)
     server.start()
