@@ -23,8 +23,10 @@ names the record that failed:
 Hooks (`config.hooks`: {hook name: script lineage id}) run once per page per step in the
 order preMap → the step's mapping work → postMap → preSavePage → the import's send →
 postSubmit; on an export, all run after the page is read. A hook gets `{data, errors,
-settings}` and returns the records (or `{data, errors}`). A hook that fails fails that
-page's records at that step.
+settings}` (settings: the step's `config.settings`) and returns the records, or `{data,
+errors}` where an error `{index, message}` fails that record. A hook that throws fails
+the page's records at that step; one whose records change in number loses their indexes
+(its later errors name record -1).
 
 HTTP: one `httpx.Client` per run. 429, 5xx and connection errors are retried up to the
 connection's `retry.max_attempts` (every attempt counted and timed into the step's
