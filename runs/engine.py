@@ -23,8 +23,10 @@ names the record that failed:
 Hooks (`config.hooks`: {hook name: script lineage id}) run once per page per step in the
 order preMap → the step's mapping work → postMap → preSavePage → the import's send →
 postSubmit; on an export, all run after the page is read. A hook gets `{data, errors,
-settings}` and returns the records (or `{data, errors}`). A hook that fails fails that
-page's records at that step.
+settings}` (settings: the step's `config.settings`) and returns the records, or `{data,
+errors}` where an error `{index, message}` fails that record. A hook that throws fails
+the page's records at that step; one whose records change in number loses their indexes
+(its later errors name record -1).
 
 HTTP: one `httpx.Client` per run. 429, 5xx and connection errors are retried up to the
 connection's `retry.max_attempts` (every attempt counted and timed into the step's
@@ -177,13 +179,50 @@ def missing(value: Any) -> bool:
     return value is _MISSING
 
 
+Getter = Callable[[Any], Any]
+Setter = Callable[[Any, Any], Any]
+
+
+def compile_path(path: str | tuple[str | int, ...]) -> tuple[Getter, Setter]:
+    """A getter and a setter for one path, equal to `get_path`/`set_path` on JSON objects.
+
+    Mappings run once per record per mapping: paths of plain keys (the common case) get
+    straight-line code instead of the general walk.
+    """
+    keys = parse_path(path) if isinstance(path, str) else path
+    if not keys or not all(isinstance(k, str) for k in keys):
+        return (lambda obj: get_path(obj, keys)), (lambda obj, v: set_path(obj, keys, v))
+
+    def get(obj: Any) -> Any:
+        try:
+            for key in keys:
+                obj = obj[key]
+        except (KeyError, TypeError, IndexError):
+            return _MISSING
+        return obj
+
+    head, last = keys[:-1], keys[-1]
+
+    def put(obj: Any, value: Any) -> Any:
+        node = obj
+        for key in head:
+            child = node.get(key)
+            if type(child) is not dict:
+                child = node[key] = {}
+            node = child
+        node[last] = value
+        return obj
+
+    return get, put
+
+
 # --- the plan: what the document says to run ----------------------------------------------
 
 
 @dataclass
 class _Mapping:
-    source: tuple[str | int, ...]
-    target: tuple[str | int, ...]
+    get: Getter
+    put: Setter
     source_text: str
     cache_id: str | None
     cache: Mapping[str, Any] | None
@@ -291,6 +330,7 @@ def _mappings(
     for i, m in enumerate(raw, start=1):
         try:
             source, target = parse_path(m["source"]), parse_path(m["target"])
+            get, put = compile_path(source)[0], compile_path(target)[1]
         except (KeyError, TypeError, ValueError):
             raise FlowProblem(f"{label}: mapping {i} needs a source and a target path.") from None
         cache_id = str(m["lookup_cache"]) if m.get("lookup_cache") else None
@@ -299,8 +339,8 @@ def _mappings(
             cache_name = (resources.get(cache_id) or {}).get("name") or cache_id
         out.append(
             _Mapping(
-                source,
-                target,
+                get,
+                put,
                 m["source"],
                 cache_id,
                 caches.get(cache_id, {}) if cache_id else None,
@@ -578,6 +618,10 @@ class _Run:
                     step, index, record, "script", f"{name} hook: {exc.message}", line=exc.line
                 )
             return []
+        except Exception as exc:  # the runner itself broke: still this page's failure only
+            for index, record in items:
+                self.fail(step, index, record, "script", f"{name} hook could not run: {exc!r}")
+            return []
         finally:
             split = step.report.split_ms
             split["hooks"] = split.get("hooks", 0.0) + (self.clock() - started) * 1000
@@ -615,21 +659,23 @@ class _Run:
     def map_records(self, step: _Step, items: list[tuple[int, Any]], *, build: bool) -> list:
         """Apply the step's mappings: build new records (transform, import) or add to them."""
         out = []
+        # tuples unpacked in the loop: this runs per record per mapping
+        plan = [(m.get, m.put, m.cache, m) for m in step.mappings]
         for index, record in items:
             target = {} if build else record
             try:
-                for m in step.mappings:
-                    value = get_path(record, m.source)
+                for get, put, cache, m in plan:
+                    value = get(record)
                     if value is _MISSING:
                         continue
-                    if m.cache is not None:
-                        key = value if isinstance(value, str) else orjson.dumps(value).decode()
-                        if key not in m.cache:
+                    if cache is not None:
+                        key = value if type(value) is str else orjson.dumps(value).decode()
+                        value = cache.get(key, _MISSING)
+                        if value is _MISSING:
                             raise LookupError(
                                 f"{m.source_text} {key!r} is not in lookup cache {m.cache_name!r}."
                             )
-                        value = m.cache[key]
-                    target = set_path(target, m.target, value)
+                    target = put(target, value)
             except LookupError as exc:
                 self.fail(step, index, record, "mapping", str(exc))
                 continue
@@ -900,6 +946,12 @@ def execute(
         max_errors=max_errors,
         max_pages=max_pages,
     )
+    if mode == "test":
+        # every import step says what it would send, also when that is nothing
+        for step in steps:
+            if step.kind == "import":
+                run.outputs[step.lineage_id] = {"step": step.lineage_id, "records": []}
+                report.output.append(run.outputs[step.lineage_id])
     if source is not None:
         pages: Iterator[list[Any]] = run.pages(source)
     else:

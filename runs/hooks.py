@@ -23,6 +23,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from runs.engine import HookError
 
 __all__ = ["HookError", "V8HookRunner"]
@@ -37,8 +39,8 @@ _V8_ERROR = re.compile(r"^([\w<>.-]+):(\d+): (.*)$", re.MULTILINE)
 _PRELUDE = """
 setTimeout = undefined; clearTimeout = undefined; __timer_manager = undefined;
 var __ilm_hooks = Object.create(null);
-function __ilm_call(lid, options) {
-  var result = __ilm_hooks[lid](options);
+function __ilm_call(lid, json) {
+  var result = __ilm_hooks[lid](JSON.parse(json));
   return result === undefined ? null : JSON.stringify(result);
 }
 //# sourceURL=ilm-prelude
@@ -122,7 +124,16 @@ class V8HookRunner:
             self._start()
         name = self.scripts[lid].get("name") or lid
         try:
-            out = self._ctx.call("__ilm_call", lid, options, timeout_sec=self.time_limit_ms / 1000)
+            # The page goes in as one JSON string that V8 parses: several times faster than
+            # mini-racer's own call(), which writes the data out as JavaScript source.
+            payload = orjson.dumps(orjson.dumps(options).decode()).decode()
+        except TypeError as exc:
+            raise HookError(f"Script {name!r}: the records are not JSON ({exc}).") from None
+        try:
+            out = self._ctx.eval(
+                f"__ilm_call({orjson.dumps(lid).decode()}, {payload})",
+                timeout_sec=self.time_limit_ms / 1000,
+            )
         except JSTimeoutException:
             raise HookError(
                 f"Script {name!r} ran past its time limit of {self.time_limit_ms} ms."
@@ -136,7 +147,7 @@ class V8HookRunner:
         except JSEvalException as exc:
             message, line = _describe(exc, self._chunks[lid])
             raise HookError(message, line) from None
-        return None if out is None else json.loads(out)
+        return None if out is None else orjson.loads(out)
 
 
 def _chunk(n: int) -> str:
