@@ -173,3 +173,17 @@ def test_cancel_a_queued_run_and_a_second_cancel_is_409(dev_api, flow):
     assert response.status_code == 200 and response.json()["status"] == "canceled"
     again = dev_api.post(f"/api/v1/runs/{run_id}/cancel")
     assert again.status_code == 409 and "already ended" in again.json()["detail"]
+
+
+def test_starting_and_canceling_runs_are_in_the_audit_log(dev_api, admin_api, flow):
+    run_id = post_run(dev_api, flow).json()["id"]
+    dev_api.post(f"/api/v1/runs/{run_id}/cancel")
+    response = admin_api.get("/api/v1/audit?resource_type=run")
+    assert response.status_code == 200, response.json()
+    events = response.json()["results"]
+    assert [(e["action"], e["user"], e["source"]) for e in events] == [
+        ("run_canceled", "dev", "api"),
+        ("run_started", "dev", "api"),
+    ]
+    assert all(e["resource_id"] == run_id for e in events)
+    assert {"field": "mode", "old": None, "new": "live"} in events[1]["changes"]
