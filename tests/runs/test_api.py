@@ -89,6 +89,7 @@ def test_a_developer_with_only_monitor_access_cannot_run(dev_api, flow):
         ({"mode": "test", "records": "x"}, "records"),
         ({"mode": "test", "records": [1]}, "records[0]"),
         ({"mode": "test", "records": []}, "records"),
+        ({"mode": "live", "records": [{"id": 1}]}, "records"),
     ],
 )
 def test_bad_input_is_400_with_the_field_and_creates_nothing(dev_api, flow, body, field):
