@@ -69,11 +69,12 @@ INTERRUPTED = (
 class RunRefused(Exception):
     """A run that cannot be started or canceled; `status_code` is the HTTP answer."""
 
-    def __init__(self, message: str, status_code: int = 400) -> None:
+    def __init__(self, message: str, status_code: int = 400, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.http_status = status_code  # read by the API's exception handler
+        self.field = field  # the input at fault (400), for `{"errors": {field: [...]}}`
 
 
 # Audit ---------------------------------------------------------------------------------
@@ -111,14 +112,16 @@ def _audit(run: Run, action: str, user: User | None, **detail: Any) -> None:
 
 def _clean_records(records: Any) -> list[dict[str, Any]]:
     if not isinstance(records, list):
-        raise RunRefused("records must be a JSON array of objects.", 400)
+        raise RunRefused("records must be a JSON array of objects.", 400, field="records")
     if not records:
-        raise RunRefused("records is empty: give at least one record.", 400)
+        raise RunRefused("records is empty: give at least one record.", 400, field="records")
     if len(records) > MAX_GIVEN_RECORDS:
-        raise RunRefused(f"At most {MAX_GIVEN_RECORDS} records can be given to one run.", 400)
+        raise RunRefused(
+            f"At most {MAX_GIVEN_RECORDS} records can be given to one run.", 400, field="records"
+        )
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise RunRefused(f"Record {i} is not a JSON object.", 400)
+            raise RunRefused(f"Record {i} is not a JSON object.", 400, field="records")
     return records
 
 
@@ -140,7 +143,7 @@ def run_start(
     (integrations.permissions: `run` for live runs, `edit` for test runs).
     """
     if mode not in RunMode.values:
-        raise RunRefused(f"mode is one of {', '.join(RunMode.values)}.", 400)
+        raise RunRefused(f"mode is one of {', '.join(RunMode.values)}.", 400, field="mode")
     if not flow.enabled:
         raise RunRefused(f"The flow {flow.name!r} is disabled; enable it to run it.", 400)
     if records is not None:
@@ -152,6 +155,7 @@ def run_start(
                 f"The flow {flow.name!r} has no saved samples yet (they come from its last "
                 "successful live run): paste records to test with.",
                 400,
+                field="records",
             )
     integration = flow.integration
     try:

@@ -102,6 +102,7 @@ def test_bad_input_is_400_with_the_field_and_creates_nothing(dev_api, flow, body
 def test_a_test_run_without_records_or_samples_is_400(dev_api, flow):
     response = post_run(dev_api, flow, {"mode": "test"})
     assert response.status_code == 400 and "samples" in response.json()["detail"]
+    assert "samples" in response.json()["errors"]["records"][0]
 
 
 def test_a_disabled_flow_is_400(dev_api, flow):
@@ -109,6 +110,7 @@ def test_a_disabled_flow_is_400(dev_api, flow):
     flow.save()
     response = post_run(dev_api, flow)
     assert response.status_code == 400 and "disabled" in response.json()["detail"]
+    assert "disabled" in response.json()["errors"]["non_field_errors"][0]
 
 
 def test_run_detail_shows_steps_with_http_figures_and_the_errors_are_masked(dev_api, flow, systems):
