@@ -345,7 +345,11 @@ def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -
         )
 
     def should_cancel() -> bool:
-        return Run.objects.filter(pk=pk, cancel_requested=True).exists()
+        # Canceled by a user, or no longer ours: a redelivery marked the run interrupted
+        # (this worker was only slow), so stop before sending another page.
+        return not Run.objects.filter(
+            pk=pk, status=RunStatus.RUNNING, cancel_requested=False
+        ).exists()
 
     kwargs: dict[str, Any] = {
         "mode": run.mode,

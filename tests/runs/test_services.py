@@ -296,3 +296,20 @@ def test_the_prune_command_keeps_recent_runs(flow, systems):
     assert "Deleted 0 run(s)" in out.getvalue() and Run.objects.count() == 1
     with pytest.raises(CommandError, match="negative"):
         call_command("runs_prune", "--days", "-1")
+
+
+def test_a_slow_worker_whose_run_was_marked_interrupted_stops_sending(flow, systems):
+    run = start(flow)
+    systems.pages = [orders(2), orders(2, start=3)]
+
+    def redelivered_meanwhile(page: int) -> None:
+        if page == 1:  # another delivery found the run running and failed it
+            Run.objects.filter(pk=run.pk).update(
+                status=RunStatus.FAILED, message=services.INTERRUPTED
+            )
+
+    systems.on_page = redelivered_meanwhile
+    done = run_execute(run_id=run.pk, transport=systems.transport)
+    assert done.status == RunStatus.FAILED and done.message == services.INTERRUPTED
+    assert [r["order_id"] for r in systems.received] == [1, 2]  # page 2 never read
+    assert not RunStep.objects.filter(run=run).exists()  # the run ended once, as failed
