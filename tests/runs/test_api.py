@@ -190,3 +190,16 @@ def test_starting_and_canceling_runs_are_in_the_audit_log(dev_api, admin_api, fl
     ]
     assert all(e["resource_id"] == run_id for e in events)
     assert {"field": "mode", "old": None, "new": "live"} in events[1]["changes"]
+
+
+def test_the_runs_list_costs_the_same_queries_for_many_runs(
+    dev_api, flow, systems, django_assert_max_num_queries
+):
+    for _ in range(8):
+        run_execute(run_id=post_run(dev_api, flow).json()["id"], transport=systems.transport)
+    url = f"/api/v1/integrations/{flow.integration_id}/runs"
+    # token and user, the integration, the count, the runs, their steps: not one per run
+    with django_assert_max_num_queries(6):
+        response = dev_api.get(url)
+    assert len(response.json()["results"]) == 8
+    assert all(len(r["steps"]) == 3 for r in response.json()["results"])
