@@ -130,3 +130,12 @@ def test_the_tick_task_starts_a_due_flow_once(sandbox):
     assert runs_tick() == 0
     (run,) = Run.objects.filter(flow_lineage_id=flow.lineage_id)
     assert run.trigger == "schedule"
+
+
+def test_a_tick_with_nothing_due_reads_two_queries_however_many_flows(
+    sandbox, django_assert_num_queries
+):
+    for _ in range(6):
+        build_flow(sandbox, schedule="0 6 * * *")
+    with django_assert_num_queries(2):  # the fired times, the scheduled flows
+        assert schedule_due(at(9, 0)) == []
