@@ -313,3 +313,31 @@ def test_a_slow_worker_whose_run_was_marked_interrupted_stops_sending(flow, syst
     assert done.status == RunStatus.FAILED and done.message == services.INTERRUPTED
     assert [r["order_id"] for r in systems.received] == [1, 2]  # page 2 never read
     assert not RunStep.objects.filter(run=run).exists()  # the run ended once, as failed
+
+
+def test_lookup_cache_entries_are_loaded_for_the_run_and_a_miss_fails_that_record(flow, systems):
+    from integrations.models import FlowStep
+    from integrations.services import cache_entries_add
+    from tests.factories import LookupCacheFactory
+
+    cache = LookupCacheFactory(integration=flow.integration, name="Tiers", key_path="email")
+    cache_entries_add(
+        cache=cache,
+        entries=[{"key": f"c{i}@example.com", "value": "gold"} for i in (1, 2, 3, 5)],
+    )
+    step = FlowStep.objects.get(flow=flow, kind="transform")
+    mapping = {"source": "customer.email", "target": "tier", "lookup_cache": str(cache.lineage_id)}
+    resource_update(
+        instance=step, data={"config": {"mappings": [*step.config["mappings"], mapping]}}
+    )
+    run = run_execute(run_id=start(flow).pk, transport=systems.transport)
+    assert run.status == RunStatus.PARTIAL
+    assert [(r["order_id"], r["tier"]) for r in systems.received] == [
+        (1, "gold"),
+        (2, "gold"),
+        (3, "gold"),
+        (5, "gold"),
+    ]
+    (error,) = RunError.objects.filter(run=run)
+    assert error.kind == "mapping" and error.record_index == 3
+    assert "c4@example.com" in error.message and "Tiers" in error.message
