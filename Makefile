@@ -40,6 +40,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=ilm_site.settings.production SECRET_KEY=lint-only-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
+	  ILM_SECRET_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
 	  ALLOWED_HOSTS=ilm.example.com $(PY) manage.py check --deploy --fail-level WARNING
 
 format: venv

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from ilm_site.api import ApiView
@@ -72,13 +72,21 @@ class FlowRunsView(ApiView):
         serializer.is_valid(raise_exception=True)
         mode = serializer.validated_data["mode"]
         require(request.user, run_action(mode), flow.integration)
-        run = services.run_start(
-            flow=flow,
-            user=request.user,
-            mode=mode,
-            trigger=RunTrigger.API if mode == RunMode.LIVE else RunTrigger.TEST,
-            records=serializer.validated_data.get("records"),
-        )
+        try:
+            run = services.run_start(
+                flow=flow,
+                user=request.user,
+                mode=mode,
+                trigger=RunTrigger.API if mode == RunMode.LIVE else RunTrigger.TEST,
+                records=serializer.validated_data.get("records"),
+            )
+        except services.RunRefused as refused:
+            if refused.status_code == status.HTTP_400_BAD_REQUEST:
+                # Bad input answers in the API's 400 shape, naming the field at fault.
+                raise serializers.ValidationError(
+                    {refused.field or "non_field_errors": [refused.message]}
+                ) from None
+            raise
         return _answer(run, status.HTTP_202_ACCEPTED)
 
 

@@ -23,8 +23,10 @@ names the record that failed:
 Hooks (`config.hooks`: {hook name: script lineage id}) run once per page per step in the
 order preMap → the step's mapping work → postMap → preSavePage → the import's send →
 postSubmit; on an export, all run after the page is read. A hook gets `{data, errors,
-settings}` and returns the records (or `{data, errors}`). A hook that fails fails that
-page's records at that step.
+settings}` (settings: the step's `config.settings`) and returns the records, or `{data,
+errors}` where an error `{index, message}` fails that record. A hook that throws fails
+the page's records at that step; one whose records change in number loses their indexes
+(its later errors name record -1).
 
 HTTP: one `httpx.Client` per run. 429, 5xx and connection errors are retried up to the
 connection's `retry.max_attempts` (every attempt counted and timed into the step's
@@ -657,14 +659,15 @@ class _Run:
     def map_records(self, step: _Step, items: list[tuple[int, Any]], *, build: bool) -> list:
         """Apply the step's mappings: build new records (transform, import) or add to them."""
         out = []
+        # tuples unpacked in the loop: this runs per record per mapping
+        plan = [(m.get, m.put, m.cache, m) for m in step.mappings]
         for index, record in items:
             target = {} if build else record
             try:
-                for m in step.mappings:
-                    value = m.get(record)
+                for get, put, cache, m in plan:
+                    value = get(record)
                     if value is _MISSING:
                         continue
-                    cache = m.cache
                     if cache is not None:
                         key = value if type(value) is str else orjson.dumps(value).decode()
                         value = cache.get(key, _MISSING)
@@ -672,7 +675,7 @@ class _Run:
                             raise LookupError(
                                 f"{m.source_text} {key!r} is not in lookup cache {m.cache_name!r}."
                             )
-                    target = m.put(target, value)
+                    target = put(target, value)
             except LookupError as exc:
                 self.fail(step, index, record, "mapping", str(exc))
                 continue

@@ -24,6 +24,14 @@ class RunStartSerializer(serializers.Serializer):
         help_text="Test runs: the records to run (default: the flow's saved samples).",
     )
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A live run reads its records from the export; pasted records are for test runs.
+        if attrs.get("mode") == RunMode.LIVE and "records" in attrs:
+            raise serializers.ValidationError(
+                {"records": ["Records are given to test runs only; a live run reads its own."]}
+            )
+        return attrs
+
 
 class HttpFiguresSerializer(serializers.Serializer):
     calls = serializers.IntegerField()

@@ -69,11 +69,12 @@ INTERRUPTED = (
 class RunRefused(Exception):
     """A run that cannot be started or canceled; `status_code` is the HTTP answer."""
 
-    def __init__(self, message: str, status_code: int = 400) -> None:
+    def __init__(self, message: str, status_code: int = 400, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.http_status = status_code  # read by the API's exception handler
+        self.field = field  # the input at fault (400), for `{"errors": {field: [...]}}`
 
 
 # Audit ---------------------------------------------------------------------------------
@@ -111,14 +112,16 @@ def _audit(run: Run, action: str, user: User | None, **detail: Any) -> None:
 
 def _clean_records(records: Any) -> list[dict[str, Any]]:
     if not isinstance(records, list):
-        raise RunRefused("records must be a JSON array of objects.", 400)
+        raise RunRefused("records must be a JSON array of objects.", 400, field="records")
     if not records:
-        raise RunRefused("records is empty: give at least one record.", 400)
+        raise RunRefused("records is empty: give at least one record.", 400, field="records")
     if len(records) > MAX_GIVEN_RECORDS:
-        raise RunRefused(f"At most {MAX_GIVEN_RECORDS} records can be given to one run.", 400)
+        raise RunRefused(
+            f"At most {MAX_GIVEN_RECORDS} records can be given to one run.", 400, field="records"
+        )
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise RunRefused(f"Record {i} is not a JSON object.", 400)
+            raise RunRefused(f"Record {i} is not a JSON object.", 400, field="records")
     return records
 
 
@@ -140,18 +143,19 @@ def run_start(
     (integrations.permissions: `run` for live runs, `edit` for test runs).
     """
     if mode not in RunMode.values:
-        raise RunRefused(f"mode is one of {', '.join(RunMode.values)}.", 400)
+        raise RunRefused(f"mode is one of {', '.join(RunMode.values)}.", 400, field="mode")
     if not flow.enabled:
         raise RunRefused(f"The flow {flow.name!r} is disabled; enable it to run it.", 400)
     if records is not None:
         records = _clean_records(records)
     if mode == RunMode.TEST:
         trigger = RunTrigger.TEST
-        if records is None and not _samples_of(flow):
+        if records is None and not _samples_of(flow.integration_id, flow.lineage_id):
             raise RunRefused(
                 f"The flow {flow.name!r} has no saved samples yet (they come from its last "
                 "successful live run): paste records to test with.",
                 400,
+                field="records",
             )
     integration = flow.integration
     try:
@@ -220,9 +224,9 @@ def _fired(flow: Flow, fire: datetime) -> bool:
     ).exists()
 
 
-def _samples_of(flow: Flow) -> list[Any]:
+def _samples_of(integration_id: int, flow_lineage_id: uuid.UUID) -> list[Any]:
     sample = FlowSample.objects.filter(
-        integration_id=flow.integration_id, flow_lineage_id=flow.lineage_id
+        integration_id=integration_id, flow_lineage_id=flow_lineage_id
     ).first()
     return list(sample.records) if sample else []
 
@@ -232,8 +236,8 @@ def _samples_of(flow: Flow) -> list[Any]:
 
 def _claim(run_id: int) -> tuple[Run, bool]:
     """Lock the run and move it queued → running. (run, True) when this delivery runs it;
-    (run, False) when it is final already, canceled before it started, or was found
-    running (a worker died mid-run: marked failed, never run twice)."""
+    (run, False) when it is final already (a queued run canceled is final at once) or
+    was found running (a worker died mid-run: marked failed, never run twice)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("integration").get(pk=run_id)
         if run.status in FINAL_STATUSES:
@@ -242,12 +246,6 @@ def _claim(run_id: int) -> tuple[Run, bool]:
         if run.status == RunStatus.RUNNING:
             run.status = RunStatus.FAILED
             run.message = INTERRUPTED
-            run.ended_at = now
-            run.save(update_fields=["status", "message", "ended_at"])
-            return run, False
-        if run.cancel_requested:
-            run.status = RunStatus.CANCELED
-            run.message = "Canceled before it started."
             run.ended_at = now
             run.save(update_fields=["status", "message", "ended_at"])
             return run, False
@@ -300,8 +298,7 @@ def _inputs(run: Run) -> _Inputs:
     scripts = engine.scripts_of(document)
     records = run.input_records
     if records is None and run.mode == RunMode.TEST:
-        flow = Flow(integration_id=run.integration_id, lineage_id=run.flow_lineage_id)
-        records = _samples_of(flow)
+        records = _samples_of(run.integration_id, run.flow_lineage_id)
     return _Inputs(document, credentials, caches, scripts, records)
 
 
@@ -347,7 +344,11 @@ def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -
         )
 
     def should_cancel() -> bool:
-        return Run.objects.filter(pk=pk, cancel_requested=True).exists()
+        # Canceled by a user, or no longer ours: a redelivery marked the run interrupted
+        # (this worker was only slow), so stop before sending another page.
+        return not Run.objects.filter(
+            pk=pk, status=RunStatus.RUNNING, cancel_requested=False
+        ).exists()
 
     kwargs: dict[str, Any] = {
         "mode": run.mode,
@@ -579,11 +580,17 @@ def schedule_due(now: datetime | None = None) -> list[Run]:
         .select_related("integration")
         .order_by("pk")
     )
+    # The fire times that already started a run, in one query for every flow.
+    fired = set(
+        Run.objects.filter(scheduled_for__gt=now - SCHEDULE_GRACE).values_list(
+            "integration_id", "flow_lineage_id", "scheduled_for"
+        )
+    )
     for flow in flows:
         fire = _latest_fire(flow.schedule, now)
         if fire is None or fire <= now - SCHEDULE_GRACE:
             continue
-        if _fired(flow, fire):
+        if (flow.integration_id, flow.lineage_id, fire) in fired:
             continue
         try:
             started.append(

@@ -9,7 +9,7 @@ def test_the_benchmark_flow_and_the_bare_loop_move_every_record():
     m = fig_runtime.measure(records=250, runs=1)
     assert len(m["flow"]) == len(m["bare"]) == len(m["ratio"]) == 1
     assert {"http", "hooks", "mapping", "total"} <= set(m["split"][0])
-    assert len(m["hook"]) == 10
+    assert len(m["hook"]) == len(m["hook_cpu"]) == 10
 
 
 def test_the_benchmark_flow_has_the_issues_four_steps_and_twenty_mappings():

@@ -89,6 +89,7 @@ def test_a_developer_with_only_monitor_access_cannot_run(dev_api, flow):
         ({"mode": "test", "records": "x"}, "records"),
         ({"mode": "test", "records": [1]}, "records[0]"),
         ({"mode": "test", "records": []}, "records"),
+        ({"mode": "live", "records": [{"id": 1}]}, "records"),
     ],
 )
 def test_bad_input_is_400_with_the_field_and_creates_nothing(dev_api, flow, body, field):
@@ -101,6 +102,7 @@ def test_bad_input_is_400_with_the_field_and_creates_nothing(dev_api, flow, body
 def test_a_test_run_without_records_or_samples_is_400(dev_api, flow):
     response = post_run(dev_api, flow, {"mode": "test"})
     assert response.status_code == 400 and "samples" in response.json()["detail"]
+    assert "samples" in response.json()["errors"]["records"][0]
 
 
 def test_a_disabled_flow_is_400(dev_api, flow):
@@ -108,6 +110,7 @@ def test_a_disabled_flow_is_400(dev_api, flow):
     flow.save()
     response = post_run(dev_api, flow)
     assert response.status_code == 400 and "disabled" in response.json()["detail"]
+    assert "disabled" in response.json()["errors"]["non_field_errors"][0]
 
 
 def test_run_detail_shows_steps_with_http_figures_and_the_errors_are_masked(dev_api, flow, systems):
@@ -173,3 +176,30 @@ def test_cancel_a_queued_run_and_a_second_cancel_is_409(dev_api, flow):
     assert response.status_code == 200 and response.json()["status"] == "canceled"
     again = dev_api.post(f"/api/v1/runs/{run_id}/cancel")
     assert again.status_code == 409 and "already ended" in again.json()["detail"]
+
+
+def test_starting_and_canceling_runs_are_in_the_audit_log(dev_api, admin_api, flow):
+    run_id = post_run(dev_api, flow).json()["id"]
+    dev_api.post(f"/api/v1/runs/{run_id}/cancel")
+    response = admin_api.get("/api/v1/audit?resource_type=run")
+    assert response.status_code == 200, response.json()
+    events = response.json()["results"]
+    assert [(e["action"], e["user"], e["source"]) for e in events] == [
+        ("run_canceled", "dev", "api"),
+        ("run_started", "dev", "api"),
+    ]
+    assert all(e["resource_id"] == run_id for e in events)
+    assert {"field": "mode", "old": None, "new": "live"} in events[1]["changes"]
+
+
+def test_the_runs_list_costs_the_same_queries_for_many_runs(
+    dev_api, flow, systems, django_assert_max_num_queries
+):
+    for _ in range(8):
+        run_execute(run_id=post_run(dev_api, flow).json()["id"], transport=systems.transport)
+    url = f"/api/v1/integrations/{flow.integration_id}/runs"
+    # token and user, the integration, the count, the runs, their steps: not one per run
+    with django_assert_max_num_queries(6):
+        response = dev_api.get(url)
+    assert len(response.json()["results"]) == 8
+    assert all(len(r["steps"]) == 3 for r in response.json()["results"])

@@ -2,6 +2,10 @@
 
 import importlib
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -103,3 +107,38 @@ def test_the_data_migration_encrypts_rows_stored_in_plaintext_and_is_safe_to_rer
 
     migration.decrypt_to_plaintext(None, editor)
     assert "legacy-plain" in stored(plain_conn.pk)
+
+
+def _production_settings(**env: str) -> subprocess.CompletedProcess:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ILM_SECRET_KEYS", "ILM_RUN_ALLOW_PRIVATE", "DJANGO_SETTINGS_MODULE")
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings; "
+            "print(settings.ILM_SECRET_KEYS, settings.ILM_RUN_ALLOW_PRIVATE)",
+        ],
+        env={
+            **base,
+            "DJANGO_SETTINGS_MODULE": "ilm_site.settings.production",
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "ilm.example.com",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+
+
+def test_production_refuses_to_start_without_keys_and_refuses_private_targets_by_default():
+    missing = _production_settings()
+    assert missing.returncode != 0 and "ILM_SECRET_KEYS" in missing.stderr
+    ok = _production_settings(ILM_SECRET_KEYS=f"{NEW_KEY},{OLD_KEY}")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"{[NEW_KEY, OLD_KEY]} False"

@@ -442,3 +442,22 @@ def test_the_engine_modules_import_no_django():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_retry_after_as_an_http_date_and_a_huge_value_are_honoured_within_bounds():
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    erp = Flaky(
+        httpx.Response(503, headers={"Retry-After": soon}),
+        httpx.Response(429, headers={"Retry-After": "86400"}),
+        httpx.Response(201),
+    )
+    doc = document(export(), importer())
+    doc["resources"][ERP]["config"]["retry"] = {"max_attempts": 3}
+    waits = []
+    report = run(doc, erp, sleep=waits.append)
+    assert report.status == "succeeded"
+    assert 25 <= waits[0] <= 30
+    assert waits[1] == 120  # a worker waits at most two minutes, whatever the server asks

@@ -184,3 +184,46 @@ def test_a_flow_with_hooks_but_no_hook_runner_fails_those_records_clearly():
     assert report.status == "failed"
     assert received == []
     assert report.errors[0].message == "preMap hook: this run has no hook runner."
+
+
+def _marker(name):
+    return script(
+        name,
+        name,
+        f"function {name}(o) {{ return o.data.map(function (r) {{"
+        f" r.seen = (r.seen || []).concat([{name!r}]); return r; }}); }}",
+    )
+
+
+def test_the_four_hooks_run_once_per_page_in_order_around_mapping_and_sending():
+    received = []
+    names = ["preMap", "postMap", "preSavePage", "postSubmit"]
+    doc = document(
+        export(),
+        importer(
+            hooks={n: f"h-{n}" for n in names},
+            mappings=[{"source": "id", "target": "ref"}, {"source": "seen", "target": "seen"}],
+        ),
+        **{f"h-{n}": _marker(n) for n in names},
+    )
+    orders = [{"id": 1}, {"id": 2}]
+
+    class Counting(V8HookRunner):
+        calls: list[str] = []
+
+        def call(self, script_lineage_id, options):
+            self.calls.append(script_lineage_id)
+            return super().call(script_lineage_id, options)
+
+    with Counting(scripts_of(doc)) as hooks:
+        report = execute(
+            doc, FLOW, transport=httpx.MockTransport(shop(orders, received)), hooks=hooks
+        )
+    # preMap ran before the mappings (its mark was mapped), postMap and preSavePage after,
+    # and postSubmit after sending: what was sent does not carry its mark
+    assert received == [
+        {"ref": 1, "seen": ["preMap", "postMap", "preSavePage"]},
+        {"ref": 2, "seen": ["preMap", "postMap", "preSavePage"]},
+    ]
+    assert Counting.calls == [f"h-{n}" for n in names]  # once each for the one page
+    assert report.status == "succeeded" and report.records_out == 2

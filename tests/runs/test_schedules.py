@@ -119,3 +119,23 @@ def test_valid_schedules_are_normalized():
     assert validate_cron("  0   6 * * 1-5 ") == "0 6 * * 1-5"
     assert validate_cron("@Daily") == "@daily"
     assert validate_cron("") == ""
+
+
+def test_the_tick_task_starts_a_due_flow_once(sandbox):
+    from runs.tasks import runs_tick
+
+    flow = build_flow(sandbox, schedule="* * * * *")
+    assert runs_tick() == 1
+    # Again (the same minute, or the next while that run is still queued): nothing more.
+    assert runs_tick() == 0
+    (run,) = Run.objects.filter(flow_lineage_id=flow.lineage_id)
+    assert run.trigger == "schedule"
+
+
+def test_a_tick_with_nothing_due_reads_two_queries_however_many_flows(
+    sandbox, django_assert_num_queries
+):
+    for _ in range(6):
+        build_flow(sandbox, schedule="0 6 * * *")
+    with django_assert_num_queries(2):  # the fired times, the scheduled flows
+        assert schedule_due(at(9, 0)) == []

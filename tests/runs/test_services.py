@@ -237,3 +237,107 @@ def test_prune_deletes_old_ended_runs_but_keeps_open_ones_and_the_samples_run(fl
     assert services.runs_prune(older_than=later) == 1
     assert set(Run.objects.values_list("pk", flat=True)) == {sampled.pk, open_run.pk}
     assert not RunError.objects.filter(run_id=old.pk).exists()
+
+
+def _hook(flow, code: str, function: str = "preMap"):
+    from integrations.models import FlowStep
+    from tests.factories import ScriptFactory
+
+    script = ScriptFactory(integration=flow.integration, name="Tag", function=function, code=code)
+    step = FlowStep.objects.get(flow=flow, kind="transform")
+    resource_update(
+        instance=step,
+        data={"config": {**step.config, "hooks": {"preMap": str(script.lineage_id)}}},
+    )
+    return script
+
+
+def test_a_javascript_hook_runs_once_per_page_in_v8(flow, systems):
+    _hook(
+        flow,
+        "function preMap(options) {\n"
+        "  return options.data.map(function (r) { r.total = r.total * 2; return r; });\n"
+        "}",
+    )
+    run = run_execute(run_id=start(flow).pk, transport=systems.transport)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert [r["amount"] for r in systems.received] == [20, 40, 60, 80, 100]
+
+
+def test_a_hook_that_throws_fails_that_pages_records_with_the_script_line(flow, systems):
+    _hook(
+        flow,
+        "function preMap(options) {\n"
+        "  if (options.data[0].id > 3) {\n"
+        "    throw new Error('no tax rule for order ' + options.data[0].id);\n"
+        "  }\n"
+        "  return options.data;\n"
+        "}",
+    )
+    run = run_execute(run_id=start(flow).pk, transport=systems.transport)
+    assert run.status == RunStatus.PARTIAL
+    assert [r["order_id"] for r in systems.received] == [1, 2, 3]
+    errors = list(RunError.objects.filter(run=run).order_by("record_index"))
+    assert [e.record_index for e in errors] == [3, 4]
+    assert errors[0].kind == "script" and errors[0].script_line == 3
+    assert "no tax rule for order 4" in errors[0].message
+    assert errors[0].record["customer"]["password"] == MASK
+
+
+def test_the_prune_command_keeps_recent_runs(flow, systems):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    run_execute(run_id=start(flow).pk, transport=systems.transport)
+    out = io.StringIO()
+    call_command("runs_prune", "--days", "30", stdout=out)
+    assert "Deleted 0 run(s)" in out.getvalue() and Run.objects.count() == 1
+    with pytest.raises(CommandError, match="negative"):
+        call_command("runs_prune", "--days", "-1")
+
+
+def test_a_slow_worker_whose_run_was_marked_interrupted_stops_sending(flow, systems):
+    run = start(flow)
+    systems.pages = [orders(2), orders(2, start=3)]
+
+    def redelivered_meanwhile(page: int) -> None:
+        if page == 1:  # another delivery found the run running and failed it
+            Run.objects.filter(pk=run.pk).update(
+                status=RunStatus.FAILED, message=services.INTERRUPTED
+            )
+
+    systems.on_page = redelivered_meanwhile
+    done = run_execute(run_id=run.pk, transport=systems.transport)
+    assert done.status == RunStatus.FAILED and done.message == services.INTERRUPTED
+    assert [r["order_id"] for r in systems.received] == [1, 2]  # page 2 never read
+    assert not RunStep.objects.filter(run=run).exists()  # the run ended once, as failed
+
+
+def test_lookup_cache_entries_are_loaded_for_the_run_and_a_miss_fails_that_record(flow, systems):
+    from integrations.models import FlowStep
+    from integrations.services import cache_entries_add
+    from tests.factories import LookupCacheFactory
+
+    cache = LookupCacheFactory(integration=flow.integration, name="Tiers", key_path="email")
+    cache_entries_add(
+        cache=cache,
+        entries=[{"key": f"c{i}@example.com", "value": "gold"} for i in (1, 2, 3, 5)],
+    )
+    step = FlowStep.objects.get(flow=flow, kind="transform")
+    mapping = {"source": "customer.email", "target": "tier", "lookup_cache": str(cache.lineage_id)}
+    resource_update(
+        instance=step, data={"config": {"mappings": [*step.config["mappings"], mapping]}}
+    )
+    run = run_execute(run_id=start(flow).pk, transport=systems.transport)
+    assert run.status == RunStatus.PARTIAL
+    assert [(r["order_id"], r["tier"]) for r in systems.received] == [
+        (1, "gold"),
+        (2, "gold"),
+        (3, "gold"),
+        (5, "gold"),
+    ]
+    (error,) = RunError.objects.filter(run=run)
+    assert error.kind == "mapping" and error.record_index == 3
+    assert "c4@example.com" in error.message and "Tiers" in error.message
