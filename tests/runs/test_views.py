@@ -527,3 +527,18 @@ def test_errors_page_through_in_place(monitor_client, integration, flow):
     ).content.decode()
     assert second.lstrip().startswith('<section id="run-errors"')
     assert "Order number 025 refused" in second and "Order number 000 refused" not in second
+
+
+def test_runs_tab_costs_the_same_queries_for_more_runs(
+    monitor_client, integration, flow, approver, django_assert_max_num_queries
+):
+    url = reverse("runs:tab", args=[integration.pk])
+    make_run(integration, flow, created_by=approver)
+    monitor_client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        monitor_client.get(url)
+    for _ in range(20):
+        make_run(integration, flow, created_by=approver, errors=1)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = monitor_client.get(url).content.decode()
+    assert html.count('class="run-row') == 21
