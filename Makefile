@@ -22,8 +22,8 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	ILM_DEMO_SYSTEMS=1 $(PY) manage.py load_demo
+	ILM_DEMO_SYSTEMS=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
@@ -41,6 +41,7 @@ lint: venv
 	$(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=ilm_site.settings.production SECRET_KEY=lint-only-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
 	  ALLOWED_HOSTS=ilm.example.com ILM_AUDIT_KEY=lint-only-audit-key-$$(date +%s)-0123456789abcdef \
+	  ILM_SECRET_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
 format: venv

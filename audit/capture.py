@@ -140,6 +140,7 @@ def resource_type_choices() -> list[tuple[str, str]]:
         ("lookup_cache_entry", "Lookup cache entry"),
         ("access", "Access grant"),
         ("revision", "Revision"),
+        ("run", "Flow run"),
         ("user", "User (sign-in)"),
     ]
     return choices

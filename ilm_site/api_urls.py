@@ -1,4 +1,4 @@
-"""/api/v1/: each app's API routes (integrations, revisions, audit), the schema and docs."""
+"""/api/v1/: each app's API routes (integrations, revisions, audit, runs), the schema and docs."""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("integrations.api_urls")),
     path("", include("revisions.api_urls")),
     path("", include("audit.api_urls")),
+    path("", include("runs.api_urls")),
 ]

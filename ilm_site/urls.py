@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/v1/", include("ilm_site.api_urls")),
     path("account/", include("integrations.account_urls")),
     path("", include("integrations.package_urls")),
+    path("demo-systems/", include("runs.demo_systems")),
+    path("", include("runs.urls")),
     path("", include("revisions.urls")),
     path("", include("audit.urls")),
     path("", include("integrations.urls")),

@@ -26,6 +26,7 @@ from .models import (
     User,
 )
 from .resources import RESOURCE_TYPES, validate_ignore_fields
+from .schedules import validate_cron
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -148,62 +149,6 @@ class JSONObjectField(forms.CharField):
         if not isinstance(data, dict):
             raise ValidationError(f'{self.what} must be a JSON object, like {{"key": "value"}}.')
         return data
-
-
-# Cron: five fields, or one of the usual macros.
-_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-_CRON_FIELDS = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    (
-        "month",
-        1,
-        12,
-        {
-            n: i + 1
-            for i, n in enumerate(
-                ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-            )
-        },
-    ),
-    (
-        "day of week",
-        0,
-        7,
-        {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
-    ),
-)
-_CRON_PART = re.compile(r"^(\*|[\w]+(?:-[\w]+)?)(?:/(\d+))?$")
-
-
-def validate_cron(value: str) -> str:
-    """A cron schedule as `*/15 * * * *`; the message names the field that is wrong."""
-    value = " ".join((value or "").split())
-    if not value or value.lower() in _CRON_MACROS:
-        return value.lower() if value.startswith("@") else value
-    parts = value.split(" ")
-    if len(parts) != 5:
-        raise ValidationError(
-            f"A schedule has 5 fields (minute hour day-of-month month day-of-week), e.g. "
-            f"*/15 * * * *; this one has {len(parts)}."
-        )
-    for text, (label, low, high, names) in zip(parts, _CRON_FIELDS, strict=True):
-        for item in text.split(","):
-            match = _CRON_PART.match(item)
-            if not match:
-                raise ValidationError(f"The {label} field {text!r} is not valid cron.")
-            if match.group(2) is not None and int(match.group(2)) == 0:
-                raise ValidationError(f"The {label} field has a step of 0.")
-            if match.group(1) == "*":
-                continue
-            for bound in match.group(1).split("-"):
-                number = names.get(bound.lower()) if not bound.isdigit() else int(bound)
-                if number is None or not low <= number <= high:
-                    raise ValidationError(
-                        f"The {label} field {text!r} is out of range ({low}–{high})."
-                    )
-    return value
 
 
 # Integrations ----------------------------------------------------------------------------

@@ -17,6 +17,9 @@ from simple_history.models import HistoricalRecords
 from audit.context import history_user
 from audit.history import AuditedHistoryManager
 
+from .credentials import EncryptedJSONField
+from .schedules import validate_schedule_field
+
 
 def _history(**kwargs) -> HistoricalRecords:
     # The audit context knows the user behind a Celery task or a token request too; the
@@ -170,7 +173,8 @@ class Connection(Resource):
     kind = models.CharField(max_length=20, choices=ConnectionKind.choices)
     config = models.JSONField(default=dict, blank=True)
     # Write-only: never shown back, never in a document, a history row or the audit.
-    credentials = models.JSONField(default=dict, blank=True)
+    # Encrypted at rest (integrations.credentials); reads give the decrypted object.
+    credentials = EncryptedJSONField(default=dict, blank=True)
 
     history = _history(excluded_fields=["credentials"])
 
@@ -186,7 +190,10 @@ class Flow(Resource):
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
     schedule = models.CharField(
-        max_length=100, blank=True, help_text="Cron expression, e.g. */15 * * * *"
+        max_length=100,
+        blank=True,
+        help_text="Cron expression, e.g. */15 * * * *",
+        validators=[validate_schedule_field],
     )
 
     history = _history()

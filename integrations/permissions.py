@@ -39,6 +39,8 @@ class Action(StrEnum):
     CANCEL = "cancel"
     REQUEST_APPROVAL = "request_approval"
     APPROVE = "approve"
+    # Start or cancel a live flow run (test runs need EDIT: they send nothing).
+    RUN = "run"
 
 
 _READ = {Action.VIEW, Action.VIEW_AUDIT, Action.EXPORT}
@@ -54,6 +56,7 @@ _CHANGE = {
     Action.REQUEST_APPROVAL,
     Action.CREATE_INTEGRATION,
     Action.IMPORT_PACKAGE,
+    Action.RUN,
 }
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -75,8 +78,15 @@ NEEDS_MANAGE_GRANT: frozenset[Action] = frozenset(
         Action.REVERT,
         Action.CANCEL,
         Action.REQUEST_APPROVAL,
+        Action.RUN,
     }
 )
+
+# Actions that on a production integration only these roles may take by hand (a live run
+# of production sends real data; schedules run as the system and need no one's role).
+PRODUCTION_ONLY: dict[Action, frozenset[str]] = {
+    Action.RUN: frozenset({Role.ADMINISTRATOR, Role.APPROVER}),
+}
 
 # Roles that see, and hold `manage` on, every integration.
 SEES_ALL: frozenset[str] = frozenset({Role.ADMINISTRATOR, Role.APPROVER})
@@ -130,6 +140,13 @@ def _grant_level(user: User, integration: Integration) -> str | None:
 def can(user: User, action: Action, integration: Integration | None = None) -> bool:
     role = role_of(user)
     if role is None or action not in ROLE_ACTIONS.get(role, ()):
+        return False
+    if (
+        integration is not None
+        and action in PRODUCTION_ONLY
+        and integration.is_production
+        and role not in PRODUCTION_ONLY[action]
+    ):
         return False
     if integration is None or role in SEES_ALL:
         return True

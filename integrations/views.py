@@ -159,6 +159,8 @@ TABS: tuple[Tab, ...] = (
     Tab("connections", "Connections", "integrations:connections", "connection_count"),
     Tab("caches", "Lookup caches", "integrations:caches", "cache_count"),
     Tab("scripts", "Scripts", "integrations:scripts", "script_count"),
+    # The runs app adds this page (by URL name: integrations does not import runs).
+    Tab("runs", "Runs", "runs:tab"),
     Tab("revisions", "Revisions", "revisions:tab"),
     # The audit app adds this page; until its URL exists the tab is left out.
     Tab("audit", "Audit", "audit:integration"),

@@ -81,6 +81,8 @@ class Run(models.Model):
     message = models.TextField(blank=True)
     # The version of the integration the run executed (the document's source).
     integration_version = models.PositiveIntegerField(null=True, blank=True)
+    # Scheduled runs: the cron fire time that started the run (one run per fire time).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -95,7 +97,13 @@ class Run(models.Model):
                 fields=["integration", "flow_lineage_id"],
                 condition=models.Q(mode="live", status__in=["queued", "running"]),
                 name="one_open_live_run_per_flow",
-            )
+            ),
+            # Two ticks (or two beat processes) never start the same fire time twice.
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "scheduled_for"],
+                condition=models.Q(scheduled_for__isnull=False),
+                name="one_run_per_schedule_fire",
+            ),
         ]
 
     def __str__(self) -> str:

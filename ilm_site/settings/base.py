@@ -136,6 +136,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.audit_checkpoint",
         "schedule": float(ILM_AUDIT_CHECKPOINT_SECONDS),
     },
+    # Every minute: enqueue the flow runs whose cron schedule is due (read fresh each
+    # tick, so a schedule edit takes effect without a restart).
+    "runs-tick": {
+        "task": "runs.tasks.runs_tick",
+        "schedule": crontab(),
+    },
+    "runs-prune": {
+        "task": "runs.tasks.runs_prune_old",
+        "schedule": crontab(minute=17, hour=3),
+    },
 }
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
@@ -172,6 +182,33 @@ SPECTACULAR_SETTINGS = {
 
 # Clone copies lookup-cache entries only below this total size.
 ILM_CLONE_CACHE_DATA_LIMIT_BYTES = 5 * 1024 * 1024
+# Serve the demo systems under /demo-systems/ (stand-ins for a storefront, ERP, carrier,
+# CRM) that the demo integrations run against; `make run` turns them on.
+ILM_DEMO_SYSTEMS = env.bool("ILM_DEMO_SYSTEMS", default=False)
+
+# Connection credentials are encrypted at rest with these Fernet keys (comma-separated):
+# the first encrypts, every one decrypts. Rotate: put a new key first, run
+# `manage.py credentials_reencrypt`, then drop the old one. The default is a fixed key for
+# local development and tests only; production settings require the variable.
+ILM_DEV_SECRET_KEY = "ZGV2LW9ubHktaWxtLWtleS1ub3QtZm9yLXByb2R1Y3Q="
+ILM_SECRET_KEYS = env.list("ILM_SECRET_KEYS", default=[ILM_DEV_SECRET_KEY])
+
+# Flow runs. Outbound requests of a run go through an SSRF guard: loopback, link-local and
+# private ranges are refused unless allowed here (local and test allow them so the demo
+# systems and test servers on 127.0.0.1 work; production refuses them).
+ILM_RUN_ALLOW_PRIVATE = env.bool("ILM_RUN_ALLOW_PRIVATE", default=True)
+ILM_RUN_ALLOWED_HOSTS = env.list("ILM_RUN_ALLOWED_HOSTS", default=[])
+# Hook limits per call, and what a run keeps: first errors, samples, days of runs kept.
+ILM_RUN_HOOK_TIME_LIMIT_MS = env.int("ILM_RUN_HOOK_TIME_LIMIT_MS", default=1000)
+ILM_RUN_HOOK_MEMORY_LIMIT_MB = env.int("ILM_RUN_HOOK_MEMORY_LIMIT_MB", default=64)
+ILM_RUN_MAX_ERRORS = 1000
+ILM_RUN_SAMPLE_SIZE = env.int("ILM_RUN_SAMPLE_SIZE", default=20)
+# Record fields masked in stored errors and samples (besides anything named like a secret).
+ILM_RUN_MASKED_FIELDS = env.list(
+    "ILM_RUN_MASKED_FIELDS",
+    default=["password", "token", "secret", "api_key", "authorization", "card_number", "cvv"],
+)
+ILM_RUN_RETENTION_DAYS = env.int("ILM_RUN_RETENTION_DAYS", default=30)
 
 LOGGING = {
     "version": 1,

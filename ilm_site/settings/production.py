@@ -8,6 +8,11 @@ from .base import DEV_AUDIT_KEY, env
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# No default: credentials are never encrypted with the development key in production.
+ILM_SECRET_KEYS = env.list("ILM_SECRET_KEYS")
+# Runs may not reach private, loopback or link-local addresses unless a host is listed in
+# ILM_RUN_ALLOWED_HOSTS.
+ILM_RUN_ALLOW_PRIVATE = env.bool("ILM_RUN_ALLOW_PRIVATE", default=False)
 
 # The audit chain's keys: required, never the development key (see base.py).
 ILM_AUDIT_KEYS = [key.strip() for key in env.list("ILM_AUDIT_KEY")]

@@ -604,3 +604,8 @@ from tests.bench import fig_load as _fig_load  # noqa: E402
 
 figure("6")(_fig_audit.fig6_audit)
 figure("7")(_fig_load.fig7_load)
+
+# Figure 8: the flow runtime (pure, no database).
+from tests.bench import fig_runtime as _fig_runtime  # noqa: E402
+
+figure("8")(_fig_runtime.fig8_runtime)

@@ -3,15 +3,23 @@
 Idempotent: users are brought to their demo role and password, an integration that
 already exists (by name) is left as it is, and the sandbox clone is made once. Every
 write goes through the services, so versions, history and the audit log are what the UI
-would have produced.
+would have produced. With the demo systems on (`ILM_DEMO_SYSTEMS`, as `make run` sets),
+every enabled demo flow then runs a few times against them, in-process.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
+from django.conf import settings
+from django.core import signals
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, transaction
 
 from audit.context import acting
 from integrations import services
@@ -26,6 +34,8 @@ from integrations.models import (
     User,
 )
 from revisions import services as revision_services
+from runs import services as run_services
+from runs.models import RunTrigger
 
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("admin", Role.ADMINISTRATOR, "ilm-demo-admin"),
@@ -35,10 +45,27 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
 )
 
 CLONE_NAME = "Storefront orders → ERP (sandbox)"
+# Each enabled demo flow runs this often on load: by the schedule, then once by hand.
+DEMO_RUN_TRIGGERS = (RunTrigger.SCHEDULE, RunTrigger.SCHEDULE, RunTrigger.MANUAL)
 
 
 def _m(source: str, target: str, cache: str | None = None) -> dict[str, Any]:
     return {"source": source, "target": target, "cache": cache}
+
+
+# The demo systems (runs/demo_systems.py) that `make run` serves next to the site.
+DEMO_SYSTEMS_URL = "http://127.0.0.1:8000/demo-systems"
+
+
+def _http(system: str, *, auth: dict, timeout_s: int = 10, max_attempts: int = 3) -> dict:
+    """An HTTP connection's config (API.md, "Flow runs") aimed at one demo system."""
+    return {
+        "base_url": f"{DEMO_SYSTEMS_URL}/{system}",
+        "headers": {"Accept": "application/json"},
+        "timeout_s": timeout_s,
+        "auth": auth,
+        "retry": {"max_attempts": max_attempts},
+    }
 
 
 # Each integration: connections, lookup caches (with entries), scripts, flows with steps.
@@ -62,15 +89,15 @@ DEMO: tuple[dict[str, Any], ...] = (
         "connections": [
             {
                 "name": "Shopify storefront",
-                "kind": "shopify",
-                "config": {"shop": "acme-outdoor.myshopify.com", "api_version": "2024-10"},
-                "credentials": {"access_token": "shpat_demo_not_a_real_token"},
+                "kind": "http",
+                "config": _http("storefront", auth={"type": "bearer"}),
+                "credentials": {"token": "shpat_demo_not_a_real_token"},
             },
             {
                 "name": "NetSuite ERP",
-                "kind": "netsuite",
-                "config": {"account_id": "1234567", "role": "Integration", "timeout": 60},
-                "credentials": {"consumer_key": "demo", "token_secret": "demo"},
+                "kind": "http",
+                "config": _http("erp", auth={"type": "basic"}, timeout_s=5, max_attempts=4),
+                "credentials": {"username": "integration", "password": "demo-erp"},
             },
         ],
         "caches": [
@@ -135,7 +162,13 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export paid orders",
                         "kind": StepKind.EXPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "orders", "filter": "financial_status=paid"},
+                        "options": {
+                            "path": "/orders/",
+                            "query": {"financial_status": "paid", "limit": 25},
+                            "records_path": "orders",
+                            "paging": {"type": "next_url", "path": "next"},
+                            "hooks": {"preSavePage": "Normalise order"},
+                        },
                         "mappings": [],
                     },
                     {
@@ -143,16 +176,20 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "kind": StepKind.LOOKUP,
                         "connection": None,
                         "options": {},
-                        "mappings": [_m("line_items[].sku", "item.internal_id", "SKU → ERP item")],
+                        "mappings": [_m("sku", "item", "SKU → ERP item")],
                     },
                     {
                         "name": "Shape the sales order",
                         "kind": StepKind.TRANSFORM,
                         "connection": None,
-                        "options": {"script": "preSavePage"},
+                        "options": {},
                         "mappings": [
-                            _m("shipping_lines[0].code", "ship_method", "Shipping method map"),
+                            _m("name", "external_id"),
                             _m("customer.email", "entity.email"),
+                            _m("item", "item"),
+                            _m("quantity", "quantity"),
+                            _m("total_price", "total"),
+                            _m("shipping.code", "ship_method", "Shipping method map"),
                             _m("name", "other_ref_num"),
                         ],
                     },
@@ -160,8 +197,8 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Create sales order",
                         "kind": StepKind.IMPORT,
                         "connection": "NetSuite ERP",
-                        "options": {"record_type": "salesOrder", "mode": "upsert"},
-                        "mappings": [_m("other_ref_num", "externalId")],
+                        "options": {"method": "POST", "path": "/sales-orders/", "batch_size": 1},
+                        "mappings": [],
                     },
                 ],
             },
@@ -174,18 +211,32 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export refunds",
                         "kind": StepKind.EXPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "refunds"},
+                        "options": {
+                            "path": "/refunds/",
+                            "query": {"limit": 5},
+                            "records_path": "refunds",
+                            "paging": {"type": "page", "param": "page", "start": 1},
+                        },
                         "mappings": [],
+                    },
+                    {
+                        "name": "Shape the credit memo",
+                        "kind": StepKind.TRANSFORM,
+                        "connection": None,
+                        "options": {},
+                        "mappings": [
+                            _m("sku", "item", "SKU → ERP item"),
+                            _m("order_id", "created_from"),
+                            _m("amount", "amount"),
+                            _m("reason", "memo"),
+                        ],
                     },
                     {
                         "name": "Create credit memo",
                         "kind": StepKind.IMPORT,
                         "connection": "NetSuite ERP",
-                        "options": {"record_type": "creditMemo"},
-                        "mappings": [
-                            _m("refund_line_items[].line_item.sku", "item", "SKU → ERP item"),
-                            _m("order_id", "createdFrom"),
-                        ],
+                        "options": {"method": "POST", "path": "/credit-memos/", "batch_size": 5},
+                        "mappings": [],
                     },
                 ],
             },
@@ -199,15 +250,19 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export quantities",
                         "kind": StepKind.EXPORT,
                         "connection": "NetSuite ERP",
-                        "options": {"saved_search": "customsearch_qty_on_hand"},
+                        "options": {"path": "/inventory/", "records_path": "items"},
                         "mappings": [],
                     },
                     {
                         "name": "Update inventory",
                         "kind": StepKind.IMPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "inventory_levels"},
-                        "mappings": [_m("quantityavailable", "available")],
+                        "options": {
+                            "method": "PUT",
+                            "path": "/inventory-levels/{record.sku}/",
+                            "batch_size": 1,
+                        },
+                        "mappings": [],
                     },
                 ],
             },
@@ -225,15 +280,15 @@ DEMO: tuple[dict[str, Any], ...] = (
         "connections": [
             {
                 "name": "Salesforce CRM",
-                "kind": "salesforce",
-                "config": {"instance_url": "https://acme.my.salesforce.com", "api": "v61.0"},
-                "credentials": {"client_id": "demo", "client_secret": "demo"},
+                "kind": "http",
+                "config": _http("crm", auth={"type": "bearer"}),
+                "credentials": {"token": "demo-crm-token"},
             },
             {
                 "name": "Mailchimp",
                 "kind": "http",
-                "config": {"base_url": "https://us21.api.mailchimp.com/3.0", "timeout": 30},
-                "credentials": {"api_key": "demo-us21"},
+                "config": _http("marketing", auth={"type": "header", "header": "X-Api-Key"}),
+                "credentials": {"value": "demo-us21"},
             },
         ],
         "caches": [
@@ -280,25 +335,43 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export changed contacts",
                         "kind": StepKind.EXPORT,
                         "connection": "Salesforce CRM",
-                        "options": {"soql": "SELECT Id, Email, MailingCountryCode FROM Contact"},
+                        "options": {
+                            "path": "/contacts/",
+                            "query": {"limit": 20},
+                            "records_path": "records",
+                            "paging": {"type": "page", "param": "page", "start": 1},
+                        },
                         "mappings": [],
                     },
                     {
                         "name": "Region and audience",
                         "kind": StepKind.LOOKUP,
                         "connection": None,
-                        "options": {"filter_script": "filterConsent"},
+                        "options": {},
                         "mappings": [
-                            _m("MailingCountryCode", "merge_fields.REGION", "Country → region"),
-                            _m("LeadSource", "list_id", "Lead source → audience"),
+                            _m("MailingCountryCode", "region", "Country → region"),
+                            _m("LeadSource", "audience", "Lead source → audience"),
+                        ],
+                    },
+                    {
+                        "name": "Shape the member",
+                        "kind": StepKind.TRANSFORM,
+                        "connection": None,
+                        "options": {},
+                        "mappings": [
+                            _m("Email", "email_address"),
+                            _m("Id", "merge_fields.SFID"),
+                            _m("FirstName", "merge_fields.FNAME"),
+                            _m("region.region", "merge_fields.REGION"),
+                            _m("audience.audience_id", "list_id"),
                         ],
                     },
                     {
                         "name": "Upsert members",
                         "kind": StepKind.IMPORT,
                         "connection": "Mailchimp",
-                        "options": {"path": "/lists/{list_id}/members", "method": "PUT"},
-                        "mappings": [_m("Email", "email_address"), _m("Id", "merge_fields.SFID")],
+                        "options": {"method": "PUT", "path": "/members/", "batch_size": 1},
+                        "mappings": [],
                     },
                 ],
             },
@@ -311,15 +384,19 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Export unsubscribes",
                         "kind": StepKind.EXPORT,
                         "connection": "Mailchimp",
-                        "options": {"path": "/lists/a1b2c3/members?status=unsubscribed"},
+                        "options": {"path": "/unsubscribes/", "records_path": "members"},
                         "mappings": [],
                     },
                     {
                         "name": "Update contacts",
                         "kind": StepKind.IMPORT,
                         "connection": "Salesforce CRM",
-                        "options": {"object": "Contact", "mode": "update"},
-                        "mappings": [_m("merge_fields.SFID", "Id")],
+                        "options": {
+                            "method": "PATCH",
+                            "path": "/contacts/{record.merge_fields.SFID}/",
+                            "batch_size": 1,
+                        },
+                        "mappings": [],
                     },
                 ],
             },
@@ -332,15 +409,15 @@ DEMO: tuple[dict[str, Any], ...] = (
         "connections": [
             {
                 "name": "Carrier AS2",
-                "kind": "as2",
-                "config": {"as2_id": "ACMECARRIER", "url": "https://as2.carrier.example/in"},
-                "credentials": {"certificate": "demo"},
+                "kind": "http",
+                "config": _http("carrier", auth={"type": "none"}),
+                "credentials": {},
             },
             {
                 "name": "Shopify storefront",
-                "kind": "shopify",
-                "config": {"shop": "acme-outdoor.myshopify.com", "api_version": "2024-10"},
-                "credentials": {"access_token": "shpat_demo_not_a_real_token"},
+                "kind": "http",
+                "config": _http("storefront", auth={"type": "bearer"}),
+                "credentials": {"token": "shpat_demo_not_a_real_token"},
             },
         ],
         "caches": [
@@ -380,7 +457,11 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Receive 214 messages",
                         "kind": StepKind.EXPORT,
                         "connection": "Carrier AS2",
-                        "options": {"document": "214", "parse_script": "parseEdi214"},
+                        "options": {
+                            "path": "/events/",
+                            "records_path": "events",
+                            "paging": {"type": "next_url", "path": "next"},
+                        },
                         "mappings": [],
                     },
                     {
@@ -394,8 +475,12 @@ DEMO: tuple[dict[str, Any], ...] = (
                         "name": "Create fulfilment event",
                         "kind": StepKind.IMPORT,
                         "connection": "Shopify storefront",
-                        "options": {"resource": "fulfillment_events"},
-                        "mappings": [_m("tracking_number", "fulfillment.tracking_number")],
+                        "options": {
+                            "method": "POST",
+                            "path": "/fulfillment-events/",
+                            "batch_size": 20,
+                        },
+                        "mappings": [],
                     },
                 ],
             },
@@ -405,11 +490,21 @@ DEMO: tuple[dict[str, Any], ...] = (
                 "schedule": "5 * * * *",
                 "steps": [
                     {
+                        "name": "Read exceptions",
+                        "kind": StepKind.EXPORT,
+                        "connection": "Carrier AS2",
+                        "options": {"path": "/exceptions/", "records_path": "exceptions"},
+                        "mappings": [],
+                    },
+                    {
                         "name": "Find exceptions",
                         "kind": StepKind.TRANSFORM,
                         "connection": None,
-                        "options": {"filter": "status == 'failure'"},
-                        "mappings": [_m("order_id", "ticket.external_id")],
+                        "options": {},
+                        "mappings": [
+                            _m("order_id", "ticket.external_id"),
+                            _m("tracking_number", "ticket.tracking_number"),
+                        ],
                     },
                 ],
             },
@@ -436,6 +531,7 @@ class Command(BaseCommand):
                 self._integration(spec, users["developer"])
         with acting(users["developer"]):
             self._clone(users["developer"])
+        self._run_flows(users["approver"])
         self.stdout.write("")
         self.stdout.write("Demo users (demo data only):")
         for username, role, password in DEMO_USERS:
@@ -485,8 +581,14 @@ class Command(BaseCommand):
                     cache=cache, entries=[{"key": k, "value": v} for k, v in c["entries"]]
                 )
                 caches[c["name"]] = str(cache.lineage_id)
-            for s in spec["scripts"]:
-                services.resource_create(integration=integration, type_key="script", data=s)
+            scripts = {
+                s["name"]: str(
+                    services.resource_create(
+                        integration=integration, type_key="script", data=s
+                    ).lineage_id
+                )
+                for s in spec["scripts"]
+            }
             for f in spec["flows"]:
                 flow = services.resource_create(
                     integration=integration,
@@ -507,6 +609,9 @@ class Command(BaseCommand):
                         }
                         for m in step["mappings"]
                     ]
+                    options = dict(step["options"])
+                    if "hooks" in options:  # named here, written as script lineage ids
+                        options["hooks"] = {k: scripts[v] for k, v in options["hooks"].items()}
                     services.resource_create(
                         integration=integration,
                         type_key="step",
@@ -516,7 +621,7 @@ class Command(BaseCommand):
                             "position": position,
                             "kind": step["kind"],
                             "connection": connections.get(step["connection"] or ""),
-                            "config": {**step["options"], "mappings": mappings},
+                            "config": {**options, "mappings": mappings},
                         },
                     )
             services.access_set(
@@ -592,3 +697,56 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{production.name}: pull #{pull.number} from the sandbox opened for review."
         )
+
+    def _run_flows(self, approver: User) -> None:
+        """Run every enabled demo flow a few times for real, so the Runs tab has content.
+
+        The site is not serving yet: httpx's WSGI transport reaches the demo systems
+        in-process. Integrations that have runs already are left alone.
+        """
+        if not settings.ILM_DEMO_SYSTEMS:
+            self.stdout.write("Demo runs skipped: the demo systems are off (ILM_DEMO_SYSTEMS=1).")
+            return
+        transport = httpx.WSGITransport(app=get_wsgi_application())
+        for spec in DEMO:
+            integration = Integration.objects.filter(
+                name=spec["name"], cloned_from__isnull=True
+            ).first()
+            if integration is None or integration.runs.exists():
+                continue
+            flows = integration.flows.filter(enabled=True).order_by("name", "pk")
+            for flow in flows:
+                for trigger in DEMO_RUN_TRIGGERS:
+                    run = self._run_once(flow, approver, trigger, transport)
+                self.stdout.write(
+                    f"{integration.name} · {flow.name}: ran {len(DEMO_RUN_TRIGGERS)} times, "
+                    f"last {run.status} ({run.records_in} in, {run.records_out} out, "
+                    f"{run.errors} errors)."
+                )
+
+    def _run_once(self, flow: Flow, approver: User, trigger: str, transport) -> Any:
+        user = approver if trigger == RunTrigger.MANUAL else None
+        # Executed before the commit: the task that run_start enqueues on commit then
+        # finds the run final and leaves it (a run never runs twice).
+        with _in_process_requests(), transaction.atomic():
+            run = run_services.run_start(flow=flow, user=user, trigger=trigger)
+            return run_services.run_execute(run_id=run.pk, transport=transport)
+
+
+@contextmanager
+def _in_process_requests() -> Iterator[None]:
+    """Requests served in this thread must not close its database connection (Django
+    closes it at each request's end, which would break the open transaction), as in
+    Django's own test client. The demo systems' planned 422s and 429s are not logged as
+    warnings here: the run records them."""
+    request_log = logging.getLogger("django.request")
+    level = request_log.level
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    request_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        request_log.setLevel(level)
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)

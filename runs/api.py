@@ -1,0 +1,146 @@
+"""REST endpoints of flow runs (API.md, "Flow runs (the runtime)").
+
+Thin: load what the user may see (404), check the action in the one role table (403:
+live runs need `run`, test runs `edit`), validate the shape (400), call the service
+(refusals carry their status: 409 for a flow already running live), answer with the run.
+A started run answers 202; clients poll `GET /runs/{id}`.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from ilm_site.api import ApiView
+from integrations.models import Flow
+from integrations.permissions import (
+    Action,
+    get_visible_integration,
+    require,
+    visible_integrations,
+)
+
+from . import selectors, services
+from .filters import RunFilter
+from .models import Run, RunError, RunMode, RunTrigger
+from .serializers import RunErrorSerializer, RunSerializer, RunStartSerializer
+
+
+def run_action(mode: str) -> Action:
+    """The action a run of this mode needs: live runs send data (`run`); test runs send
+    nothing and need what editing the flow needs (`edit`)."""
+    return Action.RUN if mode == RunMode.LIVE else Action.EDIT
+
+
+def _run(request, pk: int, action: Action | None = None) -> Run:
+    run = (
+        Run.objects.select_related("integration", "created_by")
+        .filter(pk=pk, integration__in=visible_integrations(request.user))
+        .first()
+    )
+    if run is None:
+        raise Http404("No such run.")
+    if action is not None:
+        require(request.user, action, run.integration)
+    return run
+
+
+def _answer(run: Run, code: int = status.HTTP_200_OK) -> Response:
+    fresh = Run.objects.select_related("created_by").prefetch_related("steps").get(pk=run.pk)
+    return Response(RunSerializer(fresh).data, status=code)
+
+
+class FlowRunsView(ApiView):
+    """Start a run of a flow."""
+
+    serializer_class = RunSerializer
+
+    @extend_schema(
+        summary="Run a flow: live (202, queued) or test (against given records or the samples)",
+        request=RunStartSerializer,
+        responses={202: RunSerializer},
+    )
+    def post(self, request, pk: int):
+        flow = Flow.objects.select_related("integration").filter(pk=pk).first()
+        if flow is None:
+            raise Http404("No such flow.")
+        get_visible_integration(request.user, flow.integration_id)
+        serializer = RunStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        mode = serializer.validated_data["mode"]
+        require(request.user, run_action(mode), flow.integration)
+        try:
+            run = services.run_start(
+                flow=flow,
+                user=request.user,
+                mode=mode,
+                trigger=RunTrigger.API if mode == RunMode.LIVE else RunTrigger.TEST,
+                records=serializer.validated_data.get("records"),
+            )
+        except services.RunRefused as refused:
+            if refused.status_code == status.HTTP_400_BAD_REQUEST:
+                # Bad input answers in the API's 400 shape, naming the field at fault.
+                raise serializers.ValidationError(
+                    {refused.field or "non_field_errors": [refused.message]}
+                ) from None
+            raise
+        return _answer(run, status.HTTP_202_ACCEPTED)
+
+
+class IntegrationRunsView(ApiView):
+    """The runs of an integration, newest first."""
+
+    serializer_class = RunSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RunFilter
+
+    def get_queryset(self):
+        return Run.objects.none()
+
+    @extend_schema(summary="Runs, newest first", responses=RunSerializer(many=True))
+    def get(self, request, pk: int):
+        integration = get_visible_integration(request.user, pk)
+        qs = self.filter_queryset(selectors.runs_of(integration).prefetch_related("steps"))
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+
+class RunDetailView(ApiView):
+    serializer_class = RunSerializer
+
+    @extend_schema(summary="One run with its steps (poll this while it runs)")
+    def get(self, request, pk: int):
+        return _answer(_run(request, pk))
+
+
+class RunErrorsView(ApiView):
+    serializer_class = RunErrorSerializer
+
+    def get_queryset(self):
+        return RunError.objects.none()
+
+    @extend_schema(
+        summary="The run's first errors, with the failing record (secrets masked)",
+        responses=RunErrorSerializer(many=True),
+    )
+    def get(self, request, pk: int):
+        run = _run(request, pk)
+        page = self.paginate_queryset(selectors.run_errors(run))
+        return self.get_paginated_response(RunErrorSerializer(page, many=True).data)
+
+
+class RunCancelView(ApiView):
+    serializer_class = RunSerializer
+
+    @extend_schema(
+        summary="Cancel a queued run at once or a running one between pages",
+        request=None,
+        responses={200: RunSerializer},
+    )
+    def post(self, request, pk: int):
+        run = _run(request, pk)
+        require(request.user, run_action(run.mode), run.integration)
+        return _answer(services.run_cancel(run=run, user=request.user))

@@ -1,0 +1,78 @@
+"""Forms of the run pages: the Runs tab's filters and a test run's records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from integrations.models import Integration
+
+from .models import RunMode, RunStatus
+
+MAX_TEST_RECORDS = 1000
+
+
+class RunFilterForm(forms.Form):
+    flow = forms.ChoiceField(required=False, label="Flow")
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *RunStatus.choices], label="Status"
+    )
+    mode = forms.ChoiceField(
+        required=False, choices=[("", "Live and test"), *RunMode.choices], label="Mode"
+    )
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, integration: Integration, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        flows = integration.flows.order_by("name", "pk").values_list("lineage_id", "name")
+        self.fields["flow"].choices = [("", "All flows")] + [(str(i), n) for i, n in flows]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("“From” is after “To”: swap the dates.")
+        return data
+
+
+class TestRunForm(forms.Form):
+    """Records pasted as JSON (a list of objects, or one object), or none: the flow's
+    saved samples."""
+
+    records = forms.CharField(
+        required=False,
+        label="Records (JSON)",
+        widget=forms.Textarea(attrs={"class": "code-sm", "rows": 10, "spellcheck": "false"}),
+        help_text="A JSON array of records, as the flow's export would read them. "
+        "Leave empty to use the saved samples.",
+    )
+
+    def clean_records(self) -> list[dict[str, Any]] | None:
+        text = self.cleaned_data["records"].strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"This is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+            ) from None
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise forms.ValidationError("Give a JSON array with at least one record.")
+        bad = next((i for i, r in enumerate(value, start=1) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise forms.ValidationError(f"Record {bad} is not a JSON object.")
+        if len(value) > MAX_TEST_RECORDS:
+            raise forms.ValidationError(
+                f"{len(value)} records: a test run takes at most {MAX_TEST_RECORDS}."
+            )
+        return value

@@ -1,0 +1,144 @@
+"""Reads of the runtime that the Runs tab, the flow page, the home tiles and the API share."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
+
+from integrations.models import Flow, Integration
+from integrations.schedules import next_fire
+
+from . import histogram
+from .models import Run, RunError, RunStatus
+
+
+def flow_lineage(flow: Flow | int | str | uuid.UUID) -> uuid.UUID | None:
+    if isinstance(flow, Flow):
+        return flow.lineage_id
+    if isinstance(flow, uuid.UUID):
+        return flow
+    text = str(flow)
+    if text.isdigit():
+        return Flow.objects.filter(pk=int(text)).values_list("lineage_id", flat=True).first()
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def runs_of(
+    integration: Integration,
+    *,
+    flow: Flow | int | str | None = None,
+    status: str | None = None,
+    mode: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Run]:
+    """The integration's runs, newest first. `flow` is a Flow, its id or its lineage id
+    (runs follow the lineage, so a flow reverted away and back keeps its runs)."""
+    qs = Run.objects.filter(integration=integration).select_related("created_by")
+    if flow not in (None, ""):
+        lineage = flow_lineage(flow)
+        qs = qs.filter(flow_lineage_id=lineage) if lineage else qs.none()
+    if status:
+        qs = qs.filter(status=status)
+    if mode:
+        qs = qs.filter(mode=mode)
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    if until:
+        qs = qs.filter(created_at__lt=until)
+    return qs.order_by("-created_at", "-pk")
+
+
+def step_figures(step: Any) -> dict[str, Any]:
+    """A step row as the API and the run page show it, with p50/p95 from its histogram."""
+    hist = step.histogram or []
+    return {
+        "lineage_id": str(step.lineage_id),
+        "name": step.name,
+        "kind": step.kind,
+        "records_in": step.records_in,
+        "records_out": step.records_out,
+        "errors": step.errors,
+        "duration_ms": round(step.duration_ms, 1),
+        "http": {
+            "calls": step.http_calls,
+            "retries": step.http_retries,
+            "p50_ms": _rounded(histogram.percentile(hist, 50)) if hist else None,
+            "p95_ms": _rounded(histogram.percentile(hist, 95)) if hist else None,
+        },
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def run_detail(run: Run) -> dict[str, Any]:
+    """The run with its steps (records in/out, duration, HTTP calls, retries, p50/p95)."""
+    return {
+        "run": run,
+        "steps": [step_figures(s) for s in run.steps.all()],
+        "error_count": run.errors,
+        "kept_errors": run.error_records.count(),
+    }
+
+
+def run_errors(run: Run) -> QuerySet[RunError]:
+    return run.error_records.order_by("pk")
+
+
+def last_runs(flow: Flow, n: int = 5) -> list[Run]:
+    return list(
+        Run.objects.filter(
+            integration_id=flow.integration_id, flow_lineage_id=flow.lineage_id
+        ).order_by("-created_at", "-pk")[:n]
+    )
+
+
+def next_run_at(flow: Flow, now: datetime) -> datetime | None:
+    """When the flow's schedule next starts a run (None: disabled or not scheduled)."""
+    if not flow.enabled or not flow.schedule:
+        return None
+    return next_fire(flow.schedule, now)
+
+
+def integration_health(integration_ids: Iterable[int], now: datetime) -> dict[int, dict[str, Any]]:
+    """Per integration: the last run's status and time, and errors of runs in the last 24 h.
+
+    One query for all the integrations (the home page's tiles)."""
+    ids = list(integration_ids)
+    if not ids:
+        return {}
+    last = Run.objects.filter(integration_id=OuterRef("pk")).order_by("-created_at", "-pk")
+    day_ago = now - timedelta(hours=24)
+    rows = (
+        Integration.objects.filter(pk__in=ids)
+        .annotate(
+            last_status=Subquery(last.values("status")[:1]),
+            last_at=Max("runs__created_at"),
+            errors_24h=Sum("runs__errors", filter=Q(runs__created_at__gte=day_ago)),
+            runs_24h=Count("runs", filter=Q(runs__created_at__gte=day_ago)),
+            failed_24h=Count(
+                "runs",
+                filter=Q(runs__created_at__gte=day_ago, runs__status=RunStatus.FAILED),
+            ),
+        )
+        .values("pk", "last_status", "last_at", "errors_24h", "runs_24h", "failed_24h")
+    )
+    return {
+        row["pk"]: {
+            "last_status": row["last_status"],
+            "last_run_at": row["last_at"],
+            "errors_24h": row["errors_24h"] or 0,
+            "runs_24h": row["runs_24h"],
+            "failed_24h": row["failed_24h"],
+        }
+        for row in rows
+    }

@@ -1,0 +1,137 @@
+"""API shapes of runs (API.md, "Flow runs (the runtime)")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from integrations.serializers import JSONValueField
+
+from .models import Run, RunError, RunMode
+from .selectors import step_figures
+
+
+class RunStartSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=RunMode.choices, default=RunMode.LIVE)
+    records = serializers.ListField(
+        child=JSONValueField(object_only=True),
+        required=False,
+        allow_empty=False,
+        max_length=10_000,
+        help_text="Test runs: the records to run (default: the flow's saved samples).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A live run reads its records from the export; pasted records are for test runs.
+        if attrs.get("mode") == RunMode.LIVE and "records" in attrs:
+            raise serializers.ValidationError(
+                {"records": ["Records are given to test runs only; a live run reads its own."]}
+            )
+        return attrs
+
+
+class HttpFiguresSerializer(serializers.Serializer):
+    calls = serializers.IntegerField()
+    retries = serializers.IntegerField()
+    p50_ms = serializers.FloatField(allow_null=True)
+    p95_ms = serializers.FloatField(allow_null=True)
+
+
+class RunStepSerializer(serializers.Serializer):
+    lineage_id = serializers.UUIDField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    records_in = serializers.IntegerField()
+    records_out = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    duration_ms = serializers.FloatField()
+    http = HttpFiguresSerializer()
+
+
+class RunOutputSerializer(serializers.Serializer):
+    step = serializers.UUIDField(help_text="The import step's lineage id.")
+    records = serializers.ListField(child=JSONValueField(), help_text="What it would send.")
+
+
+class ProgressSerializer(serializers.Serializer):
+    page = serializers.IntegerField(required=False)
+    records = serializers.IntegerField(required=False)
+    errors = serializers.IntegerField(required=False)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    flow = serializers.IntegerField(source="flow_id", allow_null=True, read_only=True)
+    integration = serializers.IntegerField(source="integration_id", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    steps = serializers.SerializerMethodField()
+    output = serializers.SerializerMethodField()
+    progress = ProgressSerializer(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = (
+            "id",
+            "flow",
+            "flow_lineage_id",
+            "flow_name",
+            "integration",
+            "mode",
+            "trigger",
+            "status",
+            "created_by",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "records_in",
+            "records_out",
+            "errors",
+            "retries",
+            "pages",
+            "progress",
+            "cancel_requested",
+            "scheduled_for",
+            "message",
+            "steps",
+            "output",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(RunStepSerializer(many=True))
+    def get_steps(self, run: Run) -> list[dict[str, Any]]:
+        return [step_figures(s) for s in run.steps.all()]
+
+    @extend_schema_field(RunOutputSerializer(many=True, allow_null=True))
+    def get_output(self, run: Run) -> list[dict[str, Any]] | None:
+        # Test runs only: what the import steps would have sent.
+        return run.output if run.mode == RunMode.TEST else None
+
+
+class RunErrorSerializer(serializers.ModelSerializer):
+    step = serializers.UUIDField(source="step_lineage_id", read_only=True)
+    record = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RunError
+        fields = (
+            "id",
+            "step",
+            "step_name",
+            "record_index",
+            "kind",
+            "message",
+            "http_status",
+            "record",
+            "response_excerpt",
+            "script_line",
+            "created_at",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.ANY)
+    def get_record(self, error: RunError) -> Any:
+        return error.record

@@ -1,0 +1,34 @@
+"""Celery tasks of the runtime: thin, each taking an id, safe to deliver twice.
+
+`run_flow` acknowledges late: a worker killed mid-run leaves the message to be delivered
+again, and `run_execute` then finds the run `running` and marks it failed as interrupted
+instead of sending its records a second time (a final run is left as it is).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from . import services
+
+
+@shared_task(acks_late=True, name="runs.tasks.run_flow")
+def run_flow(run_id: int) -> str:
+    return services.run_execute(run_id=run_id).status
+
+
+@shared_task(name="runs.tasks.runs_tick")
+def runs_tick() -> int:
+    """Beat, every minute: start the scheduled runs that are due."""
+    return len(services.schedule_due(timezone.now()))
+
+
+@shared_task(name="runs.tasks.runs_prune_old")
+def runs_prune_old() -> int:
+    """Beat, daily: drop runs older than ILM_RUN_RETENTION_DAYS."""
+    cutoff = timezone.now() - timedelta(days=settings.ILM_RUN_RETENTION_DAYS)
+    return services.runs_prune(older_than=cutoff)

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+app_name = "runs"
+
+urlpatterns = [
+    path("integrations/<int:pk>/runs/", views.runs_tab, name="tab"),
+    path("runs/<int:pk>/", views.run_detail, name="detail"),
+    path("runs/<int:pk>/progress/", views.run_progress, name="progress"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
+    path("integrations/<int:pk>/flows/<int:rid>/run/", views.run_now, name="run_now"),
+    path("integrations/<int:pk>/flows/<int:rid>/test-run/", views.test_run, name="test_run"),
+]
