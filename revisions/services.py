@@ -34,7 +34,7 @@ from integrations.models import (
     User,
 )
 from integrations.permissions import forget_grants
-from integrations.services import cache_data_bytes
+from integrations.services import cache_data_bytes, starts_protected
 from integrations.versioning import mark_changed
 
 from . import diff as engine
@@ -305,6 +305,7 @@ def integration_clone(
             cloned_from=source,
             ignore_fields=source.ignore_fields,
             created_by=user if getattr(user, "pk", None) else None,
+            protected=starts_protected(environment),
         )
         clone.full_clean(validate_constraints=False)
         clone.save()
