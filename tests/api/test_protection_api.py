@@ -166,6 +166,15 @@ def test_administrator_turns_protection_off_with_a_reason_kept_in_the_history(ad
     assert last.protected is False
     assert "Incident 4711: ERP endpoint moved" in last.history_change_reason
     assert last.history_user.username == "ada"
+    from audit.models import Event
+
+    event = (
+        Event.objects.filter(integration_id=protected.pk, resource_type="integration")
+        .order_by("-id")
+        .first()
+    )
+    assert event.username == "ada"
+    assert {"field": "protected", "old": True, "new": False} in event.changes
     # Now direct edits go through, until it is protected again.
     response = admin_api.patch(
         f"/api/v1/integrations/{protected.pk}", {"description": "hotfix"}, format="json"

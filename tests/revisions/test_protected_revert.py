@@ -224,6 +224,8 @@ def test_ui_developer_revert_waits_and_approver_approves_it_from_the_page(
 ):
     dev = Client()
     dev.force_login(developer)
+    preview = dev.get(reverse("revisions:revert", args=[merged.pk]) + "?to=before")
+    assert "your revert waits for an approver" in preview.content.decode()
     response = dev.post(
         reverse("revisions:revert", args=[merged.pk]), {"to": "before", "description": ""}
     )
