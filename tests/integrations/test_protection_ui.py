@@ -80,3 +80,14 @@ def test_creating_a_production_integration_in_the_ui_makes_it_protected(approver
     )
     assert response.status_code == 302
     assert Integration.objects.get(name="New production").protected
+
+
+def test_home_tiles_and_the_header_mark_protected_integrations(dev_client, developer, protected):
+    from tests.factories import GrantFactory, IntegrationFactory
+
+    sandbox = IntegrationFactory(name="Orders sandbox", environment=Environment.SANDBOX)
+    GrantFactory(integration=sandbox, user=developer)
+    home = dev_client.get(reverse("integrations:home")).content.decode()
+    assert home.count('class="badge badge-protected"') == 1
+    header = dev_client.get(url("flows", protected.pk)).content.decode()
+    assert 'class="badge badge-protected"' in header
