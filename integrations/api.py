@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -111,16 +112,37 @@ class IntegrationDetailView(ApiView):
         return Response(IntegrationSerializer(_integration(request, pk)).data)
 
     @extend_schema(
-        summary="Change an integration's settings (environment: administrators only)",
+        summary=(
+            "Change an integration's settings (environment, and turning protection off: "
+            "administrators only)"
+        ),
         request=IntegrationUpdateSerializer,
         responses={200: IntegrationSerializer},
     )
     def patch(self, request, pk: int):
-        integration = _integration(request, pk, Action.EDIT)
+        integration = _integration(request, pk)
         data = _valid(IntegrationUpdateSerializer, request.data)
-        if "environment" in data and data["environment"] != integration.environment:
-            require(request.user, Action.CHANGE_ENVIRONMENT, integration)
-        integration = services.integration_update(integration=integration, data=data)
+        protected = data.pop("protected", None)
+        reason = data.pop("reason", "")
+        with transaction.atomic():
+            # Protection off first (administrators), so the same request may then edit.
+            unprotecting = protected is False and integration.protected
+            if unprotecting:
+                require(request.user, Action.UNPROTECT, integration)
+                services.integration_protection_set(
+                    integration=integration, protected=False, user=request.user, reason=reason
+                )
+            if data or not unprotecting:
+                # Settings, turning protection on, an empty PATCH: all are edits.
+                require(request.user, Action.EDIT, integration)
+            if "environment" in data and data["environment"] != integration.environment:
+                require(request.user, Action.CHANGE_ENVIRONMENT, integration)
+            if data:
+                integration = services.integration_update(integration=integration, data=data)
+            if protected:
+                services.integration_protection_set(
+                    integration=integration, protected=True, user=request.user, reason=reason
+                )
         return Response(IntegrationSerializer(integration).data)
 
     @extend_schema(summary="Delete an integration and all its resources", responses={204: None})
@@ -460,7 +482,7 @@ class CacheEntriesView(ApiView):
         responses={201: CacheEntriesAddedSerializer},
     )
     def post(self, request, pk: int):
-        cache = self._cache(request, pk, Action.EDIT)
+        cache = self._cache(request, pk, Action.EDIT_CACHE_ENTRIES)
         data = _valid(CacheEntriesInputSerializer, request.data)
         added = services.cache_entries_add(cache=cache, entries=data["entries"])
         return Response({"added": added}, status=status.HTTP_201_CREATED)
@@ -472,5 +494,5 @@ class CacheEntriesView(ApiView):
         },
     )
     def delete(self, request, pk: int):
-        cache = self._cache(request, pk, Action.EDIT)
+        cache = self._cache(request, pk, Action.EDIT_CACHE_ENTRIES)
         return Response({"deleted": services.cache_entries_clear(cache=cache)})

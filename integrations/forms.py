@@ -696,6 +696,25 @@ class ConfirmDeleteForm(forms.Form):
         return value
 
 
+class ProtectionForm(forms.Form):
+    """Turn change control on, or off with a reason (kept in the integration's history)."""
+
+    protected = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    reason = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Why turn protection off?",
+        help_text="Kept in the history, e.g. “Emergency fix for incident 1234”.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def service_data(self) -> dict[str, Any]:
+        return {
+            "protected": self.cleaned_data["protected"],
+            "reason": self.cleaned_data["reason"].strip(),
+        }
+
+
 class IntegrationFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Search")
     environment = forms.ChoiceField(

@@ -76,6 +76,10 @@ class Integration(models.Model):
     )
     # {resource_type: [field path, ...]}: values that pulls neither show nor carry.
     ignore_fields = models.JSONField(default=dict, blank=True)
+    # Change control: a protected integration takes configuration changes only through
+    # approved pulls (integrations.permissions). New production integrations start
+    # protected (integrations.services); only an administrator turns it off, with a reason.
+    protected = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -73,7 +73,11 @@ class PackageImportForm(forms.Form):
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        pullable = [i.pk for i in visible_integrations(user) if can(user, Action.PULL, i)]
+        pullable = [
+            i.pk
+            for i in visible_integrations(user)
+            if can(user, Action.PULL, i) and can(user, Action.IMPORT_PACKAGE, i)
+        ]
         self.fields["target"].queryset = Integration.objects.filter(pk__in=pullable)
         if not can(user, Action.CLONE_TO_PRODUCTION):
             self.fields["environment"].choices = [(Environment.SANDBOX, Environment.SANDBOX.label)]
@@ -107,6 +111,7 @@ def package_import(request: HttpRequest) -> HttpResponse:
             if data["mode"] == PackageImportForm.MODE_PULL:
                 target = data["target"]
                 require(request.user, Action.PULL, target)
+                require(request.user, Action.IMPORT_PACKAGE, target)
                 revision = packages.package_pull(
                     package=package,
                     target=target,

@@ -4,6 +4,13 @@ A user's role gives a set of actions. Administrators and approvers see every
 integration; developers and monitors see the integrations they hold a grant on. Actions
 that change an integration also need a `manage` grant unless the role manages all.
 Not visible → 404; visible but not allowed → 403.
+
+Change control (API.md, "Protection of production"): on a protected integration the
+direct configuration writes (`CONFIGURATION_WRITES`) are refused for every role, with
+`PROTECTED_DETAIL`; changes land through approved pulls, which this table does not block.
+Lookup-cache entries are data, not configuration: `EDIT_CACHE_ENTRIES` stays allowed.
+Deleting a production (or protected) integration and turning protection off are for
+administrators only.
 """
 
 from __future__ import annotations
@@ -39,8 +46,17 @@ class Action(StrEnum):
     CANCEL = "cancel"
     REQUEST_APPROVAL = "request_approval"
     APPROVE = "approve"
-    # Start or cancel a live flow run (test runs need EDIT: they send nothing).
+    # Start or cancel a live flow run.
     RUN = "run"
+    # A test run sends nothing and changes no configuration: it needs the access an edit
+    # needs, but change control does not refuse it (production is tested, not changed).
+    TEST_RUN = "test_run"
+    EDIT_CACHE_ENTRIES = "edit_cache_entries"
+    UNPROTECT = "unprotect"
+
+
+PROTECTED_DETAIL = "Production is protected: change a sandbox clone and pull."
+ADMIN_DELETE_DETAIL = "Only an administrator may delete a production or protected integration."
 
 
 _READ = {Action.VIEW, Action.VIEW_AUDIT, Action.EXPORT}
@@ -57,6 +73,8 @@ _CHANGE = {
     Action.CREATE_INTEGRATION,
     Action.IMPORT_PACKAGE,
     Action.RUN,
+    Action.TEST_RUN,
+    Action.EDIT_CACHE_ENTRIES,
 }
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -79,6 +97,8 @@ NEEDS_MANAGE_GRANT: frozenset[Action] = frozenset(
         Action.CANCEL,
         Action.REQUEST_APPROVAL,
         Action.RUN,
+        Action.TEST_RUN,
+        Action.EDIT_CACHE_ENTRIES,
     }
 )
 
@@ -87,6 +107,13 @@ NEEDS_MANAGE_GRANT: frozenset[Action] = frozenset(
 PRODUCTION_ONLY: dict[Action, frozenset[str]] = {
     Action.RUN: frozenset({Role.ADMINISTRATOR, Role.APPROVER}),
 }
+
+# Direct writes to an integration's configuration (its own fields, its resources, the
+# ignore-fields, a package imported onto it): refused on a protected integration for
+# every role, administrators included (they turn protection off first).
+CONFIGURATION_WRITES: frozenset[Action] = frozenset(
+    {Action.EDIT, Action.CHANGE_ENVIRONMENT, Action.IMPORT_PACKAGE}
+)
 
 # Roles that see, and hold `manage` on, every integration.
 SEES_ALL: frozenset[str] = frozenset({Role.ADMINISTRATOR, Role.APPROVER})
@@ -137,7 +164,7 @@ def _grant_level(user: User, integration: Integration) -> str | None:
     return cache.get(integration.pk)
 
 
-def can(user: User, action: Action, integration: Integration | None = None) -> bool:
+def _role_allows(user: User, action: Action, integration: Integration | None) -> bool:
     role = role_of(user)
     if role is None or action not in ROLE_ACTIONS.get(role, ()):
         return False
@@ -158,10 +185,38 @@ def can(user: User, action: Action, integration: Integration | None = None) -> b
     return True
 
 
+def is_protected_from(action: Action, integration: Integration | None) -> bool:
+    """Does change control refuse `action` on this integration, whoever asks?"""
+    return integration is not None and integration.protected and action in CONFIGURATION_WRITES
+
+
+def _admin_only(user: User, action: Action, integration: Integration | None) -> bool:
+    """Deleting production, or a protected integration, needs an administrator."""
+    return (
+        action == Action.DELETE_INTEGRATION
+        and integration is not None
+        and (integration.is_production or integration.protected)
+        and role_of(user) != Role.ADMINISTRATOR
+    )
+
+
+def can(user: User, action: Action, integration: Integration | None = None) -> bool:
+    return (
+        _role_allows(user, action, integration)
+        and not is_protected_from(action, integration)
+        and not _admin_only(user, action, integration)
+    )
+
+
 def require(user: User, action: Action, integration: Integration | None = None) -> None:
-    if not can(user, action, integration):
-        what = action.value.replace("_", " ")
-        raise PermissionDenied(f"Your role or access does not allow: {what}.")
+    if can(user, action, integration):
+        return
+    if _role_allows(user, action, integration):
+        if is_protected_from(action, integration):
+            raise PermissionDenied(PROTECTED_DETAIL)
+        raise PermissionDenied(ADMIN_DELETE_DETAIL)
+    what = action.value.replace("_", " ")
+    raise PermissionDenied(f"Your role or access does not allow: {what}.")
 
 
 def allowed_actions(user: User, integration: Integration | None = None) -> set[str]:

@@ -75,8 +75,16 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "lineage_id",
             "documentation",
             "snapshot_schedule",
+            "protected",
         )
-        read_only_fields = ("id", "cloned_from", "version", "created_at", "updated_at")
+        read_only_fields = (
+            "id",
+            "cloned_from",
+            "version",
+            "created_at",
+            "updated_at",
+            "protected",
+        )
 
 
 def _text(**kwargs: Any) -> serializers.CharField:
@@ -103,6 +111,20 @@ class IntegrationUpdateSerializer(serializers.Serializer):
     environment = serializers.ChoiceField(choices=Environment.choices, required=False)
     documentation = _text(required=False, allow_blank=True)
     snapshot_schedule = serializers.ChoiceField(choices=SnapshotSchedule.choices, required=False)
+    protected = serializers.BooleanField(
+        required=False,
+        help_text="Change control. Turning it off is for administrators, with a reason.",
+    )
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="Why protection is turned off (required then; kept in the history).",
+    )
+
+    def validate_reason(self, value: str) -> str:
+        reject_nul(value)
+        return value
 
 
 class CloneSerializer(serializers.Serializer):

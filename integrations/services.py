@@ -66,13 +66,14 @@ def integration_create(
     documentation: str = "",
     **extra: Any,
 ) -> Integration:
-    """Create an integration; its creator holds `manage` on it."""
+    """Create an integration; its creator holds `manage` on it. Production starts protected."""
     integration = Integration(
         name=(name or "").strip(),
         description=description,
         environment=environment,
         documentation=documentation,
         created_by=user,
+        protected=starts_protected(environment),
     )
     _apply(integration, extra, INTEGRATION_EDITABLE)
     if extra.get("ignore_fields") is not None:
@@ -96,15 +97,51 @@ def integration_update(*, integration: Integration, data: dict[str, Any]) -> Int
     if "ignore_fields" in data:
         data["ignore_fields"] = validate_ignore_fields(data["ignore_fields"])
     before = {k: getattr(integration, k) for k in data}
+    was_protected = integration.protected
     _apply(integration, data, INTEGRATION_EDITABLE)
+    if integration.is_production and before.get("environment") == Environment.SANDBOX:
+        # Moved into production: protected from then on, as if created there.
+        integration.protected = True
     try:
         _full_clean(integration)
     except ValidationError:
         for key, value in before.items():
             setattr(integration, key, value)
+        integration.protected = was_protected
         raise
     if all(before[k] == getattr(integration, k) for k in data):
         return integration
+    with versioned_change():
+        integration.save()
+    integration.refresh_from_db(fields=["version", "updated_at"])
+    return integration
+
+
+def starts_protected(environment: str) -> bool:
+    """New production integrations start protected (change control); sandboxes do not."""
+    return environment == Environment.PRODUCTION
+
+
+def integration_protection_set(
+    *, integration: Integration, protected: bool, user: User | None, reason: str = ""
+) -> Integration:
+    """Turn change control on or off; turning it off needs a reason, kept in the history.
+
+    Who may (an administrator to turn it off) is the caller's check, in the one role table.
+    """
+    reason = (reason or "").strip()
+    if not protected and integration.protected and not reason:
+        raise ValidationError(
+            {"reason": ["Say why protection is turned off; the reason is kept in the history."]}
+        )
+    if integration.protected == protected:
+        return integration
+    integration.protected = protected
+    who = getattr(user, "username", "") or "system"
+    if protected:
+        integration._change_reason = reason or f"Protection turned on by {who}"
+    else:
+        integration._change_reason = f"Protection turned off by {who}: {reason}"
     with versioned_change():
         integration.save()
     integration.refresh_from_db(fields=["version", "updated_at"])

@@ -16,6 +16,7 @@ urlpatterns = [
     path(_I + "scripts/", views.scripts_tab, name="scripts"),
     path(_I + "settings/", views.settings_tab, name="settings"),
     path(_I + "settings/access/", views.access_update, name="access"),
+    path(_I + "settings/protection/", views.protection_update, name="protection"),
     path(_I + "settings/preview/", views.docs_preview, name="docs_preview"),
     path(_I + "delete/", views.integration_delete, name="delete"),
     path(_I + "sync-badge/", views.sync_badge, name="sync_badge"),

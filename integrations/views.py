@@ -34,6 +34,7 @@ from .forms import (
     IntegrationFilterForm,
     IntegrationSettingsForm,
     LookupCacheForm,
+    ProtectionForm,
     ScriptForm,
     StepForm,
     apply_service_errors,
@@ -335,7 +336,14 @@ def _settings_context(request: HttpRequest, integration: Integration, **extra: A
         "may_manage_access": can(user, Action.MANAGE_ACCESS, integration),
         "may_delete": can(user, Action.DELETE_INTEGRATION, integration),
         "grants": integration.grants.select_related("user").order_by("user__username"),
+        # Turning protection off is for administrators; turning it on, for editors.
+        "may_unprotect": integration.protected and can(user, Action.UNPROTECT, integration),
+        "may_protect": not integration.protected and may_edit,
     }
+    if (context["may_unprotect"] or context["may_protect"]) and "protection_form" not in extra:
+        context["protection_form"] = ProtectionForm(
+            initial={"protected": not integration.protected}
+        )
     if may_edit and "form" not in extra:
         context["form"] = IntegrationSettingsForm(
             integration=integration,
@@ -387,6 +395,44 @@ def settings_tab(request: HttpRequest, pk: int) -> HttpResponse:
         template="integrations/settings_tab.html",
         context=_settings_context(request, integration, **extra),
         status=status,
+    )
+
+
+@login_required
+@require_POST
+def protection_update(request: HttpRequest, pk: int) -> HttpResponse:
+    """Turn change control on (editors) or off (administrators, with a reason)."""
+    integration = _integration(request, pk)
+    form = ProtectionForm(request.POST)
+    if form.is_valid():
+        data = form.service_data()
+        if data["protected"]:
+            require(request.user, Action.EDIT, integration)
+        elif integration.protected:
+            require(request.user, Action.UNPROTECT, integration)
+        try:
+            services.integration_protection_set(integration=integration, user=request.user, **data)
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            if data["protected"]:
+                messages.success(
+                    request, f"{integration.name} is protected: changes land through pulls."
+                )
+            else:
+                messages.warning(
+                    request,
+                    f"Protection of {integration.name} is off: direct edits are allowed until "
+                    "it is turned on again.",
+                )
+            return redirect("integrations:settings", pk=integration.pk)
+    return render_integration_tab(
+        request,
+        integration,
+        tab="settings",
+        template="integrations/settings_tab.html",
+        context=_settings_context(request, integration, protection_form=form),
+        status=400,
     )
 
 
@@ -809,7 +855,8 @@ def cache_detail(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
 
 
 def _cache_for_edit(request: HttpRequest, pk: int, rid: int) -> tuple[Integration, LookupCache]:
-    integration = _integration(request, pk, Action.EDIT)
+    # Entries are data, not configuration: editable on a protected integration too.
+    integration = _integration(request, pk, Action.EDIT_CACHE_ENTRIES)
     return integration, get_object_or_404(LookupCache, pk=rid, integration=integration)
 
 

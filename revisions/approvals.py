@@ -11,6 +11,12 @@ changes the hash; `approvals_lapse_stale` then marks the request or approval lap
 sends the pull back to ready, and `is_approved` is false until someone approves again.
 Sandbox targets need no approval.
 
+Reverts of a protected integration (change control): approvers and administrators roll
+back at once; anyone else's revert opens in awaiting_approval with a pending request
+pinned to `revert_hash(revision)` (the state it would revert from and the state it
+restores). Approving runs it; rejecting cancels it; if the integration changed since the
+request, the approval is refused and the revert must be asked for again.
+
 Every step sends `revision_event` on commit (verbs `approval_requested`, `approved`,
 `rejected`, `approval_lapsed`); the audit app records them.
 """
@@ -71,6 +77,54 @@ def changeset_hash(revision: Revision) -> str:
     return hashlib.sha256(orjson.dumps(state, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def revert_hash(revision: Revision) -> str:
+    """sha256 of what a revert would do: the integration's current tree and the restored one."""
+    from .document import document_hashes, document_of, tree_hash
+
+    doc = document_of(revision.integration)
+    restored = revision.reverted_to
+    side = revision.revert_side or "after"
+    state = {
+        "revision": revision.pk,
+        "reverted_to": revision.reverted_to_id,
+        "side": side,
+        "current": tree_hash(dict(doc["integration"]), document_hashes(doc)),
+        "restores": (
+            (restored.tree_after_id if side == "after" else restored.tree_before_id)
+            if restored is not None
+            else None
+        ),
+    }
+    return hashlib.sha256(orjson.dumps(state, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def approval_hash(revision: Revision) -> str:
+    """What an approval of this revision is pinned to (a pull's changeset, a revert's states)."""
+    if revision.type == RevisionType.REVERT:
+        return revert_hash(revision)
+    return changeset_hash(revision)
+
+
+def revert_needs_approval(integration: Integration, user: User | None) -> bool:
+    """A revert of a protected integration waits for an approver unless one asks for it."""
+    return integration.protected and not (
+        user is not None and can(user, Action.APPROVE, integration)
+    )
+
+
+def revert_approval_open(*, revision: Revision, user: User | None) -> Approval:
+    """The pending request of a revert that waits for an approver (in revert_start's
+    transaction: the revert and its request exist together or not at all)."""
+    approval = Approval.objects.create(
+        revision=revision,
+        requested_by=user if getattr(user, "pk", None) else None,
+        request_comment=revision.description,
+        changeset_hash=revert_hash(revision),
+    )
+    _send(revision, "approval_requested", user, comment=approval.request_comment)
+    return approval
+
+
 def needs_approval(revision: Revision) -> bool:
     """Pulls into production integrations need an approval before they merge."""
     return revision.type == RevisionType.PULL and revision.integration.is_production
@@ -123,7 +177,10 @@ def approval_request(*, revision: Revision, user: User, comment: str = "") -> Ap
     if not can(user, Action.REQUEST_APPROVAL, revision.integration):
         raise PermissionDenied("Your role or access does not allow: request approval.")
     if revision.type != RevisionType.PULL:
-        raise InvalidState("Only pulls are approved; snapshots, clones and reverts are not.")
+        raise InvalidState(
+            "Approval is asked for pulls here; a revert of a protected integration asks "
+            "for it when it is started, and snapshots and clones need none."
+        )
     if not revision.integration.is_production:
         raise InvalidState(
             f"{revision.integration.name} is a sandbox: no approval is needed, merge it directly."
@@ -168,8 +225,8 @@ def _pending_for_decision(revision: Revision, user: User) -> Approval:
     _locked(revision)
     if revision.status != RevisionStatus.AWAITING_APPROVAL:
         raise InvalidState(
-            f"Pull #{revision.number} is {revision.get_status_display().lower()}, "
-            "not awaiting approval."
+            f"{revision.get_type_display()} #{revision.number} is "
+            f"{revision.get_status_display().lower()}, not awaiting approval."
         )
     approval = (
         Approval.objects.select_for_update()
@@ -177,21 +234,27 @@ def _pending_for_decision(revision: Revision, user: User) -> Approval:
         .first()
     )
     if approval is None:
-        raise InvalidState("There is no open approval request on this pull; ask for one first.")
+        raise InvalidState("There is no open approval request on this revision; ask for one first.")
     if approval.requested_by_id == user.pk:
         raise PermissionDenied("You asked for this approval; another approver must give it.")
     return approval
 
 
 def approval_approve(*, revision: Revision, user: User, comment: str = "") -> Revision:
-    """Approve a pending request and start the merge in the approver's name.
+    """Approve a pending request and start the merge (or the revert) in the approver's name.
 
     One transaction: if the merge cannot start (changes since the request, another
     operation open, a stale review), the approval is not recorded either.
     """
     with transaction.atomic():
         approval = _pending_for_decision(revision, user)
-        if approval.changeset_hash != changeset_hash(revision):
+        if approval.changeset_hash != approval_hash(revision):
+            if revision.type == RevisionType.REVERT:
+                raise InvalidState(
+                    f"{revision.integration.name} changed since this revert was asked for; "
+                    "cancel it and ask for the revert again, so the approval covers what "
+                    "it would really change."
+                )
             raise InvalidState(
                 "The pull changed after the request (refreshed or resolutions changed); "
                 "the author must ask for approval again."
@@ -202,14 +265,17 @@ def approval_approve(*, revision: Revision, user: User, comment: str = "") -> Re
         approval.decision_comment = (comment or "").strip()
         approval.save(update_fields=["decision", "decided_by", "decided_at", "decision_comment"])
         _send(revision, "approved", user, comment=approval.decision_comment)
-        from .services import merge_start  # the engine imports this module too
+        from .services import merge_start, revert_approved_run  # the engine imports us too
 
+        if revision.type == RevisionType.REVERT:
+            return revert_approved_run(revision=revision)
         result = merge_start(revision=revision, user=user)
     return result if isinstance(result, Revision) else revision
 
 
 def approval_reject(*, revision: Revision, user: User, comment: str = "") -> Approval:
-    """Reject a pending request: the pull goes back to ready, for changes or cancel."""
+    """Reject a pending request: a pull goes back to ready, for changes or cancel; a
+    revert is canceled (nothing changed; it stays in the history)."""
     with transaction.atomic():
         approval = _pending_for_decision(revision, user)
         approval.decision = ApprovalDecision.REJECTED
@@ -217,7 +283,10 @@ def approval_reject(*, revision: Revision, user: User, comment: str = "") -> App
         approval.decided_at = timezone.now()
         approval.decision_comment = (comment or "").strip()
         approval.save(update_fields=["decision", "decided_by", "decided_at", "decision_comment"])
-        revision.move_to(RevisionStatus.READY)
+        if revision.type == RevisionType.REVERT:
+            revision.move_to(RevisionStatus.CANCELED)
+        else:
+            revision.move_to(RevisionStatus.READY)
         _send(revision, "rejected", user, comment=approval.decision_comment)
     return approval
 

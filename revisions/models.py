@@ -38,7 +38,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.QUEUED: frozenset({S.RUNNING, S.MERGING, S.COMPLETED, S.FAILED, S.CANCELED}),
     S.RUNNING: frozenset({S.READY, S.COMPLETED, S.FAILED, S.CANCELED}),
     S.READY: frozenset({S.READY, S.AWAITING_APPROVAL, S.MERGING, S.CANCELED, S.FAILED}),
-    S.AWAITING_APPROVAL: frozenset({S.READY, S.MERGING, S.CANCELED, S.FAILED}),
+    # → queued: an approved revert of a protected integration, handed to its task.
+    S.AWAITING_APPROVAL: frozenset({S.READY, S.QUEUED, S.MERGING, S.CANCELED, S.FAILED}),
     S.MERGING: frozenset({S.COMPLETED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset(),

@@ -34,7 +34,7 @@ from integrations.models import (
     User,
 )
 from integrations.permissions import forget_grants
-from integrations.services import cache_data_bytes
+from integrations.services import cache_data_bytes, starts_protected
 from integrations.versioning import mark_changed
 
 from . import diff as engine
@@ -305,6 +305,7 @@ def integration_clone(
             cloned_from=source,
             ignore_fields=source.ignore_fields,
             created_by=user if getattr(user, "pk", None) else None,
+            protected=starts_protected(environment),
         )
         clone.full_clean(validate_constraints=False)
         clone.save()
@@ -763,11 +764,11 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
 
 
 def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
-    """Cancel an open pull (not once it is merging) or a queued revert."""
+    """Cancel an open pull (not once it is merging) or a revert not yet running."""
     with transaction.atomic():
         locked = Revision.objects.select_for_update().get(pk=revision.pk)
         cancellable = (locked.type == T.PULL and locked.status in OPEN_STATUSES - {S.MERGING}) or (
-            locked.type == T.REVERT and locked.status == S.QUEUED
+            locked.type == T.REVERT and locked.status in (S.QUEUED, S.AWAITING_APPROVAL)
         )
         if not cancellable:
             raise InvalidState(
@@ -810,7 +811,11 @@ def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]
 def revert_start(
     *, revision: Revision, user: User | None, side: str = "after", description: str = ""
 ) -> Revision:
-    """Open a revert of the integration to the state after (or before) `revision`."""
+    """Open a revert of the integration to the state after (or before) `revision`.
+
+    On a protected integration only approvers and administrators revert at once; anyone
+    else's revert waits in `awaiting_approval` for an approver (revisions.approvals).
+    """
     preview = revert_preview(revision=revision, side=side)
     integration = revision.integration
     if engine.is_empty(preview):
@@ -821,19 +826,32 @@ def revert_start(
     description = _clean_description(description) or (
         f"Revert to {side} {_label(revision).lower()}"
     )
+    from .approvals import revert_approval_open, revert_needs_approval
+
+    waits = revert_needs_approval(integration, user)
     with transaction.atomic():
         new = _create_operation(
             integration,
             type=T.REVERT,
-            status=S.QUEUED,
+            status=S.AWAITING_APPROVAL if waits else S.QUEUED,
             reverted_to=revision,
             revert_side=side,
             created_by=_user(user),
             description=description,
             summary=preview["summary"],
         )
-        _enqueue("revert_run", new)
+        if waits:
+            revert_approval_open(revision=new, user=user)
+        else:
+            _enqueue("revert_run", new)
     return new
+
+
+def revert_approved_run(*, revision: Revision) -> Revision:
+    """Hand an approved revert to its task (awaiting_approval → queued)."""
+    revision.move_to(S.QUEUED)
+    _enqueue("revert_run", revision)
+    return revision
 
 
 def revert_execute(revision: Revision) -> Revision:

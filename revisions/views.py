@@ -310,7 +310,11 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
     allowed = allowed_actions(request.user, revision.integration)
     changes = _changes(revision)
     summary = summary_of(changes) if changes is not None else None
-    approval = latest_approval(revision) if revision.type == RevisionType.PULL else None
+    approval = (
+        latest_approval(revision)
+        if revision.type in (RevisionType.PULL, RevisionType.REVERT)
+        else None
+    )
     context: dict[str, Any] = {
         "revision": revision,
         "integration": revision.integration,
@@ -672,7 +676,10 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
         services.revision_cancel(revision=revision, user=request.user)
     except (RevisionError, ValidationError) as exc:
         return _refused(request, _detail_url(revision), _error_text(exc))
-    messages.success(request, f"Pull #{revision.number} canceled; nothing was changed.")
+    messages.success(
+        request,
+        f"{revision.get_type_display()} #{revision.number} canceled; nothing was changed.",
+    )
     return _back(request, _tab_url(revision.integration))
 
 
@@ -717,7 +724,10 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
             _page_resources(request, context)
         context["decision_comment"] = form.cleaned_data.get("comment", "")
         return _render(request, "revisions/detail.html", context, status=409)
-    messages.success(request, "Approved. The merge runs now, in your name.")
+    if revision.type == RevisionType.REVERT:
+        messages.success(request, "Approved. The revert runs now.")
+    else:
+        messages.success(request, "Approved. The merge runs now, in your name.")
     return _back(request, _detail_url(revision))
 
 
@@ -735,7 +745,10 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except (RevisionError, ValidationError) as exc:
         return _refused(request, _detail_url(revision), _error_text(exc))
-    messages.success(request, "Rejected. The author can change the pull and ask again.")
+    if revision.type == RevisionType.REVERT:
+        messages.success(request, "Rejected. The revert is canceled; nothing was changed.")
+    else:
+        messages.success(request, "Rejected. The author can change the pull and ask again.")
     return _back(request, _detail_url(revision))
 
 
@@ -769,7 +782,14 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         except (RevisionError, ValidationError) as exc:
             form.add_error(None, _error_text(exc))
         else:
-            messages.success(request, f"Revert #{new.number} started.")
+            if new.status == RevisionStatus.AWAITING_APPROVAL:
+                messages.info(
+                    request,
+                    f"Revert #{new.number} waits for an approver: {revision.integration.name} "
+                    "is protected, so an approver rolls it back.",
+                )
+            else:
+                messages.success(request, f"Revert #{new.number} started.")
             return _back(request, _detail_url(new))
     try:
         preview = services.revert_preview(revision=revision, side=side)

@@ -32,7 +32,7 @@ from .serializers import RunErrorSerializer, RunSerializer, RunStartSerializer
 def run_action(mode: str) -> Action:
     """The action a run of this mode needs: live runs send data (`run`); test runs send
     nothing and need what editing the flow needs (`edit`)."""
-    return Action.RUN if mode == RunMode.LIVE else Action.EDIT
+    return Action.RUN if mode == RunMode.LIVE else Action.TEST_RUN
 
 
 def _run(request, pk: int, action: Action | None = None) -> Run:

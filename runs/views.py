@@ -210,7 +210,7 @@ def run_now(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
 def test_run(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
     """Run the flow over pasted records (or its saved samples); nothing is sent."""
     integration, flow = _flow(request, pk, rid)
-    require(request.user, Action.EDIT, integration)
+    require(request.user, Action.TEST_RUN, integration)
     form = TestRunForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":

@@ -34,7 +34,7 @@ def flow_runs_panel(flow, perms_ilm: Iterable[str]) -> dict[str, Any]:
         "last_runs": selectors.last_runs(flow, n=5),
         "next_run_at": selectors.next_run_at(flow, timezone.now()),
         "may_run": "run" in perms,
-        "may_test": "edit" in perms,
+        "may_test": "test_run" in perms,
         "sample_count": len(samples or []),
     }
 

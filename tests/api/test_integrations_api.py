@@ -150,10 +150,24 @@ def test_invisible_integration_is_404_and_monitor_write_is_403(
 
 
 def test_delete_removes_integration_and_resources(dev_api, integration):
+    # A sandbox: only administrators delete production integrations.
+    integration.environment = Environment.SANDBOX
+    integration.save()
     ConnectionFactory(integration=integration)
     StepFactory(flow=FlowFactory(integration=integration))
     response = dev_api.delete(f"/api/v1/integrations/{integration.pk}")
     assert response.status_code == 204
+    assert not Integration.objects.filter(pk=integration.pk).exists()
+
+
+def test_only_administrators_delete_a_production_integration(dev_api, admin_api, integration):
+    response = dev_api.delete(f"/api/v1/integrations/{integration.pk}")
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "Only an administrator may delete a production or protected integration."
+    }
+    assert Integration.objects.filter(pk=integration.pk).exists()
+    assert admin_api.delete(f"/api/v1/integrations/{integration.pk}").status_code == 204
     assert not Integration.objects.filter(pk=integration.pk).exists()
 
 

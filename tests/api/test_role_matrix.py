@@ -2,9 +2,11 @@
 
 Who: administrator, approver, a developer with `manage`, a developer with `monitor`, a
 developer without any grant, a monitor with a grant. What: every action the API exposes
-on one integration. Expected answers come from `integrations.permissions` (the table the
-UI uses too): not visible → 404, visible but not allowed → 403, else success. The count
-of refused combinations is printed for the closing note (`-s` shows it).
+on one integration, which is open or protected (change control). Expected answers come
+from `integrations.permissions` (the table the UI uses too): not visible → 404, visible
+but not allowed → 403, else success; a write that only protection refuses says so
+(`PROTECTED_DETAIL`). The count of refused combinations is printed for the closing note
+(`-s` shows it).
 """
 
 import pytest
@@ -12,10 +14,16 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations.models import AccessLevel, Environment, Integration, Role
-from integrations.permissions import Action, can, can_see
+from integrations.permissions import (
+    CONFIGURATION_WRITES,
+    PROTECTED_DETAIL,
+    Action,
+    can,
+    can_see,
+)
 from revisions.services import integration_clone
 from tests.api.conftest import token_client
-from tests.factories import GrantFactory, IntegrationFactory, UserFactory
+from tests.factories import GrantFactory, IntegrationFactory, LookupCacheFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +121,43 @@ CASES = {
         True,
         lambda c: ("post", "/api/v1/integrations/import", {"package": _package(c)}),
     ),
+    Action.EDIT_CACHE_ENTRIES: (
+        False,
+        lambda c: (
+            "post",
+            f"/api/v1/lookup-caches/{c['cache'].pk}/entries",
+            {"key": "A-1", "value": {"item": 7}},
+        ),
+    ),
+    Action.UNPROTECT: (
+        False,
+        lambda c: (
+            "patch",
+            f"/api/v1/integrations/{c['id']}",
+            {"protected": False, "reason": "Incident 1234"},
+        ),
+    ),
 }
+# Turning protection off is only a question on a protected integration.
+ONLY_PROTECTED = {Action.UNPROTECT}
+UI_ONLY_PROTECTED = ONLY_PROTECTED
+
+
+def _matrix(cases, only_protected):
+    return [
+        pytest.param(action, protected, id=f"{action.value}-{'protected' if protected else 'open'}")
+        for action in cases
+        for protected in (False, True)
+        if protected or action not in only_protected
+    ]
+
+
+def _unprotected_twin(integration):
+    twin = Integration.objects.get(pk=integration.pk)
+    twin.protected = False
+    return twin
+
+
 # Global actions: not about one integration, so visibility does not apply.
 GLOBAL = {Action.CREATE_INTEGRATION, Action.CLONE_TO_PRODUCTION, Action.IMPORT_PACKAGE}
 
@@ -125,21 +169,36 @@ def ctx(db, django_capture_on_commit_callbacks):
     owner = UserFactory(username="owner", role=Role.DEVELOPER)
     integration = IntegrationFactory(name="Target", environment=Environment.SANDBOX)
     GrantFactory(integration=integration, user=owner, level=AccessLevel.MANAGE)
-    context = {"integration": integration, "id": integration.pk, "owner": owner}
+    cache = LookupCacheFactory(integration=integration, key_path="sku")
+    context = {"integration": integration, "id": integration.pk, "owner": owner, "cache": cache}
     with django_capture_on_commit_callbacks(execute=True):
         context["clone"] = integration_clone(source=integration, user=owner, name="Clone")
     return context
 
 
+def _protect(ctx, protected):
+    if protected:
+        ctx["integration"].protected = True
+        ctx["integration"].save()
+
+
 @pytest.mark.parametrize("who", list(WHO))
-@pytest.mark.parametrize("action", list(CASES), ids=lambda a: a.value)
-def test_api_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
+@pytest.mark.parametrize(("action", "protected"), _matrix(CASES, ONLY_PROTECTED))
+def test_api_refuses_exactly_what_the_role_table_refuses(who, action, protected, ctx):
     _, make = CASES[action]
     role, level = WHO[who]
     user = UserFactory(username=f"u_{who}", role=role)
     if level:
         GrantFactory(integration=ctx["integration"], user=user, level=level)
+    _protect(ctx, protected)
     integration = ctx["integration"]
+    # A configuration write the role allows but change control refuses says why.
+    says_protected = (
+        protected
+        and action in CONFIGURATION_WRITES
+        and action not in GLOBAL
+        and can(user, action, _unprotected_twin(integration))
+    )
     # Expected from the table before the request (a delete takes the grants with it).
     if action in GLOBAL:
         allowed, expected_refusal = can(user, action), 403
@@ -155,7 +214,9 @@ def test_api_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
     else:
         assert response.status_code == expected_refusal, (who, action, response.content)
         assert set(response.json()) == {"detail"}
-        refused.append(f"{who}:{action.value}")
+        if says_protected:
+            assert response.json()["detail"] == PROTECTED_DETAIL, (who, action)
+        refused.append(f"{who}:{action.value}:{'protected' if protected else 'open'}")
 
 
 # The same table walked through the pages. Most refusals answer 403/404; rights that
@@ -250,6 +311,16 @@ UI_CASES = {
     ),
     Action.IMPORT_PACKAGE: lambda c: ("get", _ui_url("packages:import"), None),
     Action.VIEW_GLOBAL_AUDIT: lambda c: ("get", _ui_url("audit:log"), None),
+    Action.EDIT_CACHE_ENTRIES: lambda c: (
+        "post",
+        _ui_url("integrations:cache_entry_add", c["id"], c["cache"].pk),
+        {"key": "A-1", "value": '{"item": 7}'},
+    ),
+    Action.UNPROTECT: lambda c: (
+        "post",
+        _ui_url("integrations:protection", c["id"]),
+        {"protected": "False", "reason": "Incident 1234"},
+    ),
 }
 # Checked by effect: (did the refused change happen?)
 UI_EFFECT = {
@@ -262,12 +333,13 @@ ui_refused: list[str] = []
 
 
 @pytest.mark.parametrize("who", list(WHO))
-@pytest.mark.parametrize("action", list(UI_CASES), ids=lambda a: a.value)
-def test_ui_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
+@pytest.mark.parametrize(("action", "protected"), _matrix(UI_CASES, UI_ONLY_PROTECTED))
+def test_ui_refuses_exactly_what_the_role_table_refuses(who, action, protected, ctx):
     role, level = WHO[who]
     user = UserFactory(username=f"u_{who}", role=role)
     if level:
         GrantFactory(integration=ctx["integration"], user=user, level=level)
+    _protect(ctx, protected)
     integration = ctx["integration"]
     if action in UI_GLOBAL:
         allowed, expected_refusal = can(user, action), 403
@@ -290,7 +362,7 @@ def test_ui_refuses_exactly_what_the_role_table_refuses(who, action, ctx):
             assert not UI_EFFECT[action](ctx), (who, action)
         else:
             assert response.status_code == expected_refusal, (who, action, response.status_code)
-        ui_refused.append(f"{who}:{action.value}")
+        ui_refused.append(f"{who}:{action.value}:{'protected' if protected else 'open'}")
 
 
 def test_zz_report_refused_count(capsys):

@@ -77,6 +77,17 @@ def test_seed_scenario_through_the_api_with_tokens(people):
     )
     admin("put", f"/integrations/{prod['id']}/access", [{"user": "dana", "level": "manage"}])
     dev("post", "/integrations", {"name": "P", "environment": "production"}, expect=403)
+    # New production starts protected: no direct writes until an administrator turns
+    # protection off, with a reason, for the initial build.
+    assert prod["protected"] is True
+    refused = dev("post", f"/integrations/{prod['id']}/flows", {"name": "X"}, expect=403)
+    assert "change a sandbox clone and pull" in refused["detail"]
+    dev("patch", f"/integrations/{prod['id']}", {"protected": False, "reason": "x"}, expect=403)
+    admin(
+        "patch",
+        f"/integrations/{prod['id']}",
+        {"protected": False, "reason": "Initial build"},
+    )
     conn = dev(
         "post",
         f"/integrations/{prod['id']}/connections",
@@ -159,6 +170,9 @@ def test_seed_scenario_through_the_api_with_tokens(people):
     dev("patch", f"/flows/{flow['id']}", {"schedule": "0 * * * *"})
     dev("patch", f"/scripts/{script['id']}", {"code": "const rate = 0.25;"})
     before_merge = _document(dev, prod["id"])
+    # Production goes under change control: from now on changes land through pulls.
+    admin("patch", f"/integrations/{prod['id']}", {"protected": True})
+    dev("patch", f"/scripts/{script['id']}", {"code": "const rate = 0.3;"}, expect=403)
 
     # Pull into production: 202 queued, then ready with the one conflict.
     pull = dev(
@@ -215,7 +229,8 @@ def test_seed_scenario_through_the_api_with_tokens(people):
     assert after_merge["resources"][script["lineage_id"]]["code"] == "const rate = 0.25;"
     assert dev("get", f"/lookup-caches/{cache['id']}")["entry_count"] == 1  # data untouched
 
-    # Revert to before the merge: preview, then 202 and completed; the document is back.
+    # Revert to before the merge: preview, then 202; production is protected, so the
+    # developer's revert waits for an approver, who rolls it back; the document is back.
     preview = dev("get", f"/revisions/{pull['id']}/revert-preview?to=before")
     assert flow["lineage_id"] in _by_id(preview["resources"], "lineage_id")
     revert = dev(
@@ -225,6 +240,10 @@ def test_seed_scenario_through_the_api_with_tokens(people):
         expect=202,
     )
     assert revert["type"] == "revert" and revert["reverted_to"] == pull["id"]
+    assert revert["status"] == "awaiting_approval"
+    assert _document(dev, prod["id"]) == after_merge
+    dev("post", f"/revisions/{revert['id']}/approve", {}, expect=403)
+    approver("post", f"/revisions/{revert['id']}/approve", {"comment": "Undo"}, expect=202)
     dev.wait(revert["id"], {"completed"})
     assert _document(dev, prod["id"]) == before_merge
     dev("post", f"/revisions/{pull['id']}/revert", {"to": "before"}, expect=409)

@@ -133,3 +133,45 @@ def test_demo_opens_a_pull_with_one_conflict_ready_for_review():
     assert changes["summary"]["conflicts"] == 1
     call_command("load_demo", stdout=StringIO())
     assert Revision.objects.filter(type=RevisionType.PULL).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_production_is_protected_and_its_pull_still_merges_after_approval():
+    """Change control in the demo: production integrations are protected, the hotfix in
+    production is on record with its reason, and the open pull lands through approval."""
+    from revisions import approvals, services
+    from revisions.models import Revision, RevisionStatus, RevisionType
+
+    call_command("load_demo", stdout=StringIO())
+    for integration in Integration.objects.all():
+        assert integration.protected is (integration.environment == Environment.PRODUCTION)
+    production = Integration.objects.get(name="Storefront orders → ERP")
+    reasons = list(
+        production.history.exclude(history_change_reason=None).values_list(
+            "history_change_reason", flat=True
+        )
+    )
+    assert any("Hotfix: the ERP rejects refunds on the hour" in r for r in reasons)
+
+    pull = Revision.objects.get(type=RevisionType.PULL)
+    developer = User.objects.get(username="developer")
+    approver = User.objects.get(username="approver")
+    conflict = next(
+        r for r in services.changes_of(pull)["resources"] if any(f["conflict"] for f in r["fields"])
+    )
+    services.resolution_set(
+        revision=pull,
+        user=developer,
+        lineage_id=conflict["lineage_id"],
+        path=next(f["path"] for f in conflict["fields"] if f["conflict"]),
+        choose="theirs",
+    )
+    pull.refresh_from_db()
+    approvals.approval_request(revision=pull, user=developer)
+    approvals.approval_approve(revision=pull, user=approver)
+    pull.refresh_from_db()
+    assert pull.status == RevisionStatus.COMPLETED, pull.error
+    refunds = Flow.objects.get(integration=production, name="Refunds to credit memos")
+    assert refunds.schedule == "*/30 * * * *"
+    production.refresh_from_db()
+    assert production.protected

@@ -787,6 +787,9 @@ def test_access_rows_listing_a_user_twice_are_refused(admin_client_, integration
 
 
 def test_delete_integration_needs_its_name_typed(dev_client, integration):
+    # A sandbox: only administrators delete production integrations.
+    integration.environment = Environment.SANDBOX
+    integration.save()
     FlowFactory(integration=integration)
     response = dev_client.post(url("delete", integration.pk), {"confirm_name": "nope"})
     assert response.status_code == 400 and Integration.objects.filter(pk=integration.pk).exists()
@@ -794,6 +797,16 @@ def test_delete_integration_needs_its_name_typed(dev_client, integration):
     assert response["Location"] == url("home")
     assert not Integration.objects.filter(pk=integration.pk).exists()
     assert not Flow.objects.exists()
+
+
+def test_a_developer_may_not_delete_a_production_integration(dev_client, integration):
+    response = dev_client.post(url("delete", integration.pk), {"confirm_name": integration.name})
+    assert response.status_code == 403
+    assert "Only an administrator" in response.content.decode()
+    assert Integration.objects.filter(pk=integration.pk).exists()
+    assert (
+        "Delete integration" not in dev_client.get(url("settings", integration.pk)).content.decode()
+    )
 
 
 # Badges and panels from the revisions app ----------------------------------------------------

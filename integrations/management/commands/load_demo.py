@@ -530,7 +530,7 @@ class Command(BaseCommand):
             with acting(users["developer"]):
                 self._integration(spec, users["developer"])
         with acting(users["developer"]):
-            self._clone(users["developer"])
+            self._clone(users["developer"], admin=users["admin"])
         self._run_flows(users["approver"])
         self.stdout.write("")
         self.stdout.write("Demo users (demo data only):")
@@ -633,7 +633,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"{name}: created.")
 
-    def _clone(self, developer: User) -> None:
+    def _clone(self, developer: User, *, admin: User) -> None:
         source = Integration.objects.filter(
             name="Storefront orders → ERP", cloned_from__isnull=True
         ).first()
@@ -651,9 +651,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{CLONE_NAME}: clone queued; a Celery worker copies it.")
             return
         self.stdout.write(f"{CLONE_NAME}: cloned from {source.name}.")
-        self._open_pull(source, clone, developer)
+        self._open_pull(source, clone, developer, admin=admin)
 
-    def _open_pull(self, production: Integration, sandbox: Integration, developer: User) -> None:
+    def _open_pull(
+        self, production: Integration, sandbox: Integration, developer: User, *, admin: User
+    ) -> None:
         """Work in the sandbox, one clashing edit in production, and a pull ready to review."""
 
         def twin(model, name: str, integration: Integration):
@@ -684,10 +686,20 @@ class Command(BaseCommand):
             instance=twin(Flow, "Refunds to credit memos", sandbox),
             data={"schedule": "*/30 * * * *"},
         )
-        services.resource_update(
-            instance=twin(Flow, "Refunds to credit memos", production),
-            data={"schedule": "15 * * * *"},
-        )
+        # Production is protected: its side is an administrator's hotfix, made with
+        # protection turned off for it (with a reason, in the history) and back on after.
+        with acting(admin):
+            services.integration_protection_set(
+                integration=production,
+                protected=False,
+                user=admin,
+                reason="Hotfix: the ERP rejects refunds on the hour",
+            )
+            services.resource_update(
+                instance=twin(Flow, "Refunds to credit memos", production),
+                data={"schedule": "15 * * * *"},
+            )
+            services.integration_protection_set(integration=production, protected=True, user=admin)
         pull = revision_services.pull_create(
             target=production,
             source=sandbox,
