@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("integrations", "0001_initial")]
-AFTER = [("integrations", "0002_integration_protected")]
+BEFORE = [("integrations", "0003_encrypt_existing_credentials")]
+AFTER = [("integrations", "0004_integration_protected")]
 
 
 @pytest.mark.django_db(transaction=True)

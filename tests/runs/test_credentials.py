@@ -127,6 +127,8 @@ def _production_settings(**env: str) -> subprocess.CompletedProcess:
             "DJANGO_SETTINGS_MODULE": "ilm_site.settings.production",
             "SECRET_KEY": "x" * 50,
             "ALLOWED_HOSTS": "ilm.example.com",
+            # The audit key is required too; this test is about the credential keys.
+            "ILM_AUDIT_KEY": "test-only-audit-key-0123456789abcdefghijklmnop",
             **env,
         },
         capture_output=True,

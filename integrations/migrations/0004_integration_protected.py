@@ -13,7 +13,7 @@ def protect_production(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0001_initial'),
+        ('integrations', '0003_encrypt_existing_credentials'),
     ]
 
     operations = [
