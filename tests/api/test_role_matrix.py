@@ -15,7 +15,7 @@ from integrations.models import AccessLevel, Environment, Integration, Role
 from integrations.permissions import Action, can, can_see
 from revisions.services import integration_clone
 from tests.api.conftest import token_client
-from tests.factories import GrantFactory, IntegrationFactory, UserFactory
+from tests.factories import FlowFactory, GrantFactory, IntegrationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -112,6 +112,14 @@ CASES = {
     Action.IMPORT_PACKAGE: (
         True,
         lambda c: ("post", "/api/v1/integrations/import", {"package": _package(c)}),
+    ),
+    Action.RUN: (
+        True,
+        lambda c: (
+            "post",
+            f"/api/v1/flows/{FlowFactory(integration=c['integration']).pk}/runs",
+            {"mode": "live"},
+        ),
     ),
 }
 # Global actions: not about one integration, so visibility does not apply.
