@@ -23,7 +23,13 @@ from integrations.permissions import (
 )
 from revisions.services import integration_clone
 from tests.api.conftest import token_client
-from tests.factories import GrantFactory, IntegrationFactory, LookupCacheFactory, UserFactory
+from tests.factories import (
+    FlowFactory,
+    GrantFactory,
+    IntegrationFactory,
+    LookupCacheFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -135,6 +141,22 @@ CASES = {
             "patch",
             f"/api/v1/integrations/{c['id']}",
             {"protected": False, "reason": "Incident 1234"},
+        ),
+    ),
+    Action.RUN: (
+        True,
+        lambda c: (
+            "post",
+            f"/api/v1/flows/{FlowFactory(integration=c['integration']).pk}/runs",
+            {"mode": "live"},
+        ),
+    ),
+    Action.TEST_RUN: (
+        True,
+        lambda c: (
+            "post",
+            f"/api/v1/flows/{FlowFactory(integration=c['integration']).pk}/runs",
+            {"mode": "test", "records": [{"id": 1}]},
         ),
     ),
 }
