@@ -97,7 +97,33 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://ilm")}
+
+def _cache_config() -> dict:
+    """Redis whenever the site has Redis, so rate-limit counts are shared by every process.
+
+    `CACHE_URL` wins; otherwise a Redis `CELERY_BROKER_URL` is used for the cache too
+    (keys prefixed `ilm`; nothing in the site ever clears the cache, which would flush
+    that Redis database). Without either: the in-memory cache of the embedded site.
+    """
+    if env("CACHE_URL", default=""):
+        return env.cache("CACHE_URL")
+    broker = env("CELERY_BROKER_URL", default="")
+    if broker.startswith(("redis://", "rediss://")):
+        return {**env.cache_url_config(broker), "KEY_PREFIX": "ilm"}
+    return env.cache_url_config("locmemcache://ilm")
+
+
+CACHES = {"default": _cache_config()}
+
+# Requests reach the site through this many reverse proxies, each appending the address
+# it got the request from to X-Forwarded-For. 0: the socket's address is the client's,
+# and X-Forwarded-For (which any client can write) is ignored.
+ILM_TRUSTED_PROXIES = env.int("ILM_TRUSTED_PROXIES", default=0)
+# Sign-in backoff per username: after this many failures in a row, wait BASE seconds,
+# doubling with each further failure, at most MAX seconds.
+ILM_LOGIN_FREE_FAILURES = env.int("ILM_LOGIN_FREE_FAILURES", default=5)
+ILM_LOGIN_BACKOFF_BASE_S = env.int("ILM_LOGIN_BACKOFF_BASE_S", default=30)
+ILM_LOGIN_BACKOFF_MAX_S = env.int("ILM_LOGIN_BACKOFF_MAX_S", default=15 * 60)
 
 # Celery: no broker configured means eager mode, so one command runs everything.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
