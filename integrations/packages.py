@@ -27,6 +27,7 @@ from django.utils.text import slugify
 from rest_framework import serializers
 
 from . import services
+from .json_input import edge_depth, located, raw_depth_problem, value_problem
 from .models import Environment, Integration, User
 from .resources import INTEGRATION_FIELDS, RESOURCE_TYPES
 from .serializers import reject_nul
@@ -77,6 +78,9 @@ def package_parse(content: bytes) -> dict[str, Any]:
             f"The file is larger than {MAX_PACKAGE_BYTES // (1024 * 1024)} MB; "
             "a package holds an integration's document, not its data."
         )
+    problem = raw_depth_problem(content, limit=edge_depth())
+    if problem is not None:
+        raise ValidationError(f"The package is refused: {located(problem[1], problem[0])}")
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
@@ -107,6 +111,10 @@ def package_validate(data: Any) -> dict[str, Any]:
     """
     if not isinstance(data, dict):
         raise ValidationError("The package must be a JSON object; this file holds something else.")
+    # Text and gross depth everywhere; each resource field is held to a value's depth below.
+    problem = value_problem(data, limit=edge_depth())
+    if problem is not None:
+        raise ValidationError(f"The package is refused: {located(problem[1], problem[0])}")
     if data.get("format") != FORMAT:
         raise ValidationError(f"This is not an ILM package: 'format' must be {FORMAT!r}.")
     if data.get("format_version") != FORMAT_VERSION:

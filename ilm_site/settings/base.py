@@ -155,7 +155,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["integrations.json_input.JSONInputParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ilm_site.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -176,6 +176,10 @@ SPECTACULAR_SETTINGS = {
     # One name for the ours/theirs choice, used by resolutions and by the changes view.
     "ENUM_NAME_OVERRIDES": {"ChooseEnum": "revisions.models.Choice"},
 }
+
+# JSON input (API bodies, form fields, packages, cache files) nests at most this deep;
+# see integrations/json_input.py for why one limit, and why this one.
+ILM_JSON_MAX_DEPTH = 64
 
 # Clone copies lookup-cache entries only below this total size.
 ILM_CLONE_CACHE_DATA_LIMIT_BYTES = 5 * 1024 * 1024
