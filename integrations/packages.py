@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
@@ -35,8 +36,6 @@ from .versioning import versioned_change
 
 FORMAT = "ilm-package"
 FORMAT_VERSION = 1
-# Packages are documents, not data dumps; lookup-cache data never travels in them.
-MAX_PACKAGE_BYTES = 20 * 1024 * 1024
 
 
 def package_of(integration: Integration, *, user: User | None) -> dict[str, Any]:
@@ -73,9 +72,10 @@ def package_filename(integration: Integration) -> str:
 
 def package_parse(content: bytes) -> dict[str, Any]:
     """Parse and check an uploaded package; ValidationError names the first problem."""
-    if len(content) > MAX_PACKAGE_BYTES:
+    # Packages are documents, not data dumps; lookup-cache data never travels in them.
+    if len(content) > settings.ILM_PACKAGE_MAX_BYTES:
         raise ValidationError(
-            f"The file is larger than {MAX_PACKAGE_BYTES // (1024 * 1024)} MB; "
+            f"The file is larger than {settings.ILM_PACKAGE_MAX_BYTES // (1024 * 1024)} MB; "
             "a package holds an integration's document, not its data."
         )
     problem = raw_depth_problem(content, limit=edge_depth())

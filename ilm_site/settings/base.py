@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ilm_site.api_errors.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -180,6 +181,11 @@ SPECTACULAR_SETTINGS = {
 # JSON input (API bodies, form fields, packages, cache files) nests at most this deep;
 # see integrations/json_input.py for why one limit, and why this one.
 ILM_JSON_MAX_DEPTH = 64
+
+# A package (integrations/packages.py) may be this large; request bodies may carry one
+# plus the request's own fields, so that is the most any request body may be.
+ILM_PACKAGE_MAX_BYTES = 20 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = ILM_PACKAGE_MAX_BYTES + 1024 * 1024
 
 # Clone copies lookup-cache entries only below this total size.
 ILM_CLONE_CACHE_DATA_LIMIT_BYTES = 5 * 1024 * 1024
