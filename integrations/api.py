@@ -247,6 +247,19 @@ def _package(data: dict[str, Any]) -> dict[str, Any]:
         raise serializers.ValidationError({"package": exc.messages[:1]}) from None
 
 
+class PackageSchemaView(ApiView):
+    pagination_class = None
+
+    @extend_schema(
+        summary="The JSON Schema of a package (what import validates against)",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="JSON Schema 2020-12")},
+    )
+    def get(self, request):
+        from .package_schema import package_schema
+
+        return Response(package_schema())
+
+
 class PackageImportView(ApiView):
     @extend_schema(
         summary="Import a package as a new integration (lineage kept)",

@@ -16,6 +16,7 @@ _PATHS = {
 urlpatterns = [
     path("integrations", api.IntegrationListView.as_view(), name="api-integrations"),
     path("integrations/import", api.PackageImportView.as_view(), name="api-package-import"),
+    path("package-schema", api.PackageSchemaView.as_view(), name="api-package-schema"),
     path("integrations/<int:pk>", api.IntegrationDetailView.as_view(), name="api-integration"),
     path("integrations/<int:pk>/import", api.PackagePullView.as_view(), name="api-package-pull"),
     path(

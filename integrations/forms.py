@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from .json_input import located, raw_depth_problem, value_problem
 from .models import (
     AccessLevel,
     Connection,
@@ -140,12 +141,20 @@ class JSONObjectField(forms.CharField):
         text = super().to_python(value)
         if not text:
             return {}
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"{self.what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-            ) from None
+        # Depth first, on the raw text: a deep enough value would crash the parser.
+        problem = raw_depth_problem(text)
+        if problem is None:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    f"{self.what} is not valid JSON: {exc.msg} "
+                    f"(line {exc.lineno}, column {exc.colno})."
+                ) from None
+            problem = value_problem(data)
+        if problem is not None:
+            where, message = problem
+            raise ValidationError(f"{self.what}: {located(message, where)}")
         if not isinstance(data, dict):
             raise ValidationError(f'{self.what} must be a JSON object, like {{"key": "value"}}.')
         return data

@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
@@ -27,15 +28,12 @@ from django.utils.text import slugify
 from rest_framework import serializers
 
 from . import services
+from .json_input import edge_depth, located, raw_depth_problem, value_problem
 from .models import Environment, Integration, User
+from .package_schema import FORMAT, FORMAT_VERSION, first_schema_error
 from .resources import INTEGRATION_FIELDS, RESOURCE_TYPES
 from .serializers import reject_nul
 from .versioning import versioned_change
-
-FORMAT = "ilm-package"
-FORMAT_VERSION = 1
-# Packages are documents, not data dumps; lookup-cache data never travels in them.
-MAX_PACKAGE_BYTES = 20 * 1024 * 1024
 
 
 def package_of(integration: Integration, *, user: User | None) -> dict[str, Any]:
@@ -72,11 +70,15 @@ def package_filename(integration: Integration) -> str:
 
 def package_parse(content: bytes) -> dict[str, Any]:
     """Parse and check an uploaded package; ValidationError names the first problem."""
-    if len(content) > MAX_PACKAGE_BYTES:
+    # Packages are documents, not data dumps; lookup-cache data never travels in them.
+    if len(content) > settings.ILM_PACKAGE_MAX_BYTES:
         raise ValidationError(
-            f"The file is larger than {MAX_PACKAGE_BYTES // (1024 * 1024)} MB; "
+            f"The file is larger than {settings.ILM_PACKAGE_MAX_BYTES // (1024 * 1024)} MB; "
             "a package holds an integration's document, not its data."
         )
+    problem = raw_depth_problem(content, limit=edge_depth())
+    if problem is not None:
+        raise ValidationError(f"The package is refused: {located(problem[1], problem[0])}")
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
@@ -107,6 +109,10 @@ def package_validate(data: Any) -> dict[str, Any]:
     """
     if not isinstance(data, dict):
         raise ValidationError("The package must be a JSON object; this file holds something else.")
+    # Text and gross depth everywhere; each resource field is held to a value's depth below.
+    problem = value_problem(data, limit=edge_depth())
+    if problem is not None:
+        raise ValidationError(f"The package is refused: {located(problem[1], problem[0])}")
     if data.get("format") != FORMAT:
         raise ValidationError(f"This is not an ILM package: 'format' must be {FORMAT!r}.")
     if data.get("format_version") != FORMAT_VERSION:
@@ -140,22 +146,78 @@ def package_validate(data: Any) -> dict[str, Any]:
     resources = document.get("resources")
     if not isinstance(resources, dict):
         raise ValidationError("'document.resources' must be an object of lineage id → resource.")
-    types = {}
-    for lineage_id, body in resources.items():
-        if not _is_uuid(lineage_id):
-            raise ValidationError(f"Resource key {lineage_id!r} is not a lineage id (a UUID).")
-        if not isinstance(body, dict):
-            raise ValidationError(f"Resource {lineage_id} must be an object.")
-        rt = RESOURCE_TYPES.get(body.get("type"))
-        if rt is None:
+    error = first_schema_error(data)
+    if error is not None:
+        raise ValidationError(_schema_message(error, data))
+    seen: dict[uuid.UUID, str] = {}
+    for lineage_id in resources:
+        same = seen.setdefault(uuid.UUID(lineage_id), lineage_id)
+        if same != lineage_id:
             raise ValidationError(
-                f"Resource {lineage_id} has type {body.get('type')!r}; "
-                f"use one of {', '.join(RESOURCE_TYPES)}."
+                f"Lineage id {lineage_id} appears twice (also as {same}); lineage ids are "
+                "compared regardless of case, so each resource needs its own."
             )
-        types[lineage_id] = rt.key
+    types = {lineage_id: body["type"] for lineage_id, body in resources.items()}
     for lineage_id, body in resources.items():
         _check_resource(lineage_id, body, resources, types)
     return data
+
+
+_TYPE_WORDS = {
+    "boolean": "must be true or false",
+    "object": "must be a JSON object",
+    "integer": "must be a whole number",
+    "string": "must be text",
+}
+
+
+def _schema_message(error, package: dict[str, Any]) -> str:
+    """One sentence for the first schema error, naming the resource and field."""
+    path = list(error.absolute_path)
+    where = ".".join(str(p) for p in path) or "the package"
+    if path[:2] != ["document", "resources"]:
+        return f"{where!r}: {error.message}."
+    resources = package["document"]["resources"]
+    if len(path) == 2:  # propertyNames: a key that is not a lineage id
+        return f"Resource key {error.instance!r} is not a lineage id (a UUID)."
+    lineage_id, body = path[2], resources[path[2]]
+    if not isinstance(body, dict):
+        return f"Resource {lineage_id} must be an object."
+    if len(path) == 3 or path[3] == "type":
+        rt = RESOURCE_TYPES.get(body.get("type")) if isinstance(body.get("type"), str) else None
+        if rt is None:
+            given = body.get("type")
+            shown = repr(given) if isinstance(given, str) else orjson.dumps(given).decode()
+            known = ", ".join(RESOURCE_TYPES)
+            return f"Resource {lineage_id} has type {shown}; use one of {known}."
+    label = _label(lineage_id, body)
+    if len(path) == 3:
+        known = set(error.schema.get("properties", {}))
+        if error.validator == "required":
+            missing = [f for f in error.validator_value if f not in body]
+            return f"{label} lacks the field {missing[0]!r}."
+        if error.validator == "additionalProperties":
+            extra = sorted(set(body) - known)
+            return f"{label} has a field packages do not carry: {extra[0]!r}."
+        return f"{label}: {error.message}."
+    name = path[3]
+    value = orjson.dumps(error.instance).decode()
+    rt = RESOURCE_TYPES[body["type"]]
+    if name in rt.refs:
+        what = RESOURCE_TYPES[rt.refs[name]].label.lower()
+        return (
+            f"{label}: {name!r} must be the lineage id of a {what} in this package; {value} is not."
+        )
+    if name == "name" and len(path) == 4:
+        return f"{label} needs a non-empty name."
+    if error.validator == "type" and len(path) == 4:
+        return f"{label}: {name!r} {_TYPE_WORDS.get(error.validator_value, error.message)}."
+    if error.validator == "enum":
+        choices = ", ".join(map(str, error.validator_value))
+        return f"{label}: {name!r} is {value}; use one of {choices}."
+    if error.validator == "maxLength":
+        return f"{label}: {name!r} is at most {error.validator_value} characters."
+    return f"{label}: {'.'.join(map(str, path[3:]))!r}: {error.message}."
 
 
 def _check_resource(

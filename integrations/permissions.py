@@ -134,6 +134,16 @@ def visible_integrations(user: User) -> QuerySet[Integration]:
     return Integration.objects.filter(grants__user=user).distinct()
 
 
+# How pages name an integration the user may not see (a clone's source, say): that it
+# exists is no secret to someone who sees the clone, its name is.
+HIDDEN_INTEGRATION_NAME = "a source you cannot see"
+
+
+def shown_name(user: User, integration: Integration) -> str:
+    """The integration's name if the user may see it, else HIDDEN_INTEGRATION_NAME."""
+    return integration.name if can_see(user, integration) else HIDDEN_INTEGRATION_NAME
+
+
 def can_see(user: User, integration: Integration) -> bool:
     role = role_of(user)
     if role is None:

@@ -15,31 +15,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .json_input import located, value_problem
 from .models import AccessLevel, Environment, Integration, SnapshotSchedule
 from .resources import RESOURCE_TYPES, ResourceType
 
-# The database hands large numbers back as integers, which canonical JSON (orjson) holds
-# only up to 64 bits: refuse bigger magnitudes on the way in.
-JSON_NUMBER_LIMIT = 2**63
-
 
 def reject_nul(value: Any) -> None:
-    """Refuse what the database or canonical JSON cannot keep: NUL characters, huge numbers."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise serializers.ValidationError("Text may not contain NUL (\\u0000) characters.")
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if value != value or abs(value) >= JSON_NUMBER_LIMIT:
-            raise serializers.ValidationError(
-                f"Numbers must lie between -{JSON_NUMBER_LIMIT} and {JSON_NUMBER_LIMIT}."
-            )
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            reject_nul(key)
-            reject_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            reject_nul(item)
+    """Refuse what the site cannot keep (integrations.json_input): NUL, lone surrogates,
+    huge numbers, nesting past the limit."""
+    problem = value_problem(value)
+    if problem is not None:
+        where, message = problem
+        raise serializers.ValidationError(located(message, where))
 
 
 class JSONValueField(serializers.JSONField):

@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
+from .json_input import edge_depth, json_value_check, raw_depth_problem
 from .models import (
     AccessLevel,
     ApiToken,
@@ -54,6 +55,11 @@ def _apply(instance: Any, data: dict[str, Any], allowed: tuple[str, ...]) -> Non
 
 
 def _full_clean(instance: Any, exclude: list[str] | None = None) -> None:
+    # JSON values first: past the nesting limit, Django's own checks would recurse.
+    for field in instance._meta.concrete_fields:
+        text_or_json = isinstance(field, models.JSONField | models.CharField | models.TextField)
+        if text_or_json and field.name not in (exclude or ()):
+            json_value_check(getattr(instance, field.attname), field=field.name)
     instance.full_clean(exclude=exclude, validate_constraints=False)
 
 
@@ -274,6 +280,12 @@ def cache_entries_add(*, cache: LookupCache, entries: list[dict[str, Any]]) -> i
             raise ValidationError(f"Entry {i} has an empty key.")
         if len(key) > 500:
             raise ValidationError(f"Entry {i}: keys are at most 500 characters.")
+        try:
+            json_value_check(key, field="key")
+            json_value_check(entry.get("value", {}), field="value")
+        except ValidationError as exc:
+            message = next(iter(exc.message_dict.values()))[0]
+            raise ValidationError(f"Entry {i} ({key[:50]!r}): {message}") from None
         clean[key] = entry.get("value", {})
     with versioned_change():
         LookupCacheEntry.objects.filter(cache=cache, key__in=list(clean)).delete()
@@ -297,6 +309,9 @@ def cache_entries_import(*, cache: LookupCache, filename: str, content: bytes) -
     except UnicodeDecodeError:
         raise ValidationError("The file is not UTF-8 text.") from None
     if name.endswith(".json"):
+        problem = raw_depth_problem(content, limit=edge_depth())
+        if problem is not None:
+            raise ValidationError(f"The JSON file: {problem[1]}")
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -41,6 +42,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ilm_site.api_errors.ApiErrorMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "ilm_site.permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +57,38 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
+# Content-Security-Policy: everything from this site only; no inline script or style
+# except what a template marks with the request's nonce (the API docs page's one
+# <style>). Images may be data: URLs (Swagger UI's icons). Nothing may frame the site.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+# Browser features the site may use: none of these.
+ILM_PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
+
 ROOT_URLCONF = "ilm_site.urls"
 WSGI_APPLICATION = "ilm_site.wsgi.application"
 
@@ -64,6 +100,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "integrations.context_processors.navigation",
@@ -97,7 +134,33 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://ilm")}
+
+def _cache_config() -> dict:
+    """Redis whenever the site has Redis, so rate-limit counts are shared by every process.
+
+    `CACHE_URL` wins; otherwise a Redis `CELERY_BROKER_URL` is used for the cache too
+    (keys prefixed `ilm`; nothing in the site ever clears the cache, which would flush
+    that Redis database). Without either: the in-memory cache of the embedded site.
+    """
+    if env("CACHE_URL", default=""):
+        return env.cache("CACHE_URL")
+    broker = env("CELERY_BROKER_URL", default="")
+    if broker.startswith(("redis://", "rediss://")):
+        return {**env.cache_url_config(broker), "KEY_PREFIX": "ilm"}
+    return env.cache_url_config("locmemcache://ilm")
+
+
+CACHES = {"default": _cache_config()}
+
+# Requests reach the site through this many reverse proxies, each appending the address
+# it got the request from to X-Forwarded-For. 0: the socket's address is the client's,
+# and X-Forwarded-For (which any client can write) is ignored.
+ILM_TRUSTED_PROXIES = env.int("ILM_TRUSTED_PROXIES", default=0)
+# Sign-in backoff per username: after this many failures in a row, wait BASE seconds,
+# doubling with each further failure, at most MAX seconds.
+ILM_LOGIN_FREE_FAILURES = env.int("ILM_LOGIN_FREE_FAILURES", default=5)
+ILM_LOGIN_BACKOFF_BASE_S = env.int("ILM_LOGIN_BACKOFF_BASE_S", default=30)
+ILM_LOGIN_BACKOFF_MAX_S = env.int("ILM_LOGIN_BACKOFF_MAX_S", default=15 * 60)
 
 # Celery: no broker configured means eager mode, so one command runs everything.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
@@ -158,7 +221,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["integrations.json_input.JSONInputParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ilm_site.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -172,6 +235,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Integration Lifecycle Management, REST API version 1.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint, field and state: of use only to those who may
+    # call them, so it needs a signed-in user (session) or a token, like the API.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -179,6 +245,15 @@ SPECTACULAR_SETTINGS = {
     # One name for the ours/theirs choice, used by resolutions and by the changes view.
     "ENUM_NAME_OVERRIDES": {"ChooseEnum": "revisions.models.Choice"},
 }
+
+# JSON input (API bodies, form fields, packages, cache files) nests at most this deep;
+# see integrations/json_input.py for why one limit, and why this one.
+ILM_JSON_MAX_DEPTH = 64
+
+# A package (integrations/packages.py) may be this large; request bodies may carry one
+# plus the request's own fields, so that is the most any request body may be.
+ILM_PACKAGE_MAX_BYTES = 20 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = ILM_PACKAGE_MAX_BYTES + 1024 * 1024
 
 # Clone copies lookup-cache entries only below this total size.
 ILM_CLONE_CACHE_DATA_LIMIT_BYTES = 5 * 1024 * 1024

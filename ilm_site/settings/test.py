@@ -6,6 +6,7 @@ runs tasks eagerly so a test sees the outcome of what it started.
 """
 
 from .base import *  # noqa: F403
+from .base import env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
@@ -20,6 +21,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token_writes": "10000/min", "login"
 ILM_AUDIT_KEYS = [DEV_AUDIT_KEY]  # noqa: F405
 ILM_AUDIT_LEGACY_EVENTS = 0
 ILM_AUDIT_CHECKPOINT_FILE = ""
+# Tests clear the cache between cases, and that would flush the Celery broker's Redis
+# database: keep the in-memory cache unless a test run names its own (CACHE_URL).
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://ilm-tests")}
 # Serve static files from the app's folders (no collectstatic in tests), as in local.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True

@@ -9,7 +9,11 @@ import markdown as markdown_lib
 import nh3
 from django import template
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+
+from integrations.permissions import HIDDEN_INTEGRATION_NAME, can_see
 
 register = template.Library()
 
@@ -36,8 +40,8 @@ def short_json(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@register.simple_tag
-def integration_sync_badge(integration) -> SafeString:
+@register.simple_tag(takes_context=True)
+def integration_sync_badge(context, integration) -> SafeString:
     """The revisions app's sync badge, or nothing while its selector is not there.
 
     The badge needs `revisions.selectors.sync_status`; a page of the integrations app must
@@ -47,12 +51,23 @@ def integration_sync_badge(integration) -> SafeString:
 
     if not hasattr(selectors, "sync_status"):
         return mark_safe("")
-    from revisions.templatetags.revisions_ui import sync_badge
+    from revisions.templatetags.revisions_ui import sync_badge_context
 
-    context = sync_badge(integration)
-    if not context.get("sync"):
+    badge = sync_badge_context(integration, user=context.get("user"))
+    if not badge.get("sync"):
         return mark_safe("")
-    return mark_safe(render_to_string("revisions/_sync_badge.html", context))
+    return mark_safe(render_to_string("revisions/_sync_badge.html", badge))
+
+
+@register.simple_tag(takes_context=True)
+def clone_source(context, integration, css: str = "") -> SafeString:
+    """A clone's source: a link with its name, or words saying the user cannot see it."""
+    source = integration.cloned_from
+    user = context.get("user")
+    if source is None or user is None or not can_see(user, source):
+        return format_html('<span class="muted">{}</span>', HIDDEN_INTEGRATION_NAME)
+    url = reverse("integrations:detail", args=[source.pk])
+    return format_html('<a class="{}" href="{}">{}</a>', css, url, source.name)
 
 
 @register.simple_tag(takes_context=True)

@@ -15,12 +15,24 @@ def working(revision) -> bool:
     return getattr(revision, "status", revision) in ACTIVE_STATUSES
 
 
-@register.inclusion_tag("revisions/_sync_badge.html")
-def sync_badge(integration, link: bool = True) -> dict:
-    """How an integration stands against the one it was cloned from (its sync point)."""
+@register.inclusion_tag("revisions/_sync_badge.html", takes_context=True)
+def sync_badge(context, integration, link: bool = True) -> dict:
+    """How an integration stands against the one it was cloned from (its sync point).
+
+    The source is named only to users who may see it.
+    """
+    return sync_badge_context(integration, user=context.get("user"), link=link)
+
+
+def sync_badge_context(integration, *, user, link: bool = True) -> dict:
+    from integrations.permissions import shown_name
+
     from .. import selectors
 
-    return {"sync": selectors.sync_status(integration), "integration": integration, "link": link}
+    sync = selectors.sync_status(integration)
+    if sync:
+        sync = {**sync, "source_name": shown_name(user, sync["source"])}
+    return {"sync": sync, "integration": integration, "link": link}
 
 
 @register.filter

@@ -70,6 +70,25 @@
     });
   });
 
+  // Search boxes that filter as you type (data-typed-filter) already asked on input; their
+  // change event (on leaving the box) would ask again and replace what was opened since.
+  document.addEventListener(
+    "change",
+    (e) => {
+      if (e.target.matches && e.target.matches("[data-typed-filter]")) e.stopPropagation();
+    },
+    true,
+  );
+
+  // "Go back" links (data-back): the previous page when there is one, else their href.
+  document.addEventListener("click", (e) => {
+    const link = e.target.closest && e.target.closest("a[data-back]");
+    if (link && window.history.length > 1) {
+      e.preventDefault();
+      window.history.back();
+    }
+  });
+
   // Confirm dialogs for destructive buttons without htmx: data-confirm="Delete this flow?".
   document.addEventListener("submit", (e) => {
     const msg = e.submitter && e.submitter.dataset.confirm || e.target.dataset.confirm;

@@ -47,8 +47,8 @@ CONTRACT = {
 
 
 @pytest.fixture
-def schema(client):
-    response = client.get("/api/v1/schema?format=json")
+def schema(dev_client):
+    response = dev_client.get("/api/v1/schema?format=json")
     assert response.status_code == 200
     return response.json()
 
@@ -81,8 +81,8 @@ def test_schema_marks_bearer_auth(schema):
     assert any(s.get("scheme") == "bearer" for s in schemes.values())
 
 
-def test_docs_page_uses_only_assets_served_by_the_app(client):
-    response = Client().get("/api/v1/docs")
+def test_docs_page_uses_only_assets_served_by_the_app(dev_client):
+    response = dev_client.get("/api/v1/docs")
     assert response.status_code == 200
     html = response.content.decode()
     assert "swagger" in html.lower()
@@ -93,3 +93,19 @@ def test_docs_page_uses_only_assets_served_by_the_app(client):
     assert static
     for url in static:
         assert finders.find(url.removeprefix("/static/")), url
+
+
+def test_schema_and_docs_need_a_signed_in_user_or_a_token(client, dev_api):
+    response = Client().get("/api/v1/schema?format=json")
+    assert response.status_code == 401
+    assert response.json()["detail"]
+    docs = Client().get("/api/v1/docs")
+    assert docs.status_code == 302 and docs["Location"].startswith("/login/?next=")
+    assert dev_api.get("/api/v1/schema?format=json").status_code == 200  # scripts: a token
+
+
+def test_docs_page_runs_no_inline_script(dev_client):
+    html = dev_client.get("/api/v1/docs").content.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    policy = dev_client.get("/api/v1/docs")["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in policy and "unsafe-inline" not in policy
