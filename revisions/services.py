@@ -8,8 +8,10 @@ one is refused with `OperationInProgress`. Every step a user would want in the a
 sends `revision_event` on commit.
 
 Sync points: a clone records the source's tree as the pair's merge base; a merge moves it
-to the tree that was merged in; a revert restores the ones in effect at the state it
-restores, so a re-pull after a revert shows exactly what is still to bring over.
+to what both sides hold alike afterwards (the old base where a change was left out or a
+conflict kept "ours", so that change stays pending both ways); a revert restores the ones
+in effect at the state it restores, so a re-pull after a revert shows exactly what is
+still to bring over.
 """
 
 from __future__ import annotations
@@ -692,6 +694,56 @@ def merge_start(*, revision: Revision, user: User | None) -> Revision:
     return revision
 
 
+def _agreed(base: Any, merged: Any, source: Any) -> Any:
+    """What target and source hold alike after a merge, and the old base where they differ.
+
+    The new merge base of the pair. Where the merged target equals the source's reviewed
+    state, that state is agreed; a change left out of the merge, or a conflict kept
+    "ours", leaves both sides different there, so the base keeps its old value and the
+    change stays pending in each direction: a forward pull offers it again, and a pull
+    the other way does not take it for a change of its own to undo. Values are compared
+    as deep as the three-way diff walks them (dict keys, list items of equal lists).
+    """
+    if merged == source:
+        return source
+    if base in (source, merged):
+        # Everywhere the two differ, base equals one of them: the base stays as it was.
+        return base
+    if all(isinstance(v, dict) for v in (base, merged, source)):
+        out = {}
+        for key in base.keys() | merged.keys() | source.keys():
+            value = _agreed(
+                base.get(key, engine.MISSING),
+                merged.get(key, engine.MISSING),
+                source.get(key, engine.MISSING),
+            )
+            if value is not engine.MISSING:
+                out[key] = value
+        return out
+    if all(isinstance(v, list) for v in (base, merged, source)) and len(base) == len(merged) == len(
+        source
+    ):
+        return [_agreed(b, m, s) for b, m, s in zip(base, merged, source, strict=True)]
+    return base
+
+
+def _agreed_tree(base_tree: Tree | None, merged: Mapping[str, Any], source_tree: Tree) -> Tree:
+    """The sync point a merge records: `_agreed` resource by resource, as a stored tree."""
+    base, source = documents_of_trees(base_tree, source_tree)
+    base_res, merged_res, source_res = base["resources"], merged["resources"], source["resources"]
+    resources = {}
+    for lid in base_res.keys() | merged_res.keys() | source_res.keys():
+        body = _agreed(
+            base_res.get(lid, engine.MISSING),
+            merged_res.get(lid, engine.MISSING),
+            source_res.get(lid, engine.MISSING),
+        )
+        if body is not engine.MISSING:
+            resources[lid] = body
+    own = _agreed(base["integration"], merged["integration"], source["integration"])
+    return tree_of_document({"integration": own, "resources": resources})
+
+
 def _stale(target: Integration, revision: Revision) -> RevisionError:
     from .errors import StaleReview
 
@@ -737,7 +789,12 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
         )
         after_tree = tree_of_document(merged)
         if revision.source_integration_id and revision.source_tree_id:
-            _sync(target.pk, revision.source_integration_id, revision.source_tree_id, revision)
+            _sync(
+                target.pk,
+                revision.source_integration_id,
+                _agreed_tree(revision.base_tree, merged, revision.source_tree),
+                revision,
+            )
         _snapshot(
             target,
             user=user,
