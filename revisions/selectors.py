@@ -12,7 +12,14 @@ from integrations.permissions import Action, can, visible_integrations
 
 from . import diff as engine
 from .document import body_hash, document_hashes, document_of, documents_of_trees, tree_hash
-from .models import Approval, ApprovalDecision, Revision, RevisionStatus
+from .models import (
+    EXCLUSIVE_TYPES,
+    OPEN_STATUSES,
+    Approval,
+    ApprovalDecision,
+    Revision,
+    RevisionStatus,
+)
 
 # Revisions, families, changes, sync status (engine) ----------------------------------
 
@@ -34,6 +41,36 @@ def family_of(integration: Integration, user: User) -> QuerySet[Integration]:
         .exclude(pk=integration.pk)
         .order_by("name", "pk")
     )
+
+
+def open_operation(integration_id: int) -> Revision | None:
+    """The pull, revert or clone open on the integration (at most one), if any."""
+    return (
+        Revision.objects.filter(
+            integration_id=integration_id, status__in=OPEN_STATUSES, type__in=EXCLUSIVE_TYPES
+        )
+        .order_by("-number")
+        .first()
+    )
+
+
+def operation_blocker(integration: Integration) -> str | None:
+    """Why a new pull, revert or clone of the integration would be refused now, or None."""
+    open_op = open_operation(integration.pk)
+    if open_op is None:
+        return None
+    return busy_message(integration, open_op)
+
+
+def busy_message(integration: Integration, open_op: Revision | None) -> str:
+    """What a user is told when another operation holds the integration."""
+    what = (
+        f"{open_op.get_type_display().lower()} #{open_op.number} "
+        f"({open_op.get_status_display().lower()})"
+        if open_op
+        else "another operation"
+    )
+    return f"{integration.name} already has an open {what}; finish or cancel it first."
 
 
 def changes_for_review(revision: Revision) -> dict[str, Any]:

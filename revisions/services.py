@@ -54,10 +54,10 @@ from .errors import (
     NothingToRevert,
     OperationInProgress,
     RevisionError,
+    StaleReview,
     UnresolvedConflicts,
 )
 from .models import (
-    EXCLUSIVE_TYPES,
     OPEN_STATUSES,
     ChangeSet,
     Choice,
@@ -68,6 +68,7 @@ from .models import (
     SyncPoint,
     Tree,
 )
+from .selectors import busy_message, open_operation
 from .signals import revision_event
 
 S = RevisionStatus
@@ -107,27 +108,8 @@ def _lock_integration(integration_id: int) -> Integration:
     return Integration.objects.select_for_update().get(pk=integration_id)
 
 
-def _open_operation(integration_id: int) -> Revision | None:
-    return (
-        Revision.objects.filter(
-            integration_id=integration_id, status__in=OPEN_STATUSES, type__in=EXCLUSIVE_TYPES
-        )
-        .order_by("-number")
-        .first()
-    )
-
-
 def _busy(integration: Integration) -> OperationInProgress:
-    open_op = _open_operation(integration.pk)
-    what = (
-        f"{open_op.get_type_display().lower()} #{open_op.number} "
-        f"({open_op.get_status_display().lower()})"
-        if open_op
-        else "another operation"
-    )
-    return OperationInProgress(
-        f"{integration.name} already has an open {what}; finish or cancel it first."
-    )
+    return OperationInProgress(busy_message(integration, open_operation(integration.pk)))
 
 
 def _create_operation(integration: Integration, **fields: Any) -> Revision:
@@ -745,8 +727,6 @@ def _agreed_tree(base_tree: Tree | None, merged: Mapping[str, Any], source_tree:
 
 
 def _stale(target: Integration, revision: Revision) -> RevisionError:
-    from .errors import StaleReview
-
     return StaleReview(
         f"{target.name} changed since this pull was computed; refresh the pull and review "
         "the changes again."
@@ -861,12 +841,35 @@ def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]
     return engine.diff(current, target, hashes=(document_hashes(current), tree.entries))
 
 
+def _revert_stale(integration: Integration, previewed: int, now: int) -> StaleReview:
+    return StaleReview(
+        f"{integration.name} changed since this revert was previewed (version {previewed}, "
+        f"now {now}); nothing was reverted. Preview the revert again to see what it would "
+        "change now."
+    )
+
+
 def revert_start(
-    *, revision: Revision, user: User | None, side: str = "after", description: str = ""
+    *,
+    revision: Revision,
+    user: User | None,
+    side: str = "after",
+    description: str = "",
+    version: int | None = None,
 ) -> Revision:
-    """Open a revert of the integration to the state after (or before) `revision`."""
-    preview = revert_preview(revision=revision, side=side)
+    """Open a revert of the integration to the state after (or before) `revision`.
+
+    `version` is the integration's version the caller previewed the revert at (None: the
+    version now). A preview that is already stale is refused (StaleReview); the revert
+    runs only if the integration is still at that version when the task applies it, so
+    it never discards a change made after it was asked for.
+    """
     integration = revision.integration
+    integration.refresh_from_db(fields=["version"])
+    if version is not None and version != integration.version:
+        raise _revert_stale(integration, version, integration.version)
+    previewed_at = integration.version
+    preview = revert_preview(revision=revision, side=side)
     if engine.is_empty(preview):
         raise NothingToRevert(
             f"{integration.name} is already in the state {side} {_label(revision).lower()}; "
@@ -885,13 +888,18 @@ def revert_start(
             created_by=_user(user),
             description=description,
             summary=preview["summary"],
+            target_version=previewed_at,
         )
         _enqueue("revert_run", new)
     return new
 
 
 def revert_execute(revision: Revision) -> Revision:
-    """Bring the integration back to the restored tree in one transaction."""
+    """Bring the integration back to the restored tree in one transaction.
+
+    Refused (StaleReview, the revert fails and nothing is written) when the integration
+    changed since the revert was previewed: those changes were never shown to its author.
+    """
     with transaction.atomic():
         revision = Revision.objects.select_for_update().get(pk=revision.pk)
         if revision.status not in (S.QUEUED, S.RUNNING):
@@ -901,6 +909,8 @@ def revert_execute(revision: Revision) -> Revision:
             raise InvalidState("The revision to restore was deleted; nothing was changed.")
         tree = _revert_target(restored, revision.revert_side or "after")
         integration = _lock_integration(revision.integration_id)
+        if revision.target_version is not None and integration.version != revision.target_version:
+            raise _revert_stale(integration, revision.target_version, integration.version)
         user = revision.created_by
         sync_before = sync_state(integration.pk)
         current = document_of(integration)
