@@ -17,6 +17,11 @@ from simple_history.models import HistoricalRecords
 from audit.context import history_user
 from audit.history import AuditedHistoryManager
 
+# History rows written by a revision operation (clone, merge, revert) carry a change
+# reason starting with this (revisions.apply.change_reason), so pages of this app can tell
+# what an operation brought into being without asking the revisions app.
+OPERATION_REASON_PREFIX = "ILM "
+
 
 def _history(**kwargs) -> HistoricalRecords:
     # The audit context knows the user behind a Celery task or a token request too; the

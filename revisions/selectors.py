@@ -7,7 +7,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, QuerySet
 
-from integrations.models import Integration, User
+from integrations.models import Integration, LookupCache, LookupCacheEntry, User
 from integrations.permissions import Action, can, visible_integrations
 
 from . import diff as engine
@@ -19,6 +19,7 @@ from .models import (
     ApprovalDecision,
     Revision,
     RevisionStatus,
+    RevisionType,
 )
 
 # Revisions, families, changes, sync status (engine) ----------------------------------
@@ -71,6 +72,27 @@ def busy_message(integration: Integration, open_op: Revision | None) -> str:
         else "another operation"
     )
     return f"{integration.name} already has an open {what}; finish or cancel it first."
+
+
+def caches_left_empty(revision: Revision) -> list[LookupCache]:
+    """Lookup caches a completed merge, revert or clone brought into being that are empty.
+
+    Operations carry a cache's settings, never its entries: such a cache has no data until
+    someone uploads it again, and flows that look up through it find nothing.
+    """
+    if revision.status != RevisionStatus.COMPLETED or revision.tree_after_id is None:
+        return []
+    if revision.type == RevisionType.SNAPSHOT:
+        return []
+    before = set(revision.tree_before.entries) if revision.tree_before_id else set()
+    created = [lid for lid in revision.tree_after.entries if lid not in before]
+    if not created:
+        return []
+    return list(
+        LookupCache.objects.filter(integration_id=revision.integration_id, lineage_id__in=created)
+        .exclude(Exists(LookupCacheEntry.objects.filter(cache=OuterRef("pk"))))
+        .order_by("name", "pk")
+    )
 
 
 def changes_for_review(revision: Revision) -> dict[str, Any]:

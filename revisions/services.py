@@ -401,13 +401,10 @@ def pull_create(
     return revision
 
 
-def _compute(revision: Revision) -> dict[str, Any]:
-    """Compute (or recompute) a pull's changeset; keeps the resolutions that still apply."""
-    source = revision.source_integration
-    if source is None:
-        raise InvalidState("The integration to pull from was deleted; cancel this pull.")
-    target = _lock_integration(revision.integration_id)
-    _check_family(target, source)
+def _three_way_now(
+    target: Integration, source: Integration
+) -> tuple[dict[str, Any], Tree | None, Tree, Tree]:
+    """The changeset of pulling `source` into `target` now, and its base, ours, theirs."""
     ours = document_of(target)
     theirs = document_of(source)
     ours_tree = tree_of_document(ours)
@@ -421,6 +418,23 @@ def _compute(revision: Revision) -> dict[str, Any]:
         ignore=target.ignore_fields or {},
         hashes=(base_tree.entries if base_tree else {}, ours_tree.entries, theirs_tree.entries),
     )
+    return changes, base_tree, ours_tree, theirs_tree
+
+
+def pull_changes(*, target: Integration, source: Integration) -> dict[str, Any]:
+    """What a pull of `source` into `target` would show now, without opening one."""
+    _check_family(target, source)
+    return _three_way_now(target, source)[0]
+
+
+def _compute(revision: Revision) -> dict[str, Any]:
+    """Compute (or recompute) a pull's changeset; keeps the resolutions that still apply."""
+    source = revision.source_integration
+    if source is None:
+        raise InvalidState("The integration to pull from was deleted; cancel this pull.")
+    target = _lock_integration(revision.integration_id)
+    _check_family(target, source)
+    changes, base_tree, ours_tree, theirs_tree = _three_way_now(target, source)
     # Resolutions that no longer decide anything in the new changeset are dropped.
     for res in list(revision.resolutions.all()):
         if not engine.resolution_applies(changes, str(res.lineage_id), res.path or None):

@@ -331,6 +331,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
         )
     if revision.type in (RevisionType.PULL, RevisionType.REVERT):
         context["snapshots"] = snapshots_around(revision)
+    context["empty_caches"] = selectors.caches_left_empty(revision)
     return context
 
 

@@ -228,3 +228,59 @@ def test_preview_warns_that_a_cache_brought_back_comes_back_empty(
     assert "1 lookup cache will come back empty:" in html and "SKU map" in html
     assert "re-upload the data before running flows" in html
     assert not LookupCacheEntry.objects.exists()
+
+
+# The revision page after an operation that created an empty cache -----------------------
+
+
+def test_revision_page_warns_about_caches_a_revert_brought_back_empty(
+    dev_client, integration, developer, django_capture_on_commit_callbacks
+):
+    cache = LookupCacheFactory(integration=integration, name="SKU map")
+    CacheEntryFactory(cache=cache, key="A", value={"v": 1})
+    LookupCacheFactory(integration=integration, name="Kept map")
+    snap = services.snapshot_create(integration=integration, user=developer)
+    resource_delete(instance=cache)
+    with django_capture_on_commit_callbacks(execute=True):
+        revert = services.revert_start(revision=snap, user=developer)
+    revert.refresh_from_db()
+    assert revert.status == S.COMPLETED, revert.error
+    html = dev_client.get(reverse("revisions:detail", args=[revert.pk])).content.decode()
+    assert "1 lookup cache created empty:" in html and "SKU map" in html
+    assert "Kept map" not in html
+    assert "re-upload the data before running flows" in html
+
+    # Once data is uploaded again, the warning goes.
+    restored = integration.lookupcaches.get(name="SKU map")
+    CacheEntryFactory(cache=restored, key="A", value={"v": 1})
+    html = dev_client.get(reverse("revisions:detail", args=[revert.pk])).content.decode()
+    assert 'data-testid="empty-cache-warning"' not in html
+
+
+def test_revision_page_of_a_snapshot_has_no_cache_warning(dev_client, integration, developer):
+    LookupCacheFactory(integration=integration, name="Empty map")
+    snap = services.snapshot_create(integration=integration, user=developer)
+    html = dev_client.get(reverse("revisions:detail", args=[snap.pk])).content.decode()
+    assert 'data-testid="empty-cache-warning"' not in html
+
+
+def test_caches_tab_warns_about_caches_an_operation_created_empty(
+    dev_client, integration, developer, django_capture_on_commit_callbacks
+):
+    cache = LookupCacheFactory(integration=integration, name="SKU map")
+    CacheEntryFactory(cache=cache, key="A", value={"v": 1})
+    snap = services.snapshot_create(integration=integration, user=developer)
+    resource_delete(instance=cache)
+    resource_create(
+        integration=integration,
+        type_key="lookup_cache",
+        data={"name": "Made by hand", "key_path": "k"},
+    )
+    tab = reverse("integrations:caches", args=[integration.pk])
+    assert 'data-testid="empty-cache-warning"' not in dev_client.get(tab).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.revert_start(revision=snap, user=developer)
+    html = dev_client.get(tab).content.decode()
+    warning = html.split('data-testid="empty-cache-warning"')[1].split("</div>")[0]
+    assert "SKU map" in warning and "re-upload the data before running flows" in warning
+    assert "Made by hand" not in warning  # created by a person, who knows it is empty
