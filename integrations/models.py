@@ -20,6 +20,11 @@ from audit.history import AuditedHistoryManager
 from .credentials import EncryptedJSONField
 from .schedules import validate_schedule_field
 
+# History rows written by a revision operation (clone, merge, revert) carry a change
+# reason starting with this (revisions.apply.change_reason), so pages of this app can tell
+# what an operation brought into being without asking the revisions app.
+OPERATION_REASON_PREFIX = "ILM "
+
 
 def _history(**kwargs) -> HistoricalRecords:
     # The audit context knows the user behind a Celery task or a token request too; the

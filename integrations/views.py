@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -40,6 +40,7 @@ from .forms import (
     apply_service_errors,
 )
 from .models import (
+    OPERATION_REASON_PREFIX,
     Connection,
     Environment,
     Flow,
@@ -265,9 +266,17 @@ def connections_tab(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def caches_tab(request: HttpRequest, pk: int) -> HttpResponse:
     integration = _integration(request, pk)
+    # A cache a clone, merge or revert brought into being has its settings and no entries.
+    by_operation = LookupCache.history.model.objects.filter(
+        id=OuterRef("pk"),
+        history_type="+",
+        history_change_reason__startswith=OPERATION_REASON_PREFIX,
+    )
     caches = list(
         integration.lookupcaches.annotate(
-            entry_count=Count("entries"), data_bytes=Coalesce(Sum("entries__size"), 0)
+            entry_count=Count("entries"),
+            data_bytes=Coalesce(Sum("entries__size"), 0),
+            made_by_operation=Exists(by_operation),
         ).order_by("name", "pk")
     )
     return render_integration_tab(
@@ -276,7 +285,11 @@ def caches_tab(request: HttpRequest, pk: int) -> HttpResponse:
         tab="caches",
         template="integrations/caches_tab.html",
         # The total is the sum of the per-cache sizes already fetched: no second query.
-        context={"caches": caches, "total_bytes": sum(c.data_bytes for c in caches)},
+        context={
+            "caches": caches,
+            "total_bytes": sum(c.data_bytes for c in caches),
+            "created_empty": [c for c in caches if c.made_by_operation and not c.entry_count],
+        },
     )
 
 

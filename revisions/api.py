@@ -34,6 +34,7 @@ from .serializers import (
     ChangesSerializer,
     CommentSerializer,
     ResolutionsSerializer,
+    RevertPreviewSerializer,
     RevertSerializer,
     RevisionCreateSerializer,
     RevisionSerializer,
@@ -267,6 +268,11 @@ def _side(revision: Revision, side: str) -> str:
 class RevertView(ApiView):
     @extend_schema(
         summary="Restore the state this revision left (after) or found (before); 202",
+        description=(
+            "409 when the integration is already in that state, another operation is open "
+            "on it, or it changed since `version` (the revert is refused rather than "
+            "discard changes its author has not seen)."
+        ),
         request=RevertSerializer,
         responses={202: RevisionSerializer},
     )
@@ -278,6 +284,7 @@ class RevertView(ApiView):
             user=request.user,
             side=_side(revision, data["to"]),
             description=data["description"],
+            version=data["version"],
         )
         return Response(RevisionSerializer(new).data, status=status.HTTP_202_ACCEPTED)
 
@@ -286,14 +293,18 @@ class RevertPreviewView(ApiView):
     @extend_schema(
         summary="What a revert would change, in the /changes shape",
         parameters=[OpenApiParameter("to", str, enum=["after", "before"], required=False)],
-        responses=ChangesSerializer,
+        responses=RevertPreviewSerializer,
     )
     def get(self, request, pk: int):
         revision = _revision(request, pk)
         side = request.query_params.get("to") or "after"
         if side not in ("after", "before"):
             raise serializers.ValidationError({"to": ["Use 'after' or 'before'."]})
+        # Read before the preview: a change in between makes the revert refuse, not skip it.
+        version = Integration.objects.values_list("version", flat=True).get(
+            pk=revision.integration_id
+        )
         preview = _engine("services", "revert_preview")(
             revision=revision, side=_side(revision, side)
         )
-        return Response(changes_out(preview))
+        return Response({**changes_out(preview), "version": version})

@@ -26,7 +26,7 @@ from simple_history.utils import (
     get_history_manager_for_model,
 )
 
-from integrations.models import Integration
+from integrations.models import OPERATION_REASON_PREFIX, Integration
 from integrations.resources import (
     INTEGRATION_FIELDS,
     RESOURCE_TYPES,
@@ -42,8 +42,11 @@ from .errors import StaleReview
 def change_reason(revision: Any) -> str:
     """What history rows written for a revision say about where they came from."""
     if revision is None:
-        return "ILM operation"
-    return f"ILM {revision.get_type_display().lower()} #{revision.number} (revision {revision.pk})"
+        return f"{OPERATION_REASON_PREFIX}operation"
+    return (
+        f"{OPERATION_REASON_PREFIX}{revision.get_type_display().lower()} #{revision.number} "
+        f"(revision {revision.pk})"
+    )
 
 
 def document_problems(document: Mapping[str, Any]) -> list[str]:

@@ -126,6 +126,8 @@ class RevertForm(forms.Form):
         max_length=500,
         widget=forms.TextInput(attrs={"placeholder": "Why revert? e.g. “Orders failed after #12”"}),
     )
+    # The integration's version the preview showed: the revert refuses to run past it.
+    version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
 
 class CloneForm(forms.Form):

@@ -120,7 +120,8 @@ class Revision(models.Model):
     tree_after = models.ForeignKey(
         Tree, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    # pull: the three trees the changeset was computed from, and the target's version then.
+    # pull: the three trees the changeset was computed from, and the target's version then;
+    # revert: the version it was previewed at (it applies only while that is still true).
     base_tree = models.ForeignKey(
         Tree, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -7,12 +7,20 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Exists, OuterRef, QuerySet
 
-from integrations.models import Integration, User
+from integrations.models import Integration, LookupCache, LookupCacheEntry, User
 from integrations.permissions import Action, can, visible_integrations
 
 from . import diff as engine
 from .document import body_hash, document_hashes, document_of, documents_of_trees, tree_hash
-from .models import Approval, ApprovalDecision, Revision, RevisionStatus
+from .models import (
+    EXCLUSIVE_TYPES,
+    OPEN_STATUSES,
+    Approval,
+    ApprovalDecision,
+    Revision,
+    RevisionStatus,
+    RevisionType,
+)
 
 # Revisions, families, changes, sync status (engine) ----------------------------------
 
@@ -32,6 +40,57 @@ def family_of(integration: Integration, user: User) -> QuerySet[Integration]:
         visible_integrations(user)
         .filter(lineage_id=integration.lineage_id)
         .exclude(pk=integration.pk)
+        .order_by("name", "pk")
+    )
+
+
+def open_operation(integration_id: int) -> Revision | None:
+    """The pull, revert or clone open on the integration (at most one), if any."""
+    return (
+        Revision.objects.filter(
+            integration_id=integration_id, status__in=OPEN_STATUSES, type__in=EXCLUSIVE_TYPES
+        )
+        .order_by("-number")
+        .first()
+    )
+
+
+def operation_blocker(integration: Integration) -> str | None:
+    """Why a new pull, revert or clone of the integration would be refused now, or None."""
+    open_op = open_operation(integration.pk)
+    if open_op is None:
+        return None
+    return busy_message(integration, open_op)
+
+
+def busy_message(integration: Integration, open_op: Revision | None) -> str:
+    """What a user is told when another operation holds the integration."""
+    what = (
+        f"{open_op.get_type_display().lower()} #{open_op.number} "
+        f"({open_op.get_status_display().lower()})"
+        if open_op
+        else "another operation"
+    )
+    return f"{integration.name} already has an open {what}; finish or cancel it first."
+
+
+def caches_left_empty(revision: Revision) -> list[LookupCache]:
+    """Lookup caches a completed merge, revert or clone brought into being that are empty.
+
+    Operations carry a cache's settings, never its entries: such a cache has no data until
+    someone uploads it again, and flows that look up through it find nothing.
+    """
+    if revision.status != RevisionStatus.COMPLETED or revision.tree_after_id is None:
+        return []
+    if revision.type == RevisionType.SNAPSHOT:
+        return []
+    before = set(revision.tree_before.entries) if revision.tree_before_id else set()
+    created = [lid for lid in revision.tree_after.entries if lid not in before]
+    if not created:
+        return []
+    return list(
+        LookupCache.objects.filter(integration_id=revision.integration_id, lineage_id__in=created)
+        .exclude(Exists(LookupCacheEntry.objects.filter(cache=OuterRef("pk"))))
         .order_by("name", "pk")
     )
 

@@ -93,6 +93,18 @@ class CommentSerializer(serializers.Serializer):
 class RevertSerializer(serializers.Serializer):
     to = serializers.ChoiceField(choices=["after", "before"], required=False, default="after")
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        help_text=(
+            "The integration's version the revert was previewed at (`version` of "
+            "revert-preview). If the integration changed since: 409, nothing is reverted. "
+            "Without it, the version at the time of this request is the one the revert "
+            "checks when it runs."
+        ),
+    )
 
 
 class FieldChangeSerializer(serializers.Serializer):
@@ -116,6 +128,12 @@ class ResourceChangeSerializer(serializers.Serializer):
 class ChangesSerializer(serializers.Serializer):
     resources = ResourceChangeSerializer(many=True)
     summary = SummarySerializer()
+
+
+class RevertPreviewSerializer(ChangesSerializer):
+    version = serializers.IntegerField(
+        help_text="The integration's version this preview was computed at; pass it to revert."
+    )
 
 
 def changes_out(changes: dict[str, Any]) -> dict[str, Any]:

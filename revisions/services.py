@@ -8,8 +8,10 @@ one is refused with `OperationInProgress`. Every step a user would want in the a
 sends `revision_event` on commit.
 
 Sync points: a clone records the source's tree as the pair's merge base; a merge moves it
-to the tree that was merged in; a revert restores the ones in effect at the state it
-restores, so a re-pull after a revert shows exactly what is still to bring over.
+to what both sides hold alike afterwards (the old base where a change was left out or a
+conflict kept "ours", so that change stays pending both ways); a revert restores the ones
+in effect at the state it restores, so a re-pull after a revert shows exactly what is
+still to bring over.
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ from .errors import (
     NothingToRevert,
     OperationInProgress,
     RevisionError,
+    StaleReview,
     UnresolvedConflicts,
 )
 from .models import (
-    EXCLUSIVE_TYPES,
     OPEN_STATUSES,
     ChangeSet,
     Choice,
@@ -66,6 +68,7 @@ from .models import (
     SyncPoint,
     Tree,
 )
+from .selectors import busy_message, open_operation
 from .signals import revision_event
 
 S = RevisionStatus
@@ -105,27 +108,8 @@ def _lock_integration(integration_id: int) -> Integration:
     return Integration.objects.select_for_update().get(pk=integration_id)
 
 
-def _open_operation(integration_id: int) -> Revision | None:
-    return (
-        Revision.objects.filter(
-            integration_id=integration_id, status__in=OPEN_STATUSES, type__in=EXCLUSIVE_TYPES
-        )
-        .order_by("-number")
-        .first()
-    )
-
-
 def _busy(integration: Integration) -> OperationInProgress:
-    open_op = _open_operation(integration.pk)
-    what = (
-        f"{open_op.get_type_display().lower()} #{open_op.number} "
-        f"({open_op.get_status_display().lower()})"
-        if open_op
-        else "another operation"
-    )
-    return OperationInProgress(
-        f"{integration.name} already has an open {what}; finish or cancel it first."
-    )
+    return OperationInProgress(busy_message(integration, open_operation(integration.pk)))
 
 
 def _create_operation(integration: Integration, **fields: Any) -> Revision:
@@ -421,13 +405,10 @@ def pull_create(
     return revision
 
 
-def _compute(revision: Revision) -> dict[str, Any]:
-    """Compute (or recompute) a pull's changeset; keeps the resolutions that still apply."""
-    source = revision.source_integration
-    if source is None:
-        raise InvalidState("The integration to pull from was deleted; cancel this pull.")
-    target = _lock_integration(revision.integration_id)
-    _check_family(target, source)
+def _three_way_now(
+    target: Integration, source: Integration
+) -> tuple[dict[str, Any], Tree | None, Tree, Tree]:
+    """The changeset of pulling `source` into `target` now, and its base, ours, theirs."""
     ours = document_of(target)
     theirs = document_of(source)
     ours_tree = tree_of_document(ours)
@@ -441,6 +422,23 @@ def _compute(revision: Revision) -> dict[str, Any]:
         ignore=target.ignore_fields or {},
         hashes=(base_tree.entries if base_tree else {}, ours_tree.entries, theirs_tree.entries),
     )
+    return changes, base_tree, ours_tree, theirs_tree
+
+
+def pull_changes(*, target: Integration, source: Integration) -> dict[str, Any]:
+    """What a pull of `source` into `target` would show now, without opening one."""
+    _check_family(target, source)
+    return _three_way_now(target, source)[0]
+
+
+def _compute(revision: Revision) -> dict[str, Any]:
+    """Compute (or recompute) a pull's changeset; keeps the resolutions that still apply."""
+    source = revision.source_integration
+    if source is None:
+        raise InvalidState("The integration to pull from was deleted; cancel this pull.")
+    target = _lock_integration(revision.integration_id)
+    _check_family(target, source)
+    changes, base_tree, ours_tree, theirs_tree = _three_way_now(target, source)
     # Resolutions that no longer decide anything in the new changeset are dropped.
     for res in list(revision.resolutions.all()):
         if not engine.resolution_applies(changes, str(res.lineage_id), res.path or None):
@@ -696,9 +694,57 @@ def merge_start(*, revision: Revision, user: User | None) -> Revision:
     return revision
 
 
-def _stale(target: Integration, revision: Revision) -> RevisionError:
-    from .errors import StaleReview
+def _agreed(base: Any, merged: Any, source: Any) -> Any:
+    """What target and source hold alike after a merge, and the old base where they differ.
 
+    The new merge base of the pair. Where the merged target equals the source's reviewed
+    state, that state is agreed; a change left out of the merge, or a conflict kept
+    "ours", leaves both sides different there, so the base keeps its old value and the
+    change stays pending in each direction: a forward pull offers it again, and a pull
+    the other way does not take it for a change of its own to undo. Values are compared
+    as deep as the three-way diff walks them (dict keys, list items of equal lists).
+    """
+    if merged == source:
+        return source
+    if base in (source, merged):
+        # Everywhere the two differ, base equals one of them: the base stays as it was.
+        return base
+    if all(isinstance(v, dict) for v in (base, merged, source)):
+        out = {}
+        for key in base.keys() | merged.keys() | source.keys():
+            value = _agreed(
+                base.get(key, engine.MISSING),
+                merged.get(key, engine.MISSING),
+                source.get(key, engine.MISSING),
+            )
+            if value is not engine.MISSING:
+                out[key] = value
+        return out
+    if all(isinstance(v, list) for v in (base, merged, source)) and len(base) == len(merged) == len(
+        source
+    ):
+        return [_agreed(b, m, s) for b, m, s in zip(base, merged, source, strict=True)]
+    return base
+
+
+def _agreed_tree(base_tree: Tree | None, merged: Mapping[str, Any], source_tree: Tree) -> Tree:
+    """The sync point a merge records: `_agreed` resource by resource, as a stored tree."""
+    base, source = documents_of_trees(base_tree, source_tree)
+    base_res, merged_res, source_res = base["resources"], merged["resources"], source["resources"]
+    resources = {}
+    for lid in base_res.keys() | merged_res.keys() | source_res.keys():
+        body = _agreed(
+            base_res.get(lid, engine.MISSING),
+            merged_res.get(lid, engine.MISSING),
+            source_res.get(lid, engine.MISSING),
+        )
+        if body is not engine.MISSING:
+            resources[lid] = body
+    own = _agreed(base["integration"], merged["integration"], source["integration"])
+    return tree_of_document({"integration": own, "resources": resources})
+
+
+def _stale(target: Integration, revision: Revision) -> RevisionError:
     return StaleReview(
         f"{target.name} changed since this pull was computed; refresh the pull and review "
         "the changes again."
@@ -741,7 +787,12 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
         )
         after_tree = tree_of_document(merged)
         if revision.source_integration_id and revision.source_tree_id:
-            _sync(target.pk, revision.source_integration_id, revision.source_tree_id, revision)
+            _sync(
+                target.pk,
+                revision.source_integration_id,
+                _agreed_tree(revision.base_tree, merged, revision.source_tree),
+                revision,
+            )
         _snapshot(
             target,
             user=user,
@@ -808,16 +859,38 @@ def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]
     return engine.diff(current, target, hashes=(document_hashes(current), tree.entries))
 
 
+def _revert_stale(integration: Integration, previewed: int, now: int) -> StaleReview:
+    return StaleReview(
+        f"{integration.name} changed since this revert was previewed (version {previewed}, "
+        f"now {now}); nothing was reverted. Preview the revert again to see what it would "
+        "change now."
+    )
+
+
 def revert_start(
-    *, revision: Revision, user: User | None, side: str = "after", description: str = ""
+    *,
+    revision: Revision,
+    user: User | None,
+    side: str = "after",
+    description: str = "",
+    version: int | None = None,
 ) -> Revision:
     """Open a revert of the integration to the state after (or before) `revision`.
 
     On a protected integration only approvers and administrators revert at once; anyone
     else's revert waits in `awaiting_approval` for an approver (revisions.approvals).
+
+    `version` is the integration's version the caller previewed the revert at (None: the
+    version now). A preview that is already stale is refused (StaleReview); the revert
+    runs only if the integration is still at that version when the task applies it, so
+    it never discards a change made after it was asked for.
     """
-    preview = revert_preview(revision=revision, side=side)
     integration = revision.integration
+    integration.refresh_from_db(fields=["version"])
+    if version is not None and version != integration.version:
+        raise _revert_stale(integration, version, integration.version)
+    previewed_at = integration.version
+    preview = revert_preview(revision=revision, side=side)
     if engine.is_empty(preview):
         raise NothingToRevert(
             f"{integration.name} is already in the state {side} {_label(revision).lower()}; "
@@ -839,6 +912,7 @@ def revert_start(
             created_by=_user(user),
             description=description,
             summary=preview["summary"],
+            target_version=previewed_at,
         )
         if waits:
             revert_approval_open(revision=new, user=user)
@@ -855,7 +929,11 @@ def revert_approved_run(*, revision: Revision) -> Revision:
 
 
 def revert_execute(revision: Revision) -> Revision:
-    """Bring the integration back to the restored tree in one transaction."""
+    """Bring the integration back to the restored tree in one transaction.
+
+    Refused (StaleReview, the revert fails and nothing is written) when the integration
+    changed since the revert was previewed: those changes were never shown to its author.
+    """
     with transaction.atomic():
         revision = Revision.objects.select_for_update().get(pk=revision.pk)
         if revision.status not in (S.QUEUED, S.RUNNING):
@@ -865,6 +943,8 @@ def revert_execute(revision: Revision) -> Revision:
             raise InvalidState("The revision to restore was deleted; nothing was changed.")
         tree = _revert_target(restored, revision.revert_side or "after")
         integration = _lock_integration(revision.integration_id)
+        if revision.target_version is not None and integration.version != revision.target_version:
+            raise _revert_stale(integration, revision.target_version, integration.version)
         user = revision.created_by
         sync_before = sync_state(integration.pk)
         current = document_of(integration)

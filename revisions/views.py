@@ -36,7 +36,7 @@ from integrations.permissions import (
 from integrations.selectors import namesake_warning
 
 from . import approvals, selectors, services
-from .errors import RevisionError
+from .errors import RevisionError, StaleReview
 from .forms import (
     CloneForm,
     CommentForm,
@@ -339,6 +339,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
         )
     if revision.type in (RevisionType.PULL, RevisionType.REVERT):
         context["snapshots"] = snapshots_around(revision)
+    context["empty_caches"] = selectors.caches_left_empty(revision)
     return context
 
 
@@ -778,6 +779,11 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
                 user=request.user,
                 side=side,
                 description=form.cleaned_data["description"],
+                version=form.cleaned_data["version"],
+            )
+        except StaleReview as exc:
+            form.add_error(
+                None, f"{exc} The changes below are what it would change now; confirm again."
             )
         except (RevisionError, ValidationError) as exc:
             form.add_error(None, _error_text(exc))
@@ -791,6 +797,10 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, f"Revert #{new.number} started.")
             return _back(request, _detail_url(new))
+    integration = revision.integration
+    # Read before the preview: whatever changes after it makes the revert refuse to run.
+    integration.refresh_from_db(fields=["version"])
+    blocked = selectors.operation_blocker(integration)
     try:
         preview = services.revert_preview(revision=revision, side=side)
         nothing = None
@@ -811,11 +821,24 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         "groups": groups,
         "nothing": nothing,
         "revert_mode": True,
+        "version": integration.version,
+        "blocked": blocked,
+        "caches_back": _cache_names(resources, "added"),
+        "caches_gone": _cache_names(resources, "deleted"),
     }
     _page_resources(request, context)
     if _is_fragment(request) and request.htmx.target == MORE_TARGET:
         return _render(request, "revisions/_resources.html", context)
     return _render(request, "revisions/revert.html", context, status=400 if form.errors else 200)
+
+
+def _cache_names(resources: list[dict[str, Any]], action: str) -> list[str]:
+    """Lookup caches a revert brings back ("added": they come back empty) or removes."""
+    return sorted(
+        str(r.get("name") or r.get("lineage_id"))
+        for r in resources
+        if r.get("type") == "lookup_cache" and r.get("action") == action
+    )
 
 
 def _summarise(changes: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,21 @@
 
 Two integrations of one family (a "prod" and its sandbox clone, both sandboxes so merges
 need no approval) are edited on either side, pulled both ways, resolved, merged,
-snapshotted, canceled and reverted in any order. After every step: versions only grow, no
-resource points outside its integration or at something missing, and a completed revert
-leaves the integration's document equal to the restored revision's tree.
+snapshotted, canceled and reverted in any order, and resources are left out of merges.
+After every step: versions only grow, no resource points outside its integration or at
+something missing, and a completed revert leaves the integration's document equal to the
+restored revision's tree.
+
+And no sequence of pulls, partial merges and reverts ever loses an edit that was not
+explicitly discarded. Every edit writes a value never written before, and the machine
+keeps every document each side has held. Then, for a pull either way computed now:
+- a change it proposes without a conflict only replaces (or deletes, or adds over the
+  absence of) what the source once held too: a value only the target ever held is its
+  own edit, and is either left alone or shown as a conflict, never silently overwritten;
+- a value the source holds that the target never held (an edit of the source, or a
+  change left out of a merge, added, modified or deleted, or a conflict decided "ours")
+  is offered, so nothing left out is forgotten.
+Discarding is explicit: a conflict decided "theirs", or a revert of the side that held it.
 """
 
 from __future__ import annotations
@@ -25,8 +37,14 @@ from hypothesis.stateful import (
 
 from integrations.models import Environment, FlowStep, LookupCache
 from integrations.resources import RESOURCE_TYPES
-from integrations.services import resource_create, resource_delete, resource_update
+from integrations.services import (
+    integration_update,
+    resource_create,
+    resource_delete,
+    resource_update,
+)
 from revisions import services, tasks
+from revisions.diff import INTEGRATION_KEY, MISSING, is_whole_resource_conflict, parse_path
 from revisions.document import document_of, document_of_tree
 from revisions.errors import NothingToRevert, OperationInProgress, StaleReview
 from revisions.models import Revision, RevisionStatus, RevisionType
@@ -53,6 +71,9 @@ class EngineMachine(RuleBasedStateMachine):
         self.pull: Revision | None = None
         self.versions: dict[int, int] = {}
         self.history: list[Revision] = []
+        self.edits = 0
+        # Every document each side has held, oldest first (recorded after each step).
+        self.held: dict[str, list[dict]] = {"prod": [], "sandbox": []}
 
     def teardown(self) -> None:
         transaction.set_rollback(True)
@@ -80,28 +101,48 @@ class EngineMachine(RuleBasedStateMachine):
         integration.refresh_from_db()
         return integration
 
+    def _new(self, word: str) -> str:
+        """A value no edit wrote before: where it is found, it came from that one edit."""
+        self.edits += 1
+        return f"{word} {self.edits}"
+
     # Edits -----------------------------------------------------------------------------
 
     @rule(side=SIDES, word=WORDS)
     def edit_flow(self, side: str, word: str) -> None:
         flow = self._side(side).flows.order_by("pk").first()
         if flow is not None:
-            resource_update(instance=flow, data={"schedule": f"{word} * * * *"})
+            resource_update(instance=flow, data={"schedule": f"{self._new(word)} * * * *"})
 
     @rule(side=SIDES, word=WORDS)
     def edit_script(self, side: str, word: str) -> None:
         script = self._side(side).scripts.order_by("pk").first()
         if script is not None:
-            resource_update(instance=script, data={"code": f"// {word}"})
+            resource_update(instance=script, data={"code": f"// {self._new(word)}"})
+
+    @rule(side=SIDES, word=WORDS)
+    def edit_documentation(self, side: str, word: str) -> None:
+        integration_update(
+            integration=self._side(side), data={"documentation": f"# {self._new(word)}"}
+        )
 
     @rule(side=SIDES, word=WORDS)
     def add_flow_with_step(self, side: str, word: str) -> None:
         integration = self._side(side)
+        word = self._new(word)
         flow = resource_create(integration=integration, type_key="flow", data={"name": word})
         resource_create(
             integration=integration,
             type_key="step",
             data={"name": f"{word} step", "flow": flow, "kind": "export"},
+        )
+
+    @rule(side=SIDES, word=WORDS)
+    def add_script(self, side: str, word: str) -> None:
+        resource_create(
+            integration=self._side(side),
+            type_key="script",
+            data={"name": self._new(word), "function": "preMap", "code": "// new"},
         )
 
     @rule(side=SIDES)
@@ -150,12 +191,39 @@ class EngineMachine(RuleBasedStateMachine):
             assert summary["unresolved"] == 0
 
     @precondition(lambda self: self.pull is not None)
+    @rule(pick=st.integers(min_value=0, max_value=50))
+    def leave_out(self, pick: int) -> None:
+        """A partial merge: one changed resource is left out (the target keeps its own)."""
+        changes = services.changes_of(self.pull)["resources"]
+        if changes:
+            self.leave_out_named(changes[pick % len(changes)]["name"])
+
+    def leave_out_named(self, name: str) -> None:
+        lids = [
+            r["lineage_id"]
+            for r in services.changes_of(self.pull)["resources"]
+            if r["name"] == name
+        ]
+        services.resolutions_set(
+            revision=self.pull,
+            user=self.user,
+            resolutions=[{"lineage_id": lid, "path": None, "choose": "ours"} for lid in lids],
+        )
+
+    @precondition(lambda self: self.pull is not None)
+    @rule(pick=st.integers(min_value=0, max_value=50))
+    def merge_leaving_one_out(self, pick: int) -> None:
+        """The partial merge in one step, so sequences reach it often."""
+        self.leave_out(pick)
+        self.merge()
+
+    @precondition(lambda self: self.pull is not None)
     @rule()
     def merge(self) -> None:
         revision = self.pull
         if services.changes_of(revision)["summary"]["unresolved"]:
             return
-        target_before = document_of(revision.integration)
+        target_before = document_of(revision.integration_id)
         try:
             services.merge_start(revision=revision, user=self.user)
         except StaleReview:
@@ -165,7 +233,7 @@ class EngineMachine(RuleBasedStateMachine):
         revision.refresh_from_db()
         assert revision.status == S.COMPLETED, revision.error
         assert document_of_tree(revision.tree_before) == target_before
-        assert document_of(revision.integration) == document_of_tree(revision.tree_after)
+        assert document_of(revision.integration_id) == document_of_tree(revision.tree_after)
         self.history.append(revision)
         self.pull = None
 
@@ -190,16 +258,57 @@ class EngineMachine(RuleBasedStateMachine):
             revision = services.revert_start(revision=restored, user=self.user, side=revert_side)
         except NothingToRevert:
             tree = restored.tree_after if revert_side == "after" else restored.tree_before
-            assert document_of(restored.integration) == document_of_tree(tree)
+            assert document_of(restored.integration_id) == document_of_tree(tree)
             return
         tasks.revert_run(revision.pk)
         revision.refresh_from_db()
         assert revision.status == S.COMPLETED, revision.error
         tree = restored.tree_after if revert_side == "after" else restored.tree_before
-        assert document_of(restored.integration) == document_of_tree(tree)
+        assert document_of(restored.integration_id) == document_of_tree(tree)
         self.history.append(revision)
 
     # Invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def no_edit_is_lost(self) -> None:
+        if not hasattr(self, "sides"):
+            return
+        now = {name: document_of(self._side(name)) for name in self.sides}
+        for name, doc in now.items():
+            self.held[name].append(doc)
+        for into, other in (("prod", "sandbox"), ("sandbox", "prod")):
+            changes = services.pull_changes(target=self._side(into), source=self._side(other))
+            offered = {
+                (r["lineage_id"], tuple(parse_path(f["path"])))
+                for r in changes["resources"]
+                for f in r["fields"]
+            }
+            for res in changes["resources"]:
+                if is_whole_resource_conflict(res):
+                    continue  # one side deleted what the other changed: decided as a whole
+                for field in res["fields"]:
+                    if field["conflict"]:
+                        continue
+                    ours = MISSING if "ours" in field.get("absent", ()) else field["ours"]
+                    assert self._held(other, res["lineage_id"], field["path"], ours), (
+                        f"a pull into {into} would overwrite {res['name']} {field['path']} "
+                        f"= {ours!r}, an edit {other} never had, without a conflict"
+                    )
+            for lid, segments in _differences(now[into], now[other]):
+                theirs = _value_at(now[other], lid, segments)
+                if self._held(into, lid, segments, theirs):
+                    continue
+                assert any(
+                    lid == offered_lid and _overlap(segments, path) for offered_lid, path in offered
+                ), (
+                    f"{other}'s {lid} {segments} = {theirs!r}, never held by {into}, is not "
+                    f"offered by a pull into {into}: the edit would be forgotten"
+                )
+
+    def _held(self, side: str, lid: str, path: str | list, value) -> bool:
+        """Did `side` ever hold `value` at `path` of resource `lid` (MISSING: not have it)?"""
+        segments = parse_path(path) if isinstance(path, str) and path else list(path or [])
+        return any(_value_at(doc, lid, segments) == value for doc in self.held[side])
 
     @invariant()
     def versions_only_grow(self) -> None:
@@ -241,6 +350,47 @@ class EngineMachine(RuleBasedStateMachine):
                 assert len(lids) == len(set(lids))
 
 
+def _value_at(doc: dict, lid: str, segments: list) -> object:
+    """The value at `segments` of resource `lid` (the integration's own fields for its key)."""
+    value = doc["integration"] if lid == INTEGRATION_KEY else doc["resources"].get(lid, MISSING)
+    for seg in segments:
+        if isinstance(value, dict):
+            value = value.get(seg, MISSING)
+        elif isinstance(value, list) and isinstance(seg, int) and 0 <= seg < len(value):
+            value = value[seg]
+        else:
+            return MISSING
+    return value
+
+
+def _differences(ours: dict, theirs: dict) -> list[tuple[str, list]]:
+    """(lineage id, path) of every value the two documents hold differently, dict by dict."""
+    out: list[tuple[str, list]] = []
+
+    def walk(lid: str, a: object, b: object, path: list) -> None:
+        if a == b:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in a.keys() | b.keys():
+                walk(lid, a.get(key, MISSING), b.get(key, MISSING), [*path, key])
+        elif isinstance(b, dict) and a is MISSING:
+            for key in b:  # the whole resource is new to `ours`: each of its fields
+                out.append((lid, [*path, key]))
+        else:
+            out.append((lid, path))
+
+    walk(INTEGRATION_KEY, ours["integration"], theirs["integration"], [])
+    for lid in ours["resources"].keys() | theirs["resources"].keys():
+        walk(lid, ours["resources"].get(lid, MISSING), theirs["resources"].get(lid, MISSING), [])
+    return out
+
+
+def _overlap(a: list, b: tuple) -> bool:
+    """One path is the other or lies under it (a changeset may list a list as one value)."""
+    n = min(len(a), len(b))
+    return list(a[:n]) == list(b[:n])
+
+
 EngineMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("ILM_STATE_MACHINE_EXAMPLES", "20")),
     stateful_step_count=15,
@@ -254,3 +404,87 @@ def test_engine_state_machine():
     from hypothesis.stateful import run_state_machine_as_test
 
     run_state_machine_as_test(EngineMachine, settings=EngineMachine.TestCase.settings)
+
+
+# The defect of issue #10 and its variants, as fixed sequences of the machine's steps: each
+# ends in a partial merge whose left-out change a reverse pull used to undo silently.
+
+
+def _steps(*steps) -> None:
+    machine = EngineMachine()
+    try:
+        machine.family()
+        machine.no_edit_is_lost()
+        for name, kwargs in steps:
+            if name == "leave_out":
+                machine.leave_out_named(**kwargs)
+            else:
+                getattr(machine, name)(**kwargs)
+            machine.no_edit_is_lost()
+            machine.no_orphan_resources()
+        assert machine.pull is None and machine.history, "the sequence ends with a merge"
+    finally:
+        machine.teardown()
+
+
+SANDBOX = {"side": "sandbox"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param(
+            [
+                ("edit_flow", {**SANDBOX, "word": "alpha"}),
+                ("edit_script", {**SANDBOX, "word": "beta"}),
+                ("open_pull", {"into": "prod"}),
+                ("leave_out", {"name": "Tax"}),
+                ("merge", {}),
+                ("open_pull", {"into": "sandbox"}),
+                ("merge", {}),
+            ],
+            id="left-out-modified",
+        ),
+        pytest.param(
+            [
+                ("edit_flow", {**SANDBOX, "word": "alpha"}),
+                ("add_script", {**SANDBOX, "word": "gamma"}),
+                ("open_pull", {"into": "prod"}),
+                ("leave_out", {"name": "gamma 2"}),
+                ("merge", {}),
+                ("open_pull", {"into": "sandbox"}),
+                ("merge", {}),
+            ],
+            id="left-out-added",
+        ),
+        pytest.param(
+            [
+                ("edit_flow", {**SANDBOX, "word": "alpha"}),
+                ("delete_a_script", SANDBOX),
+                ("open_pull", {"into": "prod"}),
+                ("leave_out", {"name": "Tax"}),
+                ("merge", {}),
+                ("open_pull", {"into": "sandbox"}),
+                ("merge", {}),
+            ],
+            id="left-out-deleted",
+        ),
+        pytest.param(
+            [
+                ("edit_script", {"side": "prod", "word": "alpha"}),
+                ("edit_script", {**SANDBOX, "word": "beta"}),
+                ("edit_flow", {**SANDBOX, "word": "gamma"}),
+                ("open_pull", {"into": "prod"}),
+                ("resolve_all", {"choose": "ours"}),
+                ("merge", {}),
+                ("open_pull", {"into": "sandbox"}),
+                ("resolve_all", {"choose": "ours"}),
+                ("merge", {}),
+            ],
+            id="conflict-decided-ours",
+        ),
+    ],
+)
+def test_no_left_out_change_is_lost(steps):
+    _steps(*steps)
