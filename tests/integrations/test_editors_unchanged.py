@@ -104,6 +104,7 @@ NOT_EDITORS: dict[str, str] = {
     "cache_entry_add": "adds data (entries are data, not in the document)",
     "cache_upload": "adds data",
     "cache_clear": "clears data",
+    "protection": "a button: turning change control on or off is the change asked for",
 }
 
 
