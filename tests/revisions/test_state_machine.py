@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -229,6 +230,14 @@ class EngineMachine(RuleBasedStateMachine):
             services.merge_start(revision=revision, user=self.user)
         except StaleReview:
             services.pull_refresh(revision=revision, user=self.user)
+            return
+        except ValidationError as exc:
+            # A partial merge that leaves out what an included resource needs (a step's
+            # flow) is refused as a whole, with a message, and changes nothing.
+            assert "leave" in " ".join(exc.messages), exc.messages
+            assert document_of(revision.integration_id) == target_before
+            revision.refresh_from_db()
+            assert revision.status == S.READY
             return
         tasks.merge_run(revision.pk)
         revision.refresh_from_db()
