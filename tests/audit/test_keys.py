@@ -167,6 +167,8 @@ def _production(env: dict[str, str]) -> subprocess.CompletedProcess:
             "DJANGO_SETTINGS_MODULE": "ilm_site.settings.production",
             "SECRET_KEY": "test-only-" + hashlib.sha256(b"x").hexdigest(),
             "ALLOWED_HOSTS": "ilm.example.com",
+            # Credential keys are required too; this test is about the audit key.
+            "ILM_SECRET_KEYS": "0PnmEy1wXJ3e6cXoTxCl8_aPYv6cR4o0N6k5t0MEN1c=",
             **env,
         },
         cwd=django_settings.BASE_DIR,

@@ -131,6 +131,9 @@ def demo(django_capture_on_commit_callbacks) -> User:
     """The demo data, with ignore-fields set (so that editor has something to keep)."""
     with django_capture_on_commit_callbacks(execute=True):
         call_command("load_demo", stdout=StringIO())
+    # Protected production has no editors (change control refuses direct writes): the
+    # demo's production integrations are unprotected so that every editor is walked.
+    Integration.objects.update(protected=False)
     for integration in Integration.objects.all():
         services.integration_update(
             integration=integration,

@@ -158,8 +158,8 @@ def test_api_revert_by_a_monitor_is_refused(integration, snapshot, monitor, send
     assert not reverts_of(integration).exists()
 
 
-def test_the_schema_documents_the_version_of_a_revert(client):
-    schema = client.get("/api/v1/schema?format=json").json()
+def test_the_schema_documents_the_version_of_a_revert(dev_client):
+    schema = dev_client.get("/api/v1/schema?format=json").json()
     components = schema["components"]["schemas"]
     assert "version" in components["RevertRequest"]["properties"]
     assert "version" in components["RevertPreview"]["properties"]
@@ -202,7 +202,9 @@ def test_preview_says_before_confirm_that_an_open_operation_blocks_the_revert(
     dev_client, integration, snapshot, developer
 ):
     other = services.snapshot_create(integration=integration, user=developer)
-    resource_update(instance=Flow.objects.get(integration=integration), data={"schedule": "1 *"})
+    resource_update(
+        instance=Flow.objects.get(integration=integration), data={"schedule": "1 * * * *"}
+    )
     open_revert = services.revert_start(revision=other, user=developer)  # queued, not run
     html = dev_client.get(revert_url(snapshot)).content.decode()
     assert 'data-testid="revert-blocked"' in html

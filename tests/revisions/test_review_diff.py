@@ -206,7 +206,8 @@ def test_failed_pull_offers_a_new_pull_from_the_same_source():
 def _pull(status, production=False):
     return SimpleNamespace(
         status=status,
-        integration=SimpleNamespace(is_production=production),
+        integration=SimpleNamespace(is_production=production, name="Orders", version=3),
+        target_version=3,
         get_status_display=lambda: status,
     )
 
