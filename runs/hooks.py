@@ -18,9 +18,10 @@ Scripts get plain V8: no `require`, `fetch`, `process`, timers, network or files
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -80,7 +81,7 @@ class V8HookRunner:
         from py_mini_racer import JSEvalException, MiniRacer
 
         self.close()
-        ctx = MiniRacer()
+        ctx = _new_isolate(MiniRacer)
         ctx.set_hard_memory_limit(self.memory_limit_mb * 1024 * 1024)
         ctx.eval(_PRELUDE)
         self._broken = {}
@@ -164,3 +165,22 @@ def _describe(exc: Exception, *chunks: str) -> tuple[str, int | None]:
     if message.startswith("Uncaught "):
         message = message[len("Uncaught ") :]
     return message, int(m.group(2)) if m.group(1) in chunks else None
+
+
+def _new_isolate(factory: Callable[[], Any]) -> Any:
+    """A MiniRacer that runs on a loop thread of its own.
+
+    mini-racer binds an isolate to the asyncio loop running where it is made, if any, and
+    then refuses time limits on that loop's thread (it would have to block its own loop).
+    A loop may well be running in the caller's thread (an ASGI server, Playwright's sync
+    API in the browser tests): it is set aside while the isolate is made, so the isolate
+    starts its own loop thread exactly as it does where no loop runs.
+    """
+    running = asyncio._get_running_loop()
+    if running is None:
+        return factory()
+    asyncio._set_running_loop(None)
+    try:
+        return factory()
+    finally:
+        asyncio._set_running_loop(running)

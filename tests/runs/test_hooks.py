@@ -227,3 +227,31 @@ def test_the_four_hooks_run_once_per_page_in_order_around_mapping_and_sending():
     ]
     assert Counting.calls == [f"h-{n}" for n in names]  # once each for the one page
     assert report.status == "succeeded" and report.records_out == 2
+
+
+def test_hooks_keep_their_time_limit_while_an_asyncio_loop_runs_in_the_thread():
+    """An ASGI server or Playwright's sync API runs a loop in the caller's thread: the
+    isolate must not bind to it (mini-racer would refuse time limits there)."""
+    import asyncio
+    import threading
+
+    scripts = {
+        "s": {
+            "name": "s",
+            "function": "preMap",
+            "code": (
+                "function preMap(o) {\n  return o.data.map(function (r) { r.x = 1; return r; });\n}"
+            ),
+        }
+    }
+
+    async def inside_a_loop():
+        with V8HookRunner(scripts) as runner:
+            return runner.call("s", {"data": [{"a": 1}], "errors": [], "settings": {}})
+
+    # On a thread of its own: this test's thread may already run a loop (Playwright's).
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(inside_a_loop())))
+    thread.start()
+    thread.join()
+    assert result == [[{"a": 1, "x": 1}]]
