@@ -15,6 +15,8 @@ from integrations.schedules import next_fire
 from . import histogram
 from .models import Run, RunError, RunStatus
 
+_MAX_ID = 2**63 - 1  # BigAutoField
+
 
 def flow_lineage(flow: Flow | int | str | uuid.UUID) -> uuid.UUID | None:
     if isinstance(flow, Flow):
@@ -22,8 +24,11 @@ def flow_lineage(flow: Flow | int | str | uuid.UUID) -> uuid.UUID | None:
     if isinstance(flow, uuid.UUID):
         return flow
     text = str(flow)
-    if text.isdigit():
-        return Flow.objects.filter(pk=int(text)).values_list("lineage_id", flat=True).first()
+    if text.isascii() and text.isdigit():
+        pk = int(text)
+        if pk > _MAX_ID:  # no such row; asking would be a database error, not a miss
+            return None
+        return Flow.objects.filter(pk=pk).values_list("lineage_id", flat=True).first()
     try:
         return uuid.UUID(text)
     except ValueError:

@@ -168,6 +168,11 @@ def test_runs_list_newest_first_with_filters(dev_api, flow, systems):
     assert ids("?until=2000-01-01T00:00:00Z") == []
     bad = dev_api.get(url + "?status=exploded")
     assert bad.status_code == 400 and "status" in bad.json()["errors"]
+    # An id no row can have, or digits that are not ASCII, match nothing (no 500, and on
+    # PostgreSQL no aborted transaction for what follows).
+    assert ids("?flow=99999999999999999999") == []
+    assert ids("?flow=%C2%B2") == []
+    assert ids() == [second, first]
 
 
 def test_cancel_a_queued_run_and_a_second_cancel_is_409(dev_api, flow):
