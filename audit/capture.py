@@ -9,7 +9,7 @@
   (`audit.history.AuditedHistoryManager`) hands the rows it bulk-created to
   `record_history_rows()`, so no bulk path is silent. Calling it again with the same rows
   records nothing twice.
-- ILM operations: `revisions.signals.revision_event`.
+- ILM operations: `audit.signals.revision_event` (defined here, sent by revisions).
 - Sign-in, sign-out and failed sign-in: Django's auth signals.
 
 Every event takes its user, source, revision and operation id from the audit context
@@ -43,6 +43,7 @@ from integrations.resources import RESOURCE_TYPES, SECRET_FIELDS, resource_type_
 from .chain import append
 from .context import AuditContext, Source, current
 from .models import Action, Event
+from .signals import revision_event
 
 MASK = "••••••••"
 
@@ -525,8 +526,6 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
 
 
 def connect() -> None:
-    from revisions.signals import revision_event
-
     post_create_historical_record.connect(on_history_row, dispatch_uid="audit-history-row")
     pre_save.connect(note_secret_changes, sender=Connection, dispatch_uid="audit-secrets")
     revision_event.connect(on_revision_event, dispatch_uid="audit-revision-event")

@@ -14,7 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ilm_site.api_urls")),
     path("account/", include("integrations.account_urls")),
-    path("", include("integrations.package_urls")),
+    path("", include("revisions.package_urls")),
     path("demo-systems/", include("runs.demo_systems")),
     path("", include("runs.urls")),
     path("", include("revisions.urls")),

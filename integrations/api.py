@@ -2,15 +2,15 @@
 
 Thin, as the UI views: load what the user may see (not visible → 404), check the action in
 the one role table (not allowed → 403), validate the shape (400), call the same service the
-UI calls, answer in the API.md shape. Engine work (clone, documents, family) goes through
-the revision engine's services and selectors.
+UI calls, answer in the shape of docs/api.md. The engine's endpoints under
+`/integrations/{id}/` (document, clone, family, package import) live in `revisions.api`:
+they run the revision engine, which sits a floor above (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
@@ -22,16 +22,15 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from ilm_site.api import ApiView
-from revisions.serializers import RevisionSerializer
 
 from . import services
 from .filters import IntegrationFilter
-from .models import Environment, Integration, LookupCache
+from .models import Integration, LookupCache
 from .permissions import (
     Action,
-    can,
     get_visible_integration,
     require,
+    require_environment,
     visible_integrations,
 )
 from .resources import RESOURCE_TYPES
@@ -41,14 +40,10 @@ from .serializers import (
     CacheEntriesAddedSerializer,
     CacheEntriesInputSerializer,
     CacheEntrySerializer,
-    CloneSerializer,
-    FamilyMemberSerializer,
     GrantSerializer,
     IntegrationCreateSerializer,
     IntegrationSerializer,
     IntegrationUpdateSerializer,
-    PackageImportSerializer,
-    PackagePullSerializer,
     reject_nul,
 )
 
@@ -65,14 +60,6 @@ def _valid(serializer_class, data: Any, **kwargs: Any) -> Any:
     if kwargs.get("many"):
         return [dict(item) for item in serializer.validated_data]
     return dict(serializer.validated_data)
-
-
-def _require_production_right(user, environment: str | None) -> None:
-    # Production integrations are made only by the roles that may clone into production.
-    if environment == Environment.PRODUCTION and not can(user, Action.CLONE_TO_PRODUCTION):
-        raise PermissionDenied(
-            "Your role may not create production integrations; create a sandbox instead."
-        )
 
 
 # Integrations ----------------------------------------------------------------------------
@@ -99,7 +86,7 @@ class IntegrationListView(ApiView):
     def post(self, request):
         require(request.user, Action.CREATE_INTEGRATION)
         data = _valid(IntegrationCreateSerializer, request.data)
-        _require_production_right(request.user, data.get("environment"))
+        require_environment(request.user, data.get("environment"))
         integration = services.integration_create(user=request.user, **data)
         return Response(IntegrationSerializer(integration).data, status=status.HTTP_201_CREATED)
 
@@ -152,48 +139,6 @@ class IntegrationDetailView(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class IntegrationDocumentView(ApiView):
-    @extend_schema(
-        summary="The canonical document (the same one revisions store)",
-        responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT,
-                description='{"integration": {...}, "resources": {lineage_id: {type, name, ...}}}',
-            )
-        },
-    )
-    def get(self, request, pk: int):
-        from revisions.document import document_of
-
-        integration = _integration(request, pk, Action.EXPORT)
-        return Response(document_of(integration))
-
-
-class CloneView(ApiView):
-    @extend_schema(
-        summary="Clone an integration",
-        request=CloneSerializer,
-        responses={201: IntegrationSerializer},
-    )
-    def post(self, request, pk: int):
-        from revisions.services import integration_clone
-
-        source = _integration(request, pk, Action.CLONE)
-        data = _valid(CloneSerializer, request.data)
-        environment = data.get("environment") or Environment.SANDBOX
-        if environment == Environment.PRODUCTION:
-            require(request.user, Action.CLONE_TO_PRODUCTION, source)
-        clone = integration_clone(
-            source=source,
-            user=request.user,
-            name=data["name"],
-            environment=environment,
-            copy_cache_data=data["include_lookup_cache_data"],
-        )
-        clone.refresh_from_db()
-        return Response(IntegrationSerializer(clone).data, status=status.HTTP_201_CREATED)
-
-
 class AccessView(ApiView):
     serializer_class = GrantSerializer
     pagination_class = None
@@ -220,33 +165,6 @@ class AccessView(ApiView):
         return Response(GrantSerializer(result, many=True).data)
 
 
-class FamilyView(ApiView):
-    serializer_class = FamilyMemberSerializer
-    pagination_class = None
-
-    @extend_schema(
-        summary="The integrations this one can pull from",
-        responses={200: FamilyMemberSerializer(many=True)},
-    )
-    def get(self, request, pk: int):
-        from revisions.selectors import family_of
-
-        integration = _integration(request, pk)
-        family = family_of(integration, request.user)
-        return Response(FamilyMemberSerializer(family, many=True).data)
-
-
-def _package(data: dict[str, Any]) -> dict[str, Any]:
-    from django.core.exceptions import ValidationError as DjangoValidationError
-
-    from . import packages
-
-    try:
-        return packages.package_validate(data["package"])
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError({"package": exc.messages[:1]}) from None
-
-
 class PackageSchemaView(ApiView):
     pagination_class = None
 
@@ -258,50 +176,6 @@ class PackageSchemaView(ApiView):
         from .package_schema import package_schema
 
         return Response(package_schema())
-
-
-class PackageImportView(ApiView):
-    @extend_schema(
-        summary="Import a package as a new integration (lineage kept)",
-        operation_id="package_import",
-        request=PackageImportSerializer,
-        responses={201: IntegrationSerializer},
-    )
-    def post(self, request):
-        from . import packages
-
-        require(request.user, Action.IMPORT_PACKAGE)
-        data = _valid(PackageImportSerializer, request.data)
-        _require_production_right(request.user, data["environment"])
-        integration = packages.package_import(
-            package=_package(data),
-            user=request.user,
-            name=data["name"],
-            environment=data["environment"],
-        )
-        return Response(IntegrationSerializer(integration).data, status=status.HTTP_201_CREATED)
-
-
-class PackagePullView(ApiView):
-    @extend_schema(
-        summary="Import a package as a pull into this integration (202, then ready)",
-        operation_id="package_pull",
-        request=PackagePullSerializer,
-        responses={202: RevisionSerializer},
-    )
-    def post(self, request, pk: int):
-        from . import packages
-
-        integration = _integration(request, pk, Action.PULL)
-        require(request.user, Action.IMPORT_PACKAGE, integration)
-        data = _valid(PackagePullSerializer, request.data)
-        revision = packages.package_pull(
-            package=_package(data),
-            target=integration,
-            user=request.user,
-            description=data["description"],
-        )
-        return Response(RevisionSerializer(revision).data, status=status.HTTP_202_ACCEPTED)
 
 
 class IgnoreFieldsView(ApiView):

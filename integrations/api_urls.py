@@ -15,18 +15,9 @@ _PATHS = {
 
 urlpatterns = [
     path("integrations", api.IntegrationListView.as_view(), name="api-integrations"),
-    path("integrations/import", api.PackageImportView.as_view(), name="api-package-import"),
     path("package-schema", api.PackageSchemaView.as_view(), name="api-package-schema"),
     path("integrations/<int:pk>", api.IntegrationDetailView.as_view(), name="api-integration"),
-    path("integrations/<int:pk>/import", api.PackagePullView.as_view(), name="api-package-pull"),
-    path(
-        "integrations/<int:pk>/document",
-        api.IntegrationDocumentView.as_view(),
-        name="api-integration-document",
-    ),
-    path("integrations/<int:pk>/clone", api.CloneView.as_view(), name="api-integration-clone"),
     path("integrations/<int:pk>/access", api.AccessView.as_view(), name="api-integration-access"),
-    path("integrations/<int:pk>/family", api.FamilyView.as_view(), name="api-integration-family"),
     path(
         "integrations/<int:pk>/ignore-fields",
         api.IgnoreFieldsView.as_view(),

@@ -21,7 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
-from .models import AccessLevel, Integration, IntegrationAccess, Role, User
+from .models import AccessLevel, Environment, Integration, IntegrationAccess, Role, User
 
 
 class Action(StrEnum):
@@ -227,6 +227,14 @@ def require(user: User, action: Action, integration: Integration | None = None) 
         raise PermissionDenied(ADMIN_DELETE_DETAIL)
     what = action.value.replace("_", " ")
     raise PermissionDenied(f"Your role or access does not allow: {what}.")
+
+
+def require_environment(user: User, environment: str | None) -> None:
+    """Production integrations are made only by the roles that may clone into production."""
+    if environment == Environment.PRODUCTION and not can(user, Action.CLONE_TO_PRODUCTION):
+        raise PermissionDenied(
+            "Your role may not create production integrations; create a sandbox instead."
+        )
 
 
 def allowed_actions(user: User, integration: Integration | None = None) -> set[str]:

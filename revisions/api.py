@@ -8,27 +8,37 @@ answers 202 with the revision; clients poll `GET /revisions/{id}`.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from ilm_site.api import ApiView
-from integrations.models import Integration
+from integrations.models import Environment, Integration
 from integrations.permissions import (
     Action,
     can_see,
     get_visible_integration,
     require,
+    require_environment,
     visible_integrations,
 )
+from integrations.serializers import (
+    CloneSerializer,
+    FamilyMemberSerializer,
+    IntegrationSerializer,
+    PackageImportSerializer,
+    PackagePullSerializer,
+)
 
-from . import selectors
+from . import approvals, packages, selectors, services
+from .document import document_of
 from .models import Revision, RevisionStatus, RevisionType
 from .serializers import (
     ChangesSerializer,
@@ -44,15 +54,6 @@ from .serializers import (
 )
 
 _RELATED = ("integration", "created_by", "source_integration", "reverted_to")
-
-
-def _engine(module: str, name: str):
-    """An engine entry point (`services`, `approvals`), looked up when called.
-
-    Late lookup keeps the URLconf importable while the engine modules load their own
-    dependencies (documents, tasks) and avoids an import cycle through integrations.
-    """
-    return getattr(importlib.import_module(f"revisions.{module}"), name)
 
 
 class RevisionFilter(django_filters.FilterSet):
@@ -71,6 +72,12 @@ def _valid(serializer_class, data: Any) -> dict[str, Any]:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+def _integration(request, pk: int, action: Action = Action.VIEW) -> Integration:
+    integration = get_visible_integration(request.user, pk)
+    require(request.user, action, integration)
+    return integration
 
 
 def _revision(request, pk: int, action: Action = Action.VIEW) -> Revision:
@@ -118,7 +125,7 @@ class IntegrationRevisionsView(ApiView):
         data = _valid(RevisionCreateSerializer, request.data)
         if data["type"] == RevisionType.SNAPSHOT:
             require(request.user, Action.SNAPSHOT, integration)
-            revision = _engine("services", "snapshot_create")(
+            revision = services.snapshot_create(
                 integration=integration, user=request.user, description=data["description"]
             )
             return _answer(revision, status.HTTP_201_CREATED)
@@ -128,7 +135,7 @@ class IntegrationRevisionsView(ApiView):
             raise serializers.ValidationError(
                 {"source_integration": ["No integration with this id that you can see."]}
             )
-        revision = _engine("services", "pull_create")(
+        revision = services.pull_create(
             target=integration, source=source, user=request.user, description=data["description"]
         )
         # Answered as created: the pull is computed after this request commits.
@@ -189,57 +196,75 @@ class ResolutionsView(ApiView):
             }
             for r in data["resolutions"]
         ]
-        summary = _engine("services", "resolutions_set")(
+        summary = services.resolutions_set(
             revision=revision, user=request.user, resolutions=resolutions
         )
         return Response(summary_of(summary))
 
 
-def _operation(
-    action: Action,
-    summary: str,
-    entry: tuple[str, str],
-    *,
-    code: int = status.HTTP_200_OK,
-    body: type[serializers.Serializer] | None = CommentSerializer,
-) -> type[ApiView]:
-    """A POST on one revision that calls one engine entry point and answers the revision."""
+def _operate(request, pk: int, action: Action, operation, body=CommentSerializer, code=200):
+    """A POST on one revision: check, validate, call one engine operation, answer the revision."""
+    revision = _revision(request, pk, action)
+    data = _valid(body, request.data) if body is not None else {}
+    result = operation(revision=revision, user=request.user, **data)
+    return _answer(result if isinstance(result, Revision) else revision, code)
 
-    @extend_schema(summary=summary, request=body, responses={code: RevisionSerializer})
+
+class MergeView(ApiView):
+    """Merge the reviewed pull (202; then completed or failed)"""
+
+    @extend_schema(
+        summary="Merge the reviewed pull (202; then completed or failed)",
+        request=None,
+        responses={202: RevisionSerializer},
+    )
     def post(self, request, pk: int):
-        revision = _revision(request, pk, action)
-        data = _valid(body, request.data) if body is not None else {}
-        result = _engine(*entry)(revision=revision, user=request.user, **data)
-        return _answer(result if isinstance(result, Revision) else revision, code)
-
-    name = action.value.title().replace("_", "") + "View"
-    return type(name, (ApiView,), {"post": post, "__doc__": summary})
+        return _operate(
+            request, pk, Action.MERGE, services.merge_start, None, status.HTTP_202_ACCEPTED
+        )
 
 
-MergeView = _operation(
-    Action.MERGE,
-    "Merge the reviewed pull (202; then completed or failed)",
-    ("services", "merge_start"),
-    code=status.HTTP_202_ACCEPTED,
-    body=None,
-)
-RequestApprovalView = _operation(
-    Action.REQUEST_APPROVAL,
-    "Ask an approver to merge into production",
-    ("approvals", "approval_request"),
-)
-ApproveView = _operation(
-    Action.APPROVE,
-    "Approve (not your own request); the merge runs as you (202)",
-    ("approvals", "approval_approve"),
-    code=status.HTTP_202_ACCEPTED,
-)
-CancelView = _operation(
-    Action.CANCEL,
-    "Cancel a pull that is not merging yet",
-    ("services", "revision_cancel"),
-    body=None,
-)
+class RequestApprovalView(ApiView):
+    """Ask an approver to merge into production"""
+
+    @extend_schema(
+        summary="Ask an approver to merge into production",
+        request=CommentSerializer,
+        responses={200: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        return _operate(request, pk, Action.REQUEST_APPROVAL, approvals.approval_request)
+
+
+class ApproveView(ApiView):
+    """Approve (not your own request); the merge runs as you (202)"""
+
+    @extend_schema(
+        summary="Approve (not your own request); the merge runs as you (202)",
+        request=CommentSerializer,
+        responses={202: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        return _operate(
+            request,
+            pk,
+            Action.APPROVE,
+            approvals.approval_approve,
+            CommentSerializer,
+            status.HTTP_202_ACCEPTED,
+        )
+
+
+class CancelView(ApiView):
+    """Cancel a pull that is not merging yet"""
+
+    @extend_schema(
+        summary="Cancel a pull that is not merging yet",
+        request=None,
+        responses={200: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        return _operate(request, pk, Action.CANCEL, services.revision_cancel, None)
 
 
 class RejectView(ApiView):
@@ -251,9 +276,7 @@ class RejectView(ApiView):
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.APPROVE)
         data = _valid(CommentSerializer, request.data)
-        _engine("approvals", "approval_reject")(
-            revision=revision, user=request.user, comment=data["comment"]
-        )
+        approvals.approval_reject(revision=revision, user=request.user, comment=data["comment"])
         return _answer(revision)
 
 
@@ -279,7 +302,7 @@ class RevertView(ApiView):
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.REVERT)
         data = _valid(RevertSerializer, request.data)
-        new = _engine("services", "revert_start")(
+        new = services.revert_start(
             revision=revision,
             user=request.user,
             side=_side(revision, data["to"]),
@@ -304,7 +327,109 @@ class RevertPreviewView(ApiView):
         version = Integration.objects.values_list("version", flat=True).get(
             pk=revision.integration_id
         )
-        preview = _engine("services", "revert_preview")(
-            revision=revision, side=_side(revision, side)
-        )
+        preview = services.revert_preview(revision=revision, side=_side(revision, side))
         return Response({**changes_out(preview), "version": version})
+
+
+# Engine endpoints on an integration (its document, clone, family, packages) ----------
+# Under /integrations/{id}/ like the domain's endpoints, but they run the revision
+# engine, so they live on its floor (docs/architecture.md).
+
+
+class IntegrationDocumentView(ApiView):
+    @extend_schema(
+        summary="The canonical document (the same one revisions store)",
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='{"integration": {...}, "resources": {lineage_id: {type, name, ...}}}',
+            )
+        },
+    )
+    def get(self, request, pk: int):
+        integration = _integration(request, pk, Action.EXPORT)
+        return Response(document_of(integration))
+
+
+class CloneView(ApiView):
+    @extend_schema(
+        summary="Clone an integration",
+        request=CloneSerializer,
+        responses={201: IntegrationSerializer},
+    )
+    def post(self, request, pk: int):
+        source = _integration(request, pk, Action.CLONE)
+        data = _valid(CloneSerializer, request.data)
+        environment = data.get("environment") or Environment.SANDBOX
+        if environment == Environment.PRODUCTION:
+            require(request.user, Action.CLONE_TO_PRODUCTION, source)
+        clone = services.integration_clone(
+            source=source,
+            user=request.user,
+            name=data["name"],
+            environment=environment,
+            copy_cache_data=data["include_lookup_cache_data"],
+        )
+        clone.refresh_from_db()
+        return Response(IntegrationSerializer(clone).data, status=status.HTTP_201_CREATED)
+
+
+class FamilyView(ApiView):
+    serializer_class = FamilyMemberSerializer
+    pagination_class = None
+
+    @extend_schema(
+        summary="The integrations this one can pull from",
+        responses={200: FamilyMemberSerializer(many=True)},
+    )
+    def get(self, request, pk: int):
+        integration = _integration(request, pk)
+        family = selectors.family_of(integration, request.user)
+        return Response(FamilyMemberSerializer(family, many=True).data)
+
+
+def _package(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return packages.package_validate(data["package"])
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"package": exc.messages[:1]}) from None
+
+
+class PackageImportView(ApiView):
+    @extend_schema(
+        summary="Import a package as a new integration (lineage kept)",
+        operation_id="package_import",
+        request=PackageImportSerializer,
+        responses={201: IntegrationSerializer},
+    )
+    def post(self, request):
+        require(request.user, Action.IMPORT_PACKAGE)
+        data = _valid(PackageImportSerializer, request.data)
+        require_environment(request.user, data["environment"])
+        integration = packages.package_import(
+            package=_package(data),
+            user=request.user,
+            name=data["name"],
+            environment=data["environment"],
+        )
+        return Response(IntegrationSerializer(integration).data, status=status.HTTP_201_CREATED)
+
+
+class PackagePullView(ApiView):
+    @extend_schema(
+        summary="Import a package as a pull into this integration (202, then ready)",
+        operation_id="package_pull",
+        request=PackagePullSerializer,
+        responses={202: RevisionSerializer},
+    )
+    def post(self, request, pk: int):
+        integration = _integration(request, pk, Action.PULL)
+        require(request.user, Action.IMPORT_PACKAGE, integration)
+        data = _valid(PackagePullSerializer, request.data)
+        revision = packages.package_pull(
+            package=_package(data),
+            target=integration,
+            user=request.user,
+            description=data["description"],
+        )
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_202_ACCEPTED)

@@ -5,6 +5,15 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
+    path("integrations/import", api.PackageImportView.as_view(), name="api-package-import"),
+    path(
+        "integrations/<int:pk>/document",
+        api.IntegrationDocumentView.as_view(),
+        name="api-integration-document",
+    ),
+    path("integrations/<int:pk>/clone", api.CloneView.as_view(), name="api-integration-clone"),
+    path("integrations/<int:pk>/family", api.FamilyView.as_view(), name="api-integration-family"),
+    path("integrations/<int:pk>/import", api.PackagePullView.as_view(), name="api-package-pull"),
     path(
         "integrations/<int:pk>/revisions",
         api.IntegrationRevisionsView.as_view(),

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
+from audit.signals import revision_event
 from integrations.models import Integration, User
 from integrations.permissions import Action, can
 
@@ -45,7 +46,6 @@ from .models import (
     RevisionStatus,
     RevisionType,
 )
-from .signals import revision_event
 
 # Decisions that still stand: a pending request or a given approval. Lapsed and rejected
 # rows stay as history.

@@ -1,7 +1,7 @@
 """Export an integration as a package, and import one (as a new integration or a pull).
 
 Thin: check the user may see the integration (404) and take the action (403), call
-`integrations.packages`, render. An invalid package re-shows the form with the first
+`revisions.packages`, render. An invalid package re-shows the form with the first
 problem named; nothing is created.
 """
 
@@ -15,11 +15,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from revisions.errors import RevisionError
+from integrations.models import Environment, Integration
+from integrations.permissions import (
+    Action,
+    can,
+    get_visible_integration,
+    require,
+    visible_integrations,
+)
 
 from . import packages
-from .models import Environment, Integration
-from .permissions import Action, can, get_visible_integration, require, visible_integrations
+from .errors import RevisionError
 
 
 @login_required

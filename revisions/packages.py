@@ -27,19 +27,20 @@ from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework import serializers
 
-from . import services
-from .json_input import edge_depth, located, raw_depth_problem, value_problem
-from .models import Environment, Integration, User
-from .package_schema import FORMAT, FORMAT_VERSION, first_schema_error
-from .resources import INTEGRATION_FIELDS, RESOURCE_TYPES
-from .serializers import reject_nul
-from .versioning import versioned_change
+from integrations import services as integration_services
+from integrations.json_input import edge_depth, located, raw_depth_problem, value_problem
+from integrations.models import Environment, Integration, User
+from integrations.package_schema import FORMAT, FORMAT_VERSION, first_schema_error
+from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES, validate_step_config
+from integrations.serializers import reject_nul
+from integrations.versioning import versioned_change
+
+from .document import document_of, tree_of, tree_of_document
+from .services import pull_create, snapshot_create, sync_point_record
 
 
 def package_of(integration: Integration, *, user: User | None) -> dict[str, Any]:
     """The package of an integration: its canonical document plus where it came from."""
-    from revisions.document import document_of
-
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -266,8 +267,6 @@ def _check_resource(
         field, messages = next(iter(exc.message_dict.items()))
         raise ValidationError(f"{label}: {field}: {messages[0]}") from None
     if rt.key == "step":
-        from .resources import validate_step_config
-
         try:
             validate_step_config(plain["config"], integration_id=None)
         except ValidationError as exc:
@@ -326,7 +325,7 @@ def _new_from_package(
     document = package["document"]
     own = document["integration"]
     with versioned_change():  # one change: the version goes up once, not per resource
-        integration = services.integration_create(
+        integration = integration_services.integration_create(
             name=name,
             user=user,
             description=own.get("description", "") if description is None else description,
@@ -356,8 +355,6 @@ def package_import(
     integration, with a first snapshot of what was imported.
     """
     package_validate(package)
-    from revisions.document import tree_of_document
-    from revisions.services import snapshot_create, sync_point_record
 
     meta = package["integration"]
     with transaction.atomic():
@@ -390,8 +387,6 @@ def package_pull(
     bring over. Returns the pull revision (queued, computed on commit).
     """
     package_validate(package)
-    from revisions.document import tree_of
-    from revisions.services import pull_create, sync_point_record
 
     meta = package["integration"]
     if str(target.lineage_id) != meta["lineage_id"]:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from audit.context import Source, acting
+from audit.signals import revision_event
 from integrations.models import (
     AccessLevel,
     Environment,
@@ -69,7 +70,6 @@ from .models import (
     Tree,
 )
 from .selectors import busy_message, open_operation
-from .signals import revision_event
 
 S = RevisionStatus
 T = RevisionType

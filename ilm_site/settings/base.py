@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "revisions",
     "audit",
     "runs",
+    "ilm_site",  # site-level commands (load_demo)
 ]
 
 MIDDLEWARE = [
@@ -104,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "integrations.context_processors.navigation",
+                "revisions.context_processors.approvals",
             ],
         },
     }

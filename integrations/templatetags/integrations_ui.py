@@ -1,4 +1,8 @@
-"""Template helpers of the integration pages."""
+"""Template helpers of the integration pages.
+
+What the revision engine adds to them (the sync badge, the approver's panel on the home
+page) is in `revisions_ui`: the domain's pages load it, the domain's code never imports it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from typing import Any
 import markdown as markdown_lib
 import nh3
 from django import template
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -41,25 +44,6 @@ def short_json(value: Any, limit: int = 80) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def integration_sync_badge(context, integration) -> SafeString:
-    """The revisions app's sync badge, or nothing while its selector is not there.
-
-    The badge needs `revisions.selectors.sync_status`; a page of the integrations app must
-    render even when that is missing or has nothing to say (None).
-    """
-    from revisions import selectors
-
-    if not hasattr(selectors, "sync_status"):
-        return mark_safe("")
-    from revisions.templatetags.revisions_ui import sync_badge_context
-
-    badge = sync_badge_context(integration, user=context.get("user"))
-    if not badge.get("sync"):
-        return mark_safe("")
-    return mark_safe(render_to_string("revisions/_sync_badge.html", badge))
-
-
-@register.simple_tag(takes_context=True)
 def clone_source(context, integration, css: str = "") -> SafeString:
     """A clone's source: a link with its name, or words saying the user cannot see it."""
     source = integration.cloned_from
@@ -68,18 +52,3 @@ def clone_source(context, integration, css: str = "") -> SafeString:
         return format_html('<span class="muted">{}</span>', HIDDEN_INTEGRATION_NAME)
     url = reverse("integrations:detail", args=[source.pk])
     return format_html('<a class="{}" href="{}">{}</a>', css, url, source.name)
-
-
-@register.simple_tag(takes_context=True)
-def home_approval_panel(context) -> SafeString:
-    """The approver's queue (revisions app), or nothing while its selector is not there."""
-    from revisions import selectors
-
-    if not hasattr(selectors, "approval_queue"):
-        return mark_safe("")
-    from revisions.templatetags.revisions_ui import approval_panel
-
-    data = approval_panel(context)
-    if not data.get("show"):
-        return mark_safe("")
-    return mark_safe(render_to_string("revisions/_approval_panel.html", data))

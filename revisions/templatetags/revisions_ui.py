@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from django import template
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
 
+from integrations.permissions import Action, can, shown_name
+
+from .. import selectors
 from ..review import ACTIVE_STATUSES
 
 register = template.Library()
@@ -25,14 +30,19 @@ def sync_badge(context, integration, link: bool = True) -> dict:
 
 
 def sync_badge_context(integration, *, user, link: bool = True) -> dict:
-    from integrations.permissions import shown_name
-
-    from .. import selectors
-
     sync = selectors.sync_status(integration)
     if sync:
         sync = {**sync, "source_name": shown_name(user, sync["source"])}
     return {"sync": sync, "integration": integration, "link": link}
+
+
+@register.simple_tag(takes_context=True)
+def integration_sync_badge(context, integration) -> SafeString:
+    """The sync badge on the integration pages, or nothing when there is nothing to say."""
+    badge = sync_badge_context(integration, user=context.get("user"))
+    if not badge.get("sync"):
+        return mark_safe("")
+    return mark_safe(render_to_string("revisions/_sync_badge.html", badge))
 
 
 @register.filter
@@ -43,10 +53,6 @@ def plural_s(count) -> str:
 @register.inclusion_tag("revisions/_approval_panel.html", takes_context=True)
 def approval_panel(context, limit: int = 5) -> dict:
     """The approver's queue on the home page: nothing for users who cannot approve."""
-    from integrations.permissions import Action, can
-
-    from .. import selectors
-
     user = context.get("user")
     if user is None or not can(user, Action.APPROVE):
         return {"show": False}
@@ -58,3 +64,12 @@ def approval_panel(context, limit: int = 5) -> dict:
         "more": len(items) > limit,
         "waiting_on_you": selectors.approval_queue_count(user),
     }
+
+
+@register.simple_tag(takes_context=True)
+def home_approval_panel(context) -> SafeString:
+    """The approver's queue on the home page, or nothing for users who cannot approve."""
+    data = approval_panel(context)
+    if not data.get("show"):
+        return mark_safe("")
+    return mark_safe(render_to_string("revisions/_approval_panel.html", data))

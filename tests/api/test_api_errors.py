@@ -4,8 +4,8 @@ import pytest
 from django.test import override_settings
 
 from integrations import api as integrations_api
-from integrations import packages
 from integrations.models import Integration
+from revisions import packages
 from tests.factories import ScriptFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from integrations import packages
 from integrations.models import Flow, Integration
+from revisions import packages
 from tests.factories import ConnectionFactory, FlowFactory, StepFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from integrations import packages
 from integrations.models import Flow, Integration, IntegrationAccess, Role
+from revisions import packages
 from revisions.document import document_of
 from tests.factories import (
     ConnectionFactory,

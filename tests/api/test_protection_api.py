@@ -102,7 +102,7 @@ def test_every_direct_configuration_write_is_refused_for_every_role(
 
 
 def test_a_package_cannot_be_imported_onto_a_protected_integration(dev_api, protected):
-    from integrations.packages import package_of
+    from revisions.packages import package_of
 
     package = package_of(protected, user=None)
     response = dev_api.post(
@@ -240,7 +240,7 @@ def test_cloned_into_production_starts_protected(
 
 
 def test_package_imported_as_new_production_integration_starts_protected(approver_api, integration):
-    from integrations.packages import package_of
+    from revisions.packages import package_of
 
     package = package_of(integration, user=None)
     response = approver_api.post(

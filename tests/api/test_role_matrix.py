@@ -57,7 +57,7 @@ def _snapshot(ctx):
 
 
 def _package(ctx):
-    from integrations.packages import package_of
+    from revisions.packages import package_of
 
     return package_of(ctx["integration"], user=ctx["owner"])
 

@@ -234,8 +234,8 @@ def test_connection_delete_keeps_name_after_deletion(integration):
 
 
 def test_revision_event_is_recorded_with_its_operation(integration, developer):
+    from audit.signals import revision_event
     from revisions.models import Revision
-    from revisions.signals import revision_event
 
     revision = Revision.objects.create(
         integration=integration, number=1, type="pull", status="failed", error="Boom"

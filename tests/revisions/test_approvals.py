@@ -10,6 +10,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from audit.signals import revision_event
 from integrations.models import AccessLevel, Environment, Role
 from integrations.permissions import forget_grants
 from revisions import approvals
@@ -24,7 +25,6 @@ from revisions.models import (
     RevisionType,
 )
 from revisions.selectors import approval_queue, approval_queue_count
-from revisions.signals import revision_event
 from tests.factories import GrantFactory, IntegrationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from audit.signals import revision_event
 from integrations.models import (
     Connection,
     Environment,
@@ -27,7 +28,6 @@ from revisions.errors import (
     UnresolvedConflicts,
 )
 from revisions.models import Blob, Resolution, Revision, RevisionStatus, RevisionType, SyncPoint
-from revisions.signals import revision_event
 from tests.factories import (
     CacheEntryFactory,
     ConnectionFactory,
