@@ -38,6 +38,7 @@ test-fast: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=ilm_site.settings.production SECRET_KEY=lint-only-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
 	  ALLOWED_HOSTS=ilm.example.com ILM_AUDIT_KEY=lint-only-audit-key-$$(date +%s)-0123456789abcdef \

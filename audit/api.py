@@ -15,7 +15,7 @@ from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from ilm_site.api import ApiView
+from integrations.api_base import ApiView
 from integrations.permissions import Action, can, get_visible_integration, require
 
 from . import selectors

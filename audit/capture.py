@@ -39,9 +39,10 @@ from integrations.models import (
     LookupCacheEntry,
 )
 from integrations.resources import RESOURCE_TYPES, SECRET_FIELDS, resource_type_for
+from integrations.signals import token_authenticated
 
 from .chain import append
-from .context import AuditContext, Source, current
+from .context import AuditContext, Source, current, set_user
 from .models import Action, Event
 from .signals import revision_event
 
@@ -525,10 +526,15 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     _sign_in_event(Action.SIGN_IN_FAILED, request, attempted=attempted)
 
 
+def on_token_authenticated(sender, user, **kwargs) -> None:
+    set_user(user)
+
+
 def connect() -> None:
     post_create_historical_record.connect(on_history_row, dispatch_uid="audit-history-row")
     pre_save.connect(note_secret_changes, sender=Connection, dispatch_uid="audit-secrets")
     revision_event.connect(on_revision_event, dispatch_uid="audit-revision-event")
+    token_authenticated.connect(on_token_authenticated, dispatch_uid="audit-token-user")
     user_logged_in.connect(on_logged_in, dispatch_uid="audit-logged-in")
     user_logged_out.connect(on_logged_out, dispatch_uid="audit-logged-out")
     user_login_failed.connect(on_login_failed, dispatch_uid="audit-login-failed")

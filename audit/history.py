@@ -3,11 +3,16 @@
 simple-history writes bulk history rows (`bulk_create_with_history`,
 `bulk_update_with_history`) through `bulk_history_create` and sends no signal for them;
 this manager passes the rows it wrote to `audit.capture.record_history_rows`, in the same
-transaction, so the audit log has no silent gap. Integrations' models use it through
-`integrations.models._history()`.
+transaction, so the audit log has no silent gap. `audited_history()` is what the domain's
+tracked models declare (`integrations.models`).
 """
 
+from typing import Any
+
 from simple_history.manager import HistoryManager
+from simple_history.models import HistoricalRecords
+
+from .context import history_user
 
 
 class AuditedHistoryManager(HistoryManager):
@@ -18,3 +23,12 @@ class AuditedHistoryManager(HistoryManager):
 
             record_history_rows(rows, fresh=True)
         return rows
+
+
+def audited_history(**kwargs: Any) -> HistoricalRecords:
+    """The history of a tracked model: who from the audit context, bulk rows audited too.
+
+    The audit context knows the user behind a Celery task or a token request as well as a
+    page's; the audited manager records bulk-written history rows in the audit log.
+    """
+    return HistoricalRecords(get_user=history_user, history_manager=AuditedHistoryManager, **kwargs)

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET
 
 from integrations.models import Integration, User
 from integrations.permissions import Action, get_visible_integration, require
-from revisions.review import ValueDiff, as_text, value_diff
+from integrations.value_diff import ValueDiff, as_text, value_diff
 
 from . import selectors
 from .capture import resource_type_choices

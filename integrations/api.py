@@ -21,9 +21,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from ilm_site.api import ApiView
-
 from . import services
+from .api_base import ApiView
 from .filters import IntegrationFilter
 from .models import Integration, LookupCache
 from .permissions import (

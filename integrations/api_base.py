@@ -1,86 +1,21 @@
-"""API error shape (API.md): {"detail": ..., "errors": {field: [messages]}} for bad input."""
+"""The base of every /api/v1 endpoint (docs/api.md): list shape, write rate, error answers.
 
-from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+It lives in the lowest app that has endpoints, so every app's API can build on it without
+importing the site; the exception handler that turns errors into the documented shape is
+the site's (`ilm_site.api_errors.exception_handler`).
+"""
+
 from drf_spectacular.openapi import AutoSchema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from integrations.throttles import TokenWriteThrottle
-
-
-def exception_handler(exc, context):
-    from revisions.models import InvalidTransition
-
-    if isinstance(exc, InvalidTransition):
-        # A status move the declared transitions refuse is a state conflict, not a crash.
-        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-    # Engine refusals (revisions.errors) carry their own status: 409, or 403 for approval.
-    http_status = getattr(exc, "http_status", None)
-    if isinstance(http_status, int) and not isinstance(exc, exceptions.APIException):
-        return Response({"detail": str(exc)}, status=http_status)
-    if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        )
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or "Not found.")
-    if isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied(str(exc) or "You do not have permission.")
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc, exceptions.ValidationError):
-        errors = _flat_errors(
-            response.data
-            if isinstance(response.data, dict)
-            else {"non_field_errors": response.data}
-        ) or {"non_field_errors": ["Invalid input."]}
-        key = "non_field_errors" if "non_field_errors" in errors else next(iter(errors))
-        detail = errors[key][0]
-        if "." in key or "[" in key:  # a nested field: say where
-            detail = f"{key}: {detail}"
-        response.data = {"detail": detail, "errors": errors}
-        response.status_code = status.HTTP_400_BAD_REQUEST
-    elif isinstance(response.data, dict) and "detail" in response.data:
-        response.data = {"detail": str(response.data["detail"])}
-    return response
-
-
-def _flat_errors(errors, prefix: str = "") -> dict[str, list[str]]:
-    """`{field: [messages]}` (API.md) from DRF's nested errors: `resolutions[0].lineage_id`."""
-    flat: dict[str, list[str]] = {}
-
-    def key_of(key) -> str:
-        key = str(key)
-        if not prefix:
-            return key
-        return f"{prefix}[{key}]" if key.isdigit() else f"{prefix}.{key}"
-
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            flat.update(_flat_errors(value, key_of(key)))
-    elif isinstance(errors, list | tuple):
-        for i, item in enumerate(errors):
-            if isinstance(item, dict | list | tuple):
-                flat.update(_flat_errors(item, key_of(i)))
-            else:
-                flat.setdefault(prefix or "non_field_errors", []).append(str(item))
-    elif errors is not None:
-        flat.setdefault(prefix or "non_field_errors", []).append(str(errors))
-    return flat
-
-
-def error(detail: str, code: int) -> Response:
-    return Response({"detail": detail}, status=code)
+from .throttles import TokenWriteThrottle
 
 
 class Pagination(PageNumberPagination):
-    """`{"results": [...], "next": url-or-null}` (API.md); `?page=` and `?page_size=`."""
+    """`{"results": [...], "next": url-or-null}` (docs/api.md); `?page=` and `?page_size=`."""
 
     page_size = 50
     page_size_query_param = "page_size"
@@ -110,7 +45,7 @@ class BadRequestSerializer(serializers.Serializer):
 
 
 class ApiSchema(AutoSchema):
-    """Documents the error answers every endpoint can give, in their API.md shapes."""
+    """Documents the error answers every endpoint can give, in their docs/api.md shapes."""
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -1,9 +1,10 @@
-"""Bearer-token authentication for the API (API.md, "Auth").
+"""Bearer-token authentication for the API (docs/api.md, "Auth").
 
 `Authorization: Bearer <token>`: the token is looked up by its hash through
 `integrations.services.api_token_authenticate`; a missing, unknown or revoked token is a
-401 with a `WWW-Authenticate: Bearer` challenge. The audit context the middleware opened
-before DRF knew the user is told who the token belongs to, so history rows name them.
+401 with a `WWW-Authenticate: Bearer` challenge. `token_authenticated` tells the audit
+context the middleware opened before DRF knew the user who the token belongs to, so
+history rows name them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from audit.context import set_user
-
 from .services import api_token_authenticate
+from .signals import token_authenticated
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -38,7 +38,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         token = api_token_authenticate(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        set_user(token.user)
+        token_authenticated.send(sender=type(self), user=token.user, token=token)
         # Throttles tell token writes from browser writes by this.
         request.api_token = token
         return token.user, token

@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from ilm_site.api import ApiView
+from integrations.api_base import ApiView
 from integrations.models import Environment, Integration
 from integrations.permissions import (
     Action,

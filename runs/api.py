@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from ilm_site.api import ApiView
+from integrations.api_base import ApiView
 from integrations.models import Flow
 from integrations.permissions import (
     Action,

@@ -225,7 +225,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["integrations.json_input.JSONInputParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "ilm_site.api.exception_handler",
+    "EXCEPTION_HANDLER": "ilm_site.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "token_writes": env("ILM_API_WRITE_RATE", default="600/min"),
         "login": env("ILM_LOGIN_RATE", default="10/min"),

@@ -5,16 +5,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from integrations.value_diff import line_diff, value_diff, word_diff
 from revisions.models import ApprovalDecision, RevisionStatus, RevisionType
 from revisions.review import (
     field_rows,
     group_resources,
-    line_diff,
     merge_box,
     row_actions,
     summary_of,
-    value_diff,
-    word_diff,
 )
 
 
