@@ -17,9 +17,13 @@ from .models import (
     OPEN_STATUSES,
     Approval,
     ApprovalDecision,
+    ChangeSet,
+    Resolution,
     Revision,
     RevisionStatus,
     RevisionType,
+    SyncPoint,
+    Tree,
 )
 
 # Revisions, families, changes, sync status (engine) ----------------------------------
@@ -95,13 +99,62 @@ def caches_left_empty(revision: Revision) -> list[LookupCache]:
     )
 
 
+def sync_state(integration_id: int) -> dict[str, str]:
+    """The integration's sync points in effect: {other integration id: tree hash}."""
+    state: dict[str, str] = {}
+    rows = SyncPoint.objects.filter(integration_id=integration_id).order_by("-pk")
+    for other_id, tree_id in rows.values_list("other_id", "tree_id"):
+        state.setdefault(str(other_id), tree_id)
+    return state
+
+
+def merge_base(target: Integration, source: Integration) -> Tree | None:
+    """The tree two integrations of a family last agreed on.
+
+    Their own last sync point; failing that (relatives that never synced directly, such as
+    two clones of one integration), the source's sync point with a relative the target
+    has also synced with. None: no common state is known, everything is compared as new.
+    """
+    point = (
+        SyncPoint.objects.filter(integration=target, other=source)
+        .select_related("tree")
+        .order_by("-pk")
+        .first()
+    )
+    if point is not None:
+        return point.tree
+    target_others = set(
+        SyncPoint.objects.filter(integration=target).values_list("other_id", flat=True)
+    )
+    point = (
+        SyncPoint.objects.filter(integration=source, other_id__in=target_others)
+        .select_related("tree")
+        .order_by("-pk")
+        .first()
+    )
+    return point.tree if point is not None else None
+
+
+def resolutions_of(revision: Revision) -> list[dict[str, Any]]:
+    return [
+        {"lineage_id": str(lid), "path": path or None, "choose": choose}
+        for lid, path, choose in Resolution.objects.filter(revision_id=revision.pk)
+        .order_by("chosen_at", "pk")
+        .values_list("lineage_id", "path", "choose")
+    ]
+
+
+def changes_of(revision: Revision) -> dict[str, Any]:
+    """A pull's changeset with the current resolutions filled in."""
+    data = ChangeSet.objects.get(revision_id=revision.pk).data
+    return engine.with_resolutions(data, resolutions_of(revision))
+
+
 def changes_for_review(revision: Revision) -> dict[str, Any]:
     """A pull's changeset with the resolutions chosen so far.
 
     Raises ChangeSet.DoesNotExist (an ObjectDoesNotExist) while it is not computed yet.
     """
-    from .services import changes_of
-
     return changes_of(revision)
 
 
@@ -111,8 +164,6 @@ def sync_status(integration: Integration) -> dict[str, Any] | None:
     {"state": "up_to_date" | "local_changes" | "behind" | "diverged", "source": Integration},
     or None for an integration that is not a clone (or whose source is gone).
     """
-    from .services import merge_base
-
     source = integration.cloned_from
     if source is None:
         return None

@@ -41,7 +41,15 @@ from integrations.services import cache_data_bytes, starts_protected
 from integrations.versioning import mark_changed
 
 from . import diff as engine
+from . import tasks
 from .apply import apply_document, change_reason, document_problems
+from .approval_state import (
+    _STANDING,
+    changeset_hash,
+    is_approved,
+    revert_hash,
+    revert_needs_approval,
+)
 from .document import (
     document_hashes,
     document_of,
@@ -60,6 +68,8 @@ from .errors import (
 )
 from .models import (
     OPEN_STATUSES,
+    Approval,
+    ApprovalDecision,
     ChangeSet,
     Choice,
     Resolution,
@@ -69,7 +79,14 @@ from .models import (
     SyncPoint,
     Tree,
 )
-from .selectors import busy_message, open_operation
+from .selectors import (
+    busy_message,
+    changes_of,
+    merge_base,
+    open_operation,
+    resolutions_of,
+    sync_state,
+)
 
 S = RevisionStatus
 T = RevisionType
@@ -90,13 +107,8 @@ def _send(revision: Revision, verb: str, user: Any, **detail: Any) -> None:
     )
 
 
-def _enqueue(task_name: str, revision: Revision, **kwargs: Any) -> None:
-    def send() -> None:
-        from . import tasks
-
-        getattr(tasks, task_name).delay(revision.pk, **kwargs)
-
-    transaction.on_commit(send)
+def _enqueue(task: Any, revision: Revision, **kwargs: Any) -> None:
+    transaction.on_commit(lambda: task.delay(revision.pk, **kwargs))
 
 
 def _next_number(integration_id: int) -> int:
@@ -124,15 +136,6 @@ def _create_operation(integration: Integration, **fields: Any) -> Revision:
     except IntegrityError:
         raise _busy(integration) from None
     return revision
-
-
-def sync_state(integration_id: int) -> dict[str, str]:
-    """The integration's sync points in effect: {other integration id: tree hash}."""
-    state: dict[str, str] = {}
-    rows = SyncPoint.objects.filter(integration_id=integration_id).order_by("-pk")
-    for other_id, tree_id in rows.values_list("other_id", "tree_id"):
-        state.setdefault(str(other_id), tree_id)
-    return state
 
 
 def _sync(a_id: int, b_id: int, tree: Tree | str, revision: Revision | None) -> None:
@@ -165,33 +168,6 @@ def sync_point_record(*, a: Integration, b: Integration, tree: Tree | str) -> No
     (package import); the engine's own operations record theirs with the revision.
     """
     _sync(a.pk, b.pk, tree, None)
-
-
-def merge_base(target: Integration, source: Integration) -> Tree | None:
-    """The tree two integrations of a family last agreed on.
-
-    Their own last sync point; failing that (relatives that never synced directly, such as
-    two clones of one integration), the source's sync point with a relative the target
-    has also synced with. None: no common state is known, everything is compared as new.
-    """
-    point = (
-        SyncPoint.objects.filter(integration=target, other=source)
-        .select_related("tree")
-        .order_by("-pk")
-        .first()
-    )
-    if point is not None:
-        return point.tree
-    target_others = set(
-        SyncPoint.objects.filter(integration=target).values_list("other_id", flat=True)
-    )
-    point = (
-        SyncPoint.objects.filter(integration=source, other_id__in=target_others)
-        .select_related("tree")
-        .order_by("-pk")
-        .first()
-    )
-    return point.tree if point is not None else None
 
 
 def _snapshot(
@@ -305,7 +281,7 @@ def integration_clone(
             description=f"Cloned from {source.name}",
             copy_cache_data=bool(copy_cache_data),
         )
-        _enqueue("clone_run", revision)
+        _enqueue(tasks.clone_run, revision)
     return clone
 
 
@@ -401,7 +377,7 @@ def pull_create(
             created_by=user if getattr(user, "pk", None) else None,
             description=_clean_description(description),
         )
-        _enqueue("pull_compute", revision)
+        _enqueue(tasks.pull_compute, revision)
     return revision
 
 
@@ -446,7 +422,7 @@ def _compute(revision: Revision) -> dict[str, Any]:
     ChangeSet.objects.update_or_create(
         revision=revision, defaults={"data": changes, "computed_at": timezone.now()}
     )
-    resolved = engine.with_resolutions(changes, _resolutions_of(revision))
+    resolved = engine.with_resolutions(changes, resolutions_of(revision))
     revision.refresh_from_db(fields=["status"])
     fields = {
         "base_tree": base_tree,
@@ -499,21 +475,6 @@ def _label(revision: Revision) -> str:
 
 
 # Resolutions --------------------------------------------------------------------------
-
-
-def _resolutions_of(revision: Revision) -> list[dict[str, Any]]:
-    return [
-        {"lineage_id": str(lid), "path": path or None, "choose": choose}
-        for lid, path, choose in Resolution.objects.filter(revision_id=revision.pk)
-        .order_by("chosen_at", "pk")
-        .values_list("lineage_id", "path", "choose")
-    ]
-
-
-def changes_of(revision: Revision) -> dict[str, Any]:
-    """A pull's changeset with the current resolutions filled in."""
-    data = ChangeSet.objects.get(revision_id=revision.pk).data
-    return engine.with_resolutions(data, _resolutions_of(revision))
 
 
 def _validate_resolution(
@@ -583,7 +544,7 @@ def resolutions_set(
                 ) from None
             chosen.append((lid, path, r["choose"]))
         _store_resolutions(locked, chosen, user)
-        summary = engine.with_resolutions(changes, _resolutions_of(locked))["summary"]
+        summary = engine.with_resolutions(changes, resolutions_of(locked))["summary"]
         locked.refresh_from_db(fields=["status"])
         locked.summary = summary
         locked.save(update_fields=["summary"])
@@ -623,10 +584,6 @@ def _store_resolutions(
             updated.append(row)
     Resolution.objects.bulk_create(created, batch_size=500)
     Resolution.objects.bulk_update(updated, ["choose", "chosen_by", "chosen_at"], batch_size=500)
-    try:
-        from .approvals import approvals_lapse_stale
-    except ImportError:  # no approvals installed: nothing can lapse
-        return
     approvals_lapse_stale(revision=revision, user=_user(user))
 
 
@@ -645,13 +602,40 @@ def _user(user: Any) -> Any:
     return user if getattr(user, "pk", None) else None
 
 
+def approvals_lapse_stale(*, revision: Revision, user: User | None = None) -> int:
+    """Lapse the standing request or approval whose changeset hash no longer holds.
+
+    A pull awaiting approval goes back to ready: it must be asked for (and approved)
+    again. Returns how many lapsed. Called on every change of a pull's changeset or
+    resolutions (signals below), and callable by the engine after a refresh.
+    """
+    standing = list(
+        Approval.objects.filter(revision_id=revision.pk, decision__in=_STANDING).only(
+            "pk", "changeset_hash", "decision"
+        )
+    )
+    if not standing:
+        return 0
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().filter(pk=revision.pk).first()
+        if revision is None:  # the pull itself is being deleted
+            return 0
+        current = changeset_hash(revision)
+        stale = [a for a in standing if a.changeset_hash != current]
+        if not stale:
+            return 0
+        now = timezone.now()
+        for approval in stale:
+            approval.decision = ApprovalDecision.LAPSED
+            approval.decided_at = now
+            approval.save(update_fields=["decision", "decided_at"])
+        if revision.status == RevisionStatus.AWAITING_APPROVAL:
+            revision.move_to(RevisionStatus.READY)
+        _send(revision, "approval_lapsed", user, approvals=[a.pk for a in stale])
+    return len(stale)
+
+
 # Merge --------------------------------------------------------------------------------
-
-
-def _approved(revision: Revision) -> bool:
-    from .approvals import is_approved  # approvals imports services: import when called
-
-    return is_approved(revision)
 
 
 def merge_start(*, revision: Revision, user: User | None) -> Revision:
@@ -679,7 +663,7 @@ def merge_start(*, revision: Revision, user: User | None) -> Revision:
         target = locked.integration
         if target.version != locked.target_version:
             raise _stale(target, locked)
-        if not _approved(locked):
+        if not is_approved(locked):
             raise ApprovalRequired(
                 f"{target.name} is a production integration: ask an approver to approve this "
                 "pull before it merges."
@@ -689,7 +673,7 @@ def merge_start(*, revision: Revision, user: User | None) -> Revision:
         if problems:
             raise ValidationError(problems)
         locked.move_to(S.MERGING, error="")
-        _enqueue("merge_run", locked, user_id=getattr(user, "pk", None))
+        _enqueue(tasks.merge_run, locked, user_id=getattr(user, "pk", None))
     _copy_state(locked, revision)
     return revision
 
@@ -899,8 +883,6 @@ def revert_start(
     description = _clean_description(description) or (
         f"Revert to {side} {_label(revision).lower()}"
     )
-    from .approvals import revert_approval_open, revert_needs_approval
-
     waits = revert_needs_approval(integration, user)
     with transaction.atomic():
         new = _create_operation(
@@ -917,14 +899,27 @@ def revert_start(
         if waits:
             revert_approval_open(revision=new, user=user)
         else:
-            _enqueue("revert_run", new)
+            _enqueue(tasks.revert_run, new)
     return new
+
+
+def revert_approval_open(*, revision: Revision, user: User | None) -> Approval:
+    """The pending request of a revert that waits for an approver (in revert_start's
+    transaction: the revert and its request exist together or not at all)."""
+    approval = Approval.objects.create(
+        revision=revision,
+        requested_by=user if getattr(user, "pk", None) else None,
+        request_comment=revision.description,
+        changeset_hash=revert_hash(revision),
+    )
+    _send(revision, "approval_requested", user, comment=approval.request_comment)
+    return approval
 
 
 def revert_approved_run(*, revision: Revision) -> Revision:
     """Hand an approved revert to its task (awaiting_approval → queued)."""
     revision.move_to(S.QUEUED)
-    _enqueue("revert_run", revision)
+    _enqueue(tasks.revert_run, revision)
     return revision
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.signals import revision_event
 from integrations.models import AccessLevel, Environment, Role
 from integrations.permissions import forget_grants
-from revisions import approvals
+from revisions import approval_state, approvals
 from revisions.errors import InvalidState, UnresolvedConflicts
 from revisions.models import (
     Approval,
@@ -96,16 +96,16 @@ def test_request_moves_a_ready_production_pull_to_awaiting_approval(
     assert pull.status == RevisionStatus.AWAITING_APPROVAL
     assert approval.decision == ApprovalDecision.PENDING
     assert approval.request_comment == "check taxes"
-    assert approval.changeset_hash == approvals.changeset_hash(pull)
+    assert approval.changeset_hash == approval_state.changeset_hash(pull)
     assert events == [("approval_requested", "dev")]
-    assert not approvals.is_approved(pull)
+    assert not approval_state.is_approved(pull)
 
 
 def test_sandbox_pulls_need_no_approval_and_cannot_ask_for_one(developer):
     sandbox = IntegrationFactory(environment=Environment.SANDBOX)
     GrantFactory(integration=sandbox, user=developer)
     revision = _pull(sandbox, developer)
-    assert approvals.is_approved(revision)
+    assert approval_state.is_approved(revision)
     with pytest.raises(InvalidState, match="sandbox"):
         approvals.approval_request(revision=revision, user=developer)
     assert not Approval.objects.exists()
@@ -178,7 +178,7 @@ def test_reject_sends_the_pull_back_to_ready_with_the_comment(
     assert approval.decided_by == approver
     assert approval.decision_comment == "Wrong tax rate"
     assert events == [("rejected", "april")]
-    assert not approvals.is_approved(pull)
+    assert not approval_state.is_approved(pull)
     # The author may ask again; a new request row, the rejected one stays as history.
     approvals.approval_request(revision=pull, user=developer, comment="fixed")
     assert list(Approval.objects.values_list("decision", flat=True)) == ["pending", "rejected"]
@@ -208,11 +208,11 @@ def test_changed_resolution_lapses_the_request_and_reopens_the_pull(
 def test_refresh_lapses_even_when_it_finds_the_same_changes(pull, developer, approver):
     approvals.approval_request(revision=pull, user=developer)
     changeset = pull.changeset
-    before = approvals.changeset_hash(pull)
+    before = approval_state.changeset_hash(pull)
     # A refresh recomputes: same data, a new computation.
     changeset.computed_at = timezone.now()
     changeset.save()
-    assert approvals.changeset_hash(pull) != before
+    assert approval_state.changeset_hash(pull) != before
     assert Approval.objects.get().decision == ApprovalDecision.LAPSED
     pull.refresh_from_db()
     assert pull.status == RevisionStatus.READY
@@ -225,21 +225,21 @@ def test_given_approval_lapses_when_the_changeset_changes_afterwards(pull, devel
     Approval.objects.create(
         revision=pull,
         requested_by=developer,
-        changeset_hash=approvals.changeset_hash(pull),
+        changeset_hash=approval_state.changeset_hash(pull),
         decision=ApprovalDecision.APPROVED,
         decided_by=approver,
     )
-    assert approvals.is_approved(pull)
+    assert approval_state.is_approved(pull)
     Resolution.objects.create(revision=pull, lineage_id=LINEAGE, path="schedule", choose="theirs")
-    assert not approvals.is_approved(pull)
+    assert not approval_state.is_approved(pull)
     assert Approval.objects.get().decision == ApprovalDecision.LAPSED
 
 
 def test_hash_depends_on_changes_resolutions_and_version_only(pull):
-    first = approvals.changeset_hash(pull)
-    assert approvals.changeset_hash(Revision.objects.get(pk=pull.pk)) == first
+    first = approval_state.changeset_hash(pull)
+    assert approval_state.changeset_hash(Revision.objects.get(pk=pull.pk)) == first
     pull.target_version += 1
-    assert approvals.changeset_hash(pull) != first
+    assert approval_state.changeset_hash(pull) != first
 
 
 def test_queue_lists_awaiting_pulls_for_approvers_and_counts_others_requests(
@@ -266,7 +266,7 @@ def merge(monkeypatch):
     record = SimpleNamespace(calls=[], refuse=None)
 
     def merge_start(*, revision, user):
-        record.calls.append((revision.pk, user.username, approvals.is_approved(revision)))
+        record.calls.append((revision.pk, user.username, approval_state.is_approved(revision)))
         if record.refuse is not None:
             raise record.refuse
         revision.move_to(RevisionStatus.MERGING)

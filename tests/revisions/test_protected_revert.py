@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from integrations.models import Flow
 from integrations.services import integration_protection_set, resource_update
-from revisions import approvals, services
+from revisions import approval_state, approvals, services
 from revisions.errors import InvalidState
 from revisions.models import Approval, ApprovalDecision, Revision, RevisionStatus, RevisionType
 from tests.api.conftest import token_client
@@ -66,7 +66,7 @@ def test_a_developers_revert_waits_for_an_approver_and_changes_nothing(
     approval = Approval.objects.get(revision=revert)
     assert approval.decision == ApprovalDecision.PENDING
     assert approval.requested_by == developer
-    assert approval.changeset_hash == approvals.revert_hash(revert)
+    assert approval.changeset_hash == approval_state.revert_hash(revert)
 
 
 def test_an_approver_approves_the_revert_and_it_runs(
