@@ -17,7 +17,12 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -296,45 +301,73 @@ class ResourceDetailView(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def resource_views(type_key: str) -> tuple[type[ResourceListView], type[ResourceDetailView]]:
-    """A list and a detail view class per resource type, each documented with its shape."""
-    rt = RESOURCE_TYPES[type_key]
-    serializer = RESOURCE_SERIALIZERS[type_key]
-    label = rt.label.lower()
-    base_name = serializer.__name__.removesuffix("Serializer")
-
-    @extend_schema(summary=rt.plural, responses=serializer(many=True))
-    def list_get(self, request, pk: int):
-        return ResourceListView.get(self, request, pk)
-
-    @extend_schema(summary=f"Create a {label}", responses={201: serializer})
-    def list_post(self, request, pk: int):
-        return ResourceListView.post(self, request, pk)
-
-    @extend_schema(summary=f"One {label}")
-    def detail_get(self, request, pk: int):
-        return ResourceDetailView.get(self, request, pk)
-
-    @extend_schema(summary=f"Change a {label}")
-    def detail_patch(self, request, pk: int):
-        return ResourceDetailView.patch(self, request, pk)
-
-    @extend_schema(summary=f"Delete a {label}", responses={204: None})
-    def detail_delete(self, request, pk: int):
-        return ResourceDetailView.delete(self, request, pk)
-
-    attrs = {"type_key": type_key, "serializer_class": serializer}
-    list_view = type(
-        f"{base_name}ListView",
-        (ResourceListView,),
-        {**attrs, "get": list_get, "post": list_post},
+def _list_schema(type_key: str):
+    """The documented shape of one resource type's list view (its summaries and bodies)."""
+    rt, serializer = RESOURCE_TYPES[type_key], RESOURCE_SERIALIZERS[type_key]
+    return extend_schema_view(
+        get=extend_schema(summary=rt.plural, responses=serializer(many=True)),
+        post=extend_schema(summary=f"Create a {rt.label.lower()}", responses={201: serializer}),
     )
-    detail_view = type(
-        f"{base_name}DetailView",
-        (ResourceDetailView,),
-        {**attrs, "get": detail_get, "patch": detail_patch, "delete": detail_delete},
+
+
+def _detail_schema(type_key: str):
+    """The documented shape of one resource type's detail view."""
+    label = RESOURCE_TYPES[type_key].label.lower()
+    return extend_schema_view(
+        get=extend_schema(summary=f"One {label}"),
+        patch=extend_schema(summary=f"Change a {label}"),
+        delete=extend_schema(summary=f"Delete a {label}", responses={204: None}),
     )
-    return list_view, detail_view
+
+
+@_list_schema("connection")
+class ConnectionListView(ResourceListView):
+    type_key = "connection"
+
+
+@_detail_schema("connection")
+class ConnectionDetailView(ResourceDetailView):
+    type_key = "connection"
+
+
+@_list_schema("lookup_cache")
+class LookupCacheListView(ResourceListView):
+    type_key = "lookup_cache"
+
+
+@_detail_schema("lookup_cache")
+class LookupCacheDetailView(ResourceDetailView):
+    type_key = "lookup_cache"
+
+
+@_list_schema("script")
+class ScriptListView(ResourceListView):
+    type_key = "script"
+
+
+@_detail_schema("script")
+class ScriptDetailView(ResourceDetailView):
+    type_key = "script"
+
+
+@_list_schema("flow")
+class FlowListView(ResourceListView):
+    type_key = "flow"
+
+
+@_detail_schema("flow")
+class FlowDetailView(ResourceDetailView):
+    type_key = "flow"
+
+
+@_list_schema("step")
+class StepListView(ResourceListView):
+    type_key = "step"
+
+
+@_detail_schema("step")
+class StepDetailView(ResourceDetailView):
+    type_key = "step"
 
 
 # Lookup-cache entries --------------------------------------------------------------------

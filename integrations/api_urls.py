@@ -1,17 +1,8 @@
-"""/api/v1/ routes of integrations and their resources (API.md). No trailing slashes."""
+"""/api/v1/ routes of integrations and their resources (docs/api.md). No trailing slashes."""
 
 from django.urls import path
 
 from . import api
-from .resources import RESOURCE_TYPES
-
-_PATHS = {
-    "connection": "connections",
-    "flow": "flows",
-    "step": "steps",
-    "script": "scripts",
-    "lookup_cache": "lookup-caches",
-}
 
 urlpatterns = [
     path("integrations", api.IntegrationListView.as_view(), name="api-integrations"),
@@ -23,19 +14,28 @@ urlpatterns = [
         api.IgnoreFieldsView.as_view(),
         name="api-integration-ignore-fields",
     ),
+    # Resources: a list in their integration (steps: in their flow) and one by id.
+    path(
+        "integrations/<int:pk>/connections",
+        api.ConnectionListView.as_view(),
+        name="api-connections",
+    ),
+    path("connections/<int:pk>", api.ConnectionDetailView.as_view(), name="api-connection"),
+    path(
+        "integrations/<int:pk>/lookup-caches",
+        api.LookupCacheListView.as_view(),
+        name="api-lookup-caches",
+    ),
+    path("lookup-caches/<int:pk>", api.LookupCacheDetailView.as_view(), name="api-lookup-cache"),
+    path("integrations/<int:pk>/scripts", api.ScriptListView.as_view(), name="api-scripts"),
+    path("scripts/<int:pk>", api.ScriptDetailView.as_view(), name="api-script"),
+    path("integrations/<int:pk>/flows", api.FlowListView.as_view(), name="api-flows"),
+    path("flows/<int:pk>", api.FlowDetailView.as_view(), name="api-flow"),
+    path("flows/<int:pk>/steps", api.StepListView.as_view(), name="api-steps"),
+    path("steps/<int:pk>", api.StepDetailView.as_view(), name="api-step"),
     path(
         "lookup-caches/<int:pk>/entries",
         api.CacheEntriesView.as_view(),
         name="api-lookup-cache-entries",
     ),
 ]
-
-for _key in RESOURCE_TYPES:
-    _list, _detail = api.resource_views(_key)
-    _plural = _PATHS[_key]
-    # Steps live in flows; every other resource type directly in an integration.
-    _parent = "flows" if _key == "step" else "integrations"
-    urlpatterns += [
-        path(f"{_parent}/<int:pk>/{_plural}", _list.as_view(), name=f"api-{_plural}"),
-        path(f"{_plural}/<int:pk>", _detail.as_view(), name=f"api-{_key.replace('_', '-')}"),
-    ]
