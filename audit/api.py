@@ -1,4 +1,4 @@
-"""/api/v1/audit and /api/v1/audit.csv (API.md, "Audit").
+"""/api/v1/audit and /api/v1/audit.csv (docs/api.md, "Audit").
 
 The same FilterSet, visibility and cursor pagination as the pages: administrators see
 every event; everyone else the events of the integrations they can see. Asking for an

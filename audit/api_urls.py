@@ -1,4 +1,4 @@
-"""/api/v1/ routes of the audit log (API.md, "Audit"). No trailing slashes."""
+"""/api/v1/ routes of the audit log (docs/api.md, "Audit"). No trailing slashes."""
 
 from django.urls import path
 

@@ -112,7 +112,7 @@ def exception_handler(exc, context):
 
 
 def _flat_errors(errors, prefix: str = "") -> dict[str, list[str]]:
-    """`{field: [messages]}` (API.md) from DRF's nested errors: `resolutions[0].lineage_id`."""
+    """`{field: [messages]}` (docs/api.md) from DRF's nested errors: `resolutions[0].lineage_id`."""
     flat: dict[str, list[str]] = {}
 
     def key_of(key) -> str:

@@ -1,8 +1,9 @@
 """The integration domain: an integration and the resources it is made of.
 
 Every resource has a `lineage_id` that survives cloning; resources are matched across
-integrations by it (DESIGN.md, "Lineage ids"). What is tracked per resource type, what
-references what and what is secret is declared once in `integrations.resources`.
+integrations by it (docs/architecture.md, "The revision engine"). What is tracked per
+resource type, what references what and what is secret is declared once in
+`integrations.resources`.
 """
 
 import uuid

@@ -5,7 +5,7 @@ integration; developers and monitors see the integrations they hold a grant on. 
 that change an integration also need a `manage` grant unless the role manages all.
 Not visible → 404; visible but not allowed → 403.
 
-Change control (API.md, "Protection of production"): on a protected integration the
+Change control (docs/api.md, "Protection of production"): on a protected integration the
 direct configuration writes (`CONFIGURATION_WRITES`) are refused for every role, with
 `PROTECTED_DETAIL`; changes land through approved pulls, which this table does not block.
 Lookup-cache entries are data, not configuration: `EDIT_CACHE_ENTRIES` stays allowed.

@@ -1,4 +1,4 @@
-"""API shapes of integrations, their resources, grants and tokens (API.md).
+"""API shapes of integrations, their resources, grants and tokens (docs/api.md).
 
 Resource serializers are built from the one registry (`integrations.resources`): each
 carries `id`, `lineage_id` and its type's tracked fields; references are written and read

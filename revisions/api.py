@@ -1,4 +1,4 @@
-"""REST endpoints of revisions: snapshots, pulls, review, merge, approvals, revert (API.md).
+"""REST endpoints of revisions: snapshots, pulls, review, merge, approvals, revert (docs/api.md).
 
 Thin: load what the user may see (404), check the action in the one role table (403),
 validate the shape (400), call the revision engine's service (refusals carry their HTTP

@@ -1,4 +1,4 @@
-"""/api/v1/ routes of revisions (API.md, "Revisions"). No trailing slashes."""
+"""/api/v1/ routes of revisions (docs/api.md, "Revisions"). No trailing slashes."""
 
 from django.urls import path
 

@@ -1,4 +1,4 @@
-"""API shapes of revisions and their changesets (API.md, "Revisions")."""
+"""API shapes of revisions and their changesets (docs/api.md, "Revisions")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST endpoints of flow runs (API.md, "Flow runs (the runtime)").
+"""REST endpoints of flow runs (docs/api.md, "Flow runs (the runtime)").
 
 Thin: load what the user may see (404), check the action in the one role table (403:
 live runs need `run`, test runs `edit`), validate the shape (400), call the service

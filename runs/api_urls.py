@@ -1,4 +1,4 @@
-"""/api/v1/ routes of flow runs (API.md, "Flow runs (the runtime)"). No trailing slashes."""
+"""/api/v1/ routes of flow runs (docs/api.md, "Flow runs (the runtime)"). No trailing slashes."""
 
 from django.urls import path
 

@@ -1,4 +1,4 @@
-"""API shapes of runs (API.md, "Flow runs (the runtime)")."""
+"""API shapes of runs (docs/api.md, "Flow runs (the runtime)")."""
 
 from __future__ import annotations
 

@@ -252,7 +252,7 @@ SPECTACULAR_SETTINGS = {
 # see integrations/json_input.py for why one limit, and why this one.
 ILM_JSON_MAX_DEPTH = 64
 
-# A package (integrations/packages.py) may be this large; request bodies may carry one
+# A package (revisions/packages.py) may be this large; request bodies may carry one
 # plus the request's own fields, so that is the most any request body may be.
 ILM_PACKAGE_MAX_BYTES = 20 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = ILM_PACKAGE_MAX_BYTES + 1024 * 1024

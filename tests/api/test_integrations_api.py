@@ -1,4 +1,4 @@
-"""Integrations, resources, grants and lookup-cache data over the API (API.md)."""
+"""Integrations, resources, grants and lookup-cache data over the API (docs/api.md)."""
 
 import pytest
 

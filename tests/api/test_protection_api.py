@@ -1,4 +1,4 @@
-"""Production is protected, over the API (API.md, "Protection of production").
+"""Production is protected, over the API (docs/api.md, "Protection of production").
 
 A protected integration and its resources refuse direct writes with 403 and a detail that
 says to change a sandbox clone and pull; lookup-cache entries are data and stay editable;

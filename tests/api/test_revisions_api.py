@@ -1,4 +1,4 @@
-"""Revision endpoints' answers in the states API.md names: 202 and polling, 409s, 403s, 400s.
+"""Revision endpoints' answers in the states docs/api.md names: 202 and polling, 409s, 403s, 400s.
 
 Each request commits as on a server (its on-commit tasks run, Celery is eager).
 """

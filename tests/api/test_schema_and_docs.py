@@ -1,4 +1,4 @@
-"""The served OpenAPI schema holds every path of API.md; the docs page loads nothing remote."""
+"""The served OpenAPI schema holds every path of docs/api.md; the docs page loads nothing remote."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
-# API.md, table by table: path → methods.
+# docs/api.md, table by table: path → methods.
 CONTRACT = {
     "/integrations": {"get", "post"},
     "/integrations/{id}": {"get", "patch", "delete"},

@@ -1,6 +1,6 @@
 """The seed scenario driven only through the REST API, as a CI pipeline would.
 
-Set-up uses the two commands API.md gives scripts (`create_user`, `create_api_token`);
+Set-up uses the two commands docs/api.md gives scripts (`create_user`, `create_api_token`);
 everything after is HTTP with bearer tokens: build production, clone it into a sandbox,
 change both sides, pull, resolve the conflict, merge with an approval (four eyes), revert
 to before the merge, pull again. Celery runs eagerly; each request's on-commit work is run

@@ -1,4 +1,4 @@
-"""The runs API per API.md: start, list, detail, errors, cancel; who may do what."""
+"""The runs API per docs/api.md: start, list, detail, errors, cancel; who may do what."""
 
 import pytest
 

@@ -58,7 +58,7 @@ DEMO_SYSTEMS_URL = "http://127.0.0.1:8000/demo-systems"
 
 
 def _http(system: str, *, auth: dict, timeout_s: int = 10, max_attempts: int = 3) -> dict:
-    """An HTTP connection's config (API.md, "Flow runs") aimed at one demo system."""
+    """An HTTP connection's config (docs/api.md, "Flow runs") aimed at one demo system."""
     return {
         "base_url": f"{DEMO_SYSTEMS_URL}/{system}",
         "headers": {"Accept": "application/json"},
