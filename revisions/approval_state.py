@@ -26,7 +26,7 @@ from .models import (
 
 # Decisions that still stand: a pending request or a given approval. Lapsed and rejected
 # rows stay as history.
-_STANDING = (ApprovalDecision.PENDING, ApprovalDecision.APPROVED)
+STANDING_DECISIONS = (ApprovalDecision.PENDING, ApprovalDecision.APPROVED)
 
 
 def changeset_hash(revision: Revision) -> str:
@@ -95,7 +95,7 @@ def needs_approval(revision: Revision) -> bool:
 def current_approval(revision: Revision) -> Approval | None:
     """The standing (pending or approved) request of a pull, if any."""
     return (
-        Approval.objects.filter(revision_id=revision.pk, decision__in=_STANDING)
+        Approval.objects.filter(revision_id=revision.pk, decision__in=STANDING_DECISIONS)
         .select_related("requested_by", "decided_by")
         .first()
     )

@@ -44,7 +44,7 @@ from . import diff as engine
 from . import tasks
 from .apply import apply_document, change_reason, document_problems
 from .approval_state import (
-    _STANDING,
+    STANDING_DECISIONS,
     changeset_hash,
     is_approved,
     revert_hash,
@@ -610,7 +610,7 @@ def approvals_lapse_stale(*, revision: Revision, user: User | None = None) -> in
     resolutions (signals below), and callable by the engine after a refresh.
     """
     standing = list(
-        Approval.objects.filter(revision_id=revision.pk, decision__in=_STANDING).only(
+        Approval.objects.filter(revision_id=revision.pk, decision__in=STANDING_DECISIONS).only(
             "pk", "changeset_hash", "decision"
         )
     )
