@@ -54,4 +54,4 @@ bench: venv
 	  $(PY) -m tests.bench.run
 
 clean:
-	rm -rf $(VENV) db.sqlite3 artifacts .pytest_cache
+	rm -rf $(VENV) db.sqlite3 artifacts .pytest_cache .import_linter_cache
