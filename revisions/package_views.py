@@ -143,4 +143,4 @@ def package_import(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Imported {integration.name} from the package.")
             return redirect(integration.get_absolute_url())
     status = 400 if form.errors else 200
-    return render(request, "integrations/package_import.html", {"form": form}, status=status)
+    return render(request, "revisions/package_import.html", {"form": form}, status=status)
