@@ -103,7 +103,7 @@ def _copy_history(
 
 
 def _prep(field: models.Field):
-    """How a value of `field` goes into COPY: JSON by orjson, the rest as Django saves it."""
+    """How a value of `field` goes into COPY: JSON as orjson text, the rest as it is."""
     if isinstance(field, models.JSONField):
 
         def json_text(value: Any) -> Any:
@@ -115,7 +115,9 @@ def _prep(field: models.Field):
                 return field.get_db_prep_save(value, connection)
 
         return json_text
-    return lambda value: field.get_db_prep_save(value, connection)
+    # Plain values (str, int, bool, datetime, UUID, None): PostgreSQL parses them by the
+    # column's type, as it does for Django's own parameters.
+    return lambda value: value
 
 
 def _value(value: Any) -> Any:

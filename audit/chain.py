@@ -131,9 +131,11 @@ def _stable(value: Any) -> Any:
     return value
 
 
-# A number token that may be a float ("1.5", "1e20") somewhere in orjson's output; strings
-# can match too, which only costs the slow path below.
-_MAYBE_FLOAT = re.compile(rb"[0-9][.eE]")
+# A number token in orjson's compact output that may be an integral float (`_stable` turns
+# 2.0 into 2): "2.0" or any exponent form, right after ":", "," or "[". Text inside a
+# string can match too, which only costs the slow path below; 0.5 and other floats with
+# a fraction are hashed as they are either way.
+_MAYBE_INTEGRAL_FLOAT = re.compile(rb"[:,\[]-?[0-9]+(?:\.0[,\]}]|(?:\.[0-9]+)?[eE])")
 
 
 def changes_bytes(changes: Any) -> bytes:
@@ -148,7 +150,7 @@ def changes_bytes(changes: Any) -> bytes:
         raw = orjson.dumps(changes, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # a key that is not a string: _stable makes it one
         raw = None
-    if raw is not None and _MAYBE_FLOAT.search(raw) is None:
+    if raw is not None and _MAYBE_INTEGRAL_FLOAT.search(raw) is None:
         return raw
     return orjson.dumps(_stable(changes), option=orjson.OPT_SORT_KEYS)
 
@@ -251,15 +253,17 @@ def _copy(events: list[Event]) -> None:
         names = ", ".join(quote(c.column) for c in columns)
         with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for event in events:
+                # Plain values (str, int, datetime, UUID, None): PostgreSQL parses them
+                # by the column's type; the changes as orjson text.
                 copy.write_row(
                     [
                         orjson.dumps(event.changes).decode()
                         if c.name == "changes"
-                        else c.get_db_prep_save(getattr(event, c.attname), connection)
+                        else getattr(event, c.attname)
                         for c in columns
                     ]
                 )
-            # The events are saved rows now, as bulk_create would leave them.
+        # The events are saved rows now, as bulk_create would leave them.
         for event in events:
             event._state.adding = False
             event._state.db = connection.alias

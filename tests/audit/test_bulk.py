@@ -146,6 +146,7 @@ def test_an_apply_that_fails_half_way_leaves_no_history_and_no_event(
         [{"field": "t", "old": 1.0, "new": 1e15}],
         [{"field": "t", "old": 0.5, "new": -2.5e-3}],
         [{"field": "url", "old": "v1.2", "new": "10e3"}],
+        [{"field": "config", "old": [2.0, {"a": 100.0}], "new": {"x": "12:30.0", "y": 3}}],
         [{"field": "k", "old": {1: "a"}, "new": ({"z": 2.0},)}],
         [],
         None,

@@ -57,6 +57,8 @@ class Context:
     admin: Any = None
     # fig 7 reads what the earlier figures left in the database
     load_integration: Integration | None = None
+    # Pages the earlier figures measured (label → URL), which fig 7 loads to saturation.
+    pages: dict[str, str] = field(default_factory=dict)
 
     def row(self, *args: Any, **kwargs: Any) -> Row:
         r = Row(*args, **kwargs)
@@ -591,6 +593,7 @@ def fig5_review_page(ctx: Context) -> None:
         target, pull, changes = _pull_with_changes(ctx, count, seed)
         if count == 500:
             ctx.load_integration = target
+            ctx.pages["review page (500 changes)"] = reverse("revisions:detail", args=[pull.pk])
         detail = reverse("revisions:detail", args=[pull.pk])
         resource = reverse("revisions:resource", args=[pull.pk, changes[0]["lineage_id"]])
         client.get(detail)  # warm the template cache, as a running site has
