@@ -48,11 +48,12 @@ def _server_env(url: str, static_root: str) -> dict[str, str]:
         DATABASE_URL=url,
         DJANGO_SETTINGS_MODULE="tests.bench.site_settings",
         BENCH_STATIC_ROOT=static_root,
-        # What production requires from its environment (a throw-away signing key: the
-        # benchmark database is dropped after the run).
-        SECRET_KEY=secrets.token_urlsafe(40),
+        # What production requires from its environment. The SECRET_KEY is this
+        # process's: the administrator's session made here (force_login) must verify there.
+        SECRET_KEY=settings.SECRET_KEY,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         ILM_SECRET_KEYS=",".join(settings.ILM_SECRET_KEYS),
+        # A throw-away audit key: the benchmark database is dropped after the run.
         ILM_AUDIT_KEY=secrets.token_urlsafe(32),
     )
     return env

@@ -119,8 +119,32 @@ def figure(number: str):
     return register
 
 
+def _number(key: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in key if ch.isdigit())
+    return (int(digits) if digits else 10**6, key)
+
+
+def discover() -> None:
+    """Import every tests/bench/fig_*.py module, so a figure that registers itself there
+    (`@figure("9")` from this module, or a module-level FIGURES = {"9": fn}) runs in
+    `make bench` without an edit anywhere else."""
+    import importlib
+    import pkgutil
+
+    import tests.bench as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("fig_"):
+            continue
+        module = importlib.import_module(f"tests.bench.{info.name}")
+        for number, fn in getattr(module, "FIGURES", {}).items():
+            FIGURES.setdefault(str(number), fn)
+
+
 def run_all(ctx: Context, only: set[str]) -> list[Row]:
-    for number, fn in FIGURES.items():
+    discover()
+    for number in sorted(FIGURES, key=_number):
+        fn = FIGURES[number]
         if only and number not in only:
             continue
         print(f"figure {number}: {fn.__doc__.splitlines()[0]}", flush=True)
@@ -142,6 +166,7 @@ def explain_miss(ctx: Context, row: Row, label: str, profile: Profile | None) ->
     """For a missed goal: write the profile and say what its time goes to."""
     if row.verdict != "MISS" or profile is None:
         return
+    row.profiled = True
     ctx.profiles.mkdir(parents=True, exist_ok=True)
     path = ctx.profiles / f"{label}.txt"
     path.write_text(profile.report)
