@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from integrations.models import Integration, User
@@ -101,8 +104,34 @@ def _row(e: Event, event_url: str) -> dict[str, Any]:
     }
 
 
-def _context(request: HttpRequest, browse: Browse, *, here: str, csv_url: str) -> dict[str, Any]:
+ROW_TEMPLATE = "audit/_event_row.html"
+ROW_CACHE_SECONDS = 24 * 3600
+
+
+def _rows(events: list[Event], *, here: str, global_log: bool) -> list[dict[str, Any]]:
+    """The list's rows, each with its HTML. An event never changes (append-only), so its
+    row is rendered once and cached, keyed by its id and hash (which covers everything
+    the row shows) and the page it is on; a page of 50 rows is one cache round trip."""
     event_url = _event_url_pattern()
+    rows = [_row(e, event_url) for e in events]
+    keys = [f"audit-row:1:{e.pk}:{e.hash}:{int(global_log)}:{here}" for e in events]
+    cached = cache.get_many(keys)
+    fresh = {}
+    template = get_template(ROW_TEMPLATE)
+    for row, key in zip(rows, keys, strict=True):
+        html = cached.get(key)
+        if html is None:
+            html = template.render({"e": row, "here": here, "global_log": global_log})
+            fresh[key] = html
+        row["html"] = mark_safe(html)  # rendered (and escaped) by the row's template
+    if fresh:
+        cache.set_many(fresh, ROW_CACHE_SECONDS)
+    return rows
+
+
+def _context(
+    request: HttpRequest, browse: Browse, *, here: str, csv_url: str, global_log: bool = False
+) -> dict[str, Any]:
     query = request.GET.copy()
     query.pop("cursor", None)
     filters = query.urlencode()
@@ -113,7 +142,7 @@ def _context(request: HttpRequest, browse: Browse, *, here: str, csv_url: str) -
         older = f"{here}?{q.urlencode()}"
     return {
         "form": browse.filterset.form,
-        "events": [_row(e, event_url) for e in browse.page.events],
+        "events": _rows(browse.page.events, here=here, global_log=global_log),
         "older_url": older,
         "first_url": f"{here}?{filters}" if filters else here,
         "is_later_page": bool(request.GET.get("cursor")),
@@ -139,7 +168,9 @@ def log(request: HttpRequest) -> HttpResponse:
     """The global audit log: every event, administrators only."""
     require(request.user, Action.VIEW_GLOBAL_AUDIT)
     browse = _browse(request, Event.objects.all())
-    context = _context(request, browse, here=reverse("audit:log"), csv_url=reverse("audit:csv"))
+    context = _context(
+        request, browse, here=reverse("audit:log"), csv_url=reverse("audit:csv"), global_log=True
+    )
     context["global_log"] = True
     context["integrations"] = Integration.objects.order_by("name", "pk").values_list("pk", "name")
     context["usernames"] = User.objects.order_by("username").values_list("username", flat=True)
