@@ -20,12 +20,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from simple_history.utils import (
-    bulk_create_with_history,
-    bulk_update_with_history,
-    get_history_manager_for_model,
-)
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from audit.bulk import write_history
 from integrations.models import OPERATION_REASON_PREFIX, Integration
 from integrations.resources import (
     INTEGRATION_FIELDS,
@@ -89,16 +86,24 @@ def document_problems(document: Mapping[str, Any]) -> list[str]:
 
 
 def _create_many(model: type, objs: list[Any], reason: str) -> list[Any]:
-    # Bulk inserts with their history rows; the audit's history manager records those
-    # rows too (audit.history), so nothing is silent. Signals are not sent: the caller
-    # marks the integration changed.
-    return bulk_create_with_history(objs, model, batch_size=500, default_change_reason=reason)
+    # Bulk inserts with their history rows and audit events, so nothing is silent (on
+    # PostgreSQL both written with COPY by audit.bulk; elsewhere simple-history's path,
+    # audited by audit.history). Signals are not sent: the caller marks the integration
+    # changed.
+    if connection.vendor != "postgresql":
+        return bulk_create_with_history(objs, model, batch_size=500, default_change_reason=reason)
+    created = model.objects.bulk_create(objs, batch_size=500)
+    write_history(model, created, reason=reason)
+    return created
 
 
-def _update_many(model: type, objs: list[Any], fields: list[str], reason: str) -> None:
+def _update_many(
+    model: type, objs: list[Any], fields: list[str], reason: str, before: list[dict[str, Any]]
+) -> None:
     # On PostgreSQL one UPDATE … FROM (VALUES …) per batch: Django's bulk_update builds a
     # CASE per field per row in Python, which was most of a large merge's time (make bench,
-    # fig 2). History rows as simple-history's bulk_update_with_history writes them.
+    # fig 2). The history rows and audit events are written from what apply knows changed
+    # (`before`: the changed fields' old values per row), with COPY (audit.bulk).
     if connection.vendor != "postgresql":
         bulk_update_with_history(
             objs, model, fields=fields, batch_size=100, default_change_reason=reason
@@ -106,9 +111,7 @@ def _update_many(model: type, objs: list[Any], fields: list[str], reason: str) -
         return
     for start in range(0, len(objs), _UPDATE_BATCH):
         _update_values(model, objs[start : start + _UPDATE_BATCH], fields)
-    get_history_manager_for_model(model).bulk_history_create(
-        objs, batch_size=500, update=True, default_change_reason=reason
-    )
+    write_history(model, objs, reason=reason, before=before)
 
 
 _UPDATE_BATCH = 500
@@ -131,6 +134,11 @@ def _update_values(model: type, objs: list[Any], fields: list[str]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _attname(rt: ResourceType, field: str) -> str:
+    # A reference's value is its id (flow_id): what the audit shows by name.
+    return f"{field}_id" if field in rt.refs else field
 
 
 def _delete(instance: Any, reason: str) -> None:
@@ -257,8 +265,9 @@ def apply_document(
 
         for rt in RESOURCE_TYPES.values():
             created: list[Any] = []
-            # Updates grouped by the fields they change: most change one or two.
-            updated: dict[tuple[str, ...], list[Any]] = {}
+            # Updates grouped by the fields they change: most change one or two; with the
+            # values those fields held before (the audit's old → new).
+            updated: dict[tuple[str, ...], tuple[list[Any], list[dict[str, Any]]]] = {}
             for lid, body in changed.items():
                 if body.get("type") != rt.key:
                     continue
@@ -269,7 +278,10 @@ def apply_document(
                 else:
                     before = existing[lid]
                     fields = tuple(f for f in rt.fields if before.get(f) != body.get(f))
-                    updated.setdefault(fields or rt.fields, []).append(instance)
+                    fields = fields or rt.fields
+                    objs, olds = updated.setdefault(fields, ([], []))
+                    objs.append(instance)
+                    olds.append({f: getattr(instance, _attname(rt, f)) for f in fields})
                 _set_fields(rt, instance, body, instances)
                 _check(rt, instance, body)
                 instances[rt.key][lid] = instance
@@ -277,8 +289,8 @@ def apply_document(
                 for obj in _create_many(rt.model, created, reason):
                     instances[rt.key][str(obj.lineage_id)] = obj
                 counts["created"] += len(created)
-            for fields, objs in updated.items():
-                _update_many(rt.model, objs, list(fields), reason)
+            for fields, (objs, olds) in updated.items():
+                _update_many(rt.model, objs, list(fields), reason, olds)
                 counts["updated"] += len(objs)
             if created or updated:
                 mark_changed(locked.pk)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+from django.db import connection, transaction
 from django.db.models import JSONField, TextField
 from django.db.models.functions import Cast
 
@@ -98,15 +99,43 @@ def tree_of_document(doc: Mapping[str, Any]) -> Tree:
         have.update(
             Blob.objects.filter(hash__in=hashes[i : i + 2000]).values_list("hash", flat=True)
         )
-    Blob.objects.bulk_create(
-        [Blob(hash=h, body=body) for h, body in wanted.items() if h not in have],
-        batch_size=500,
-        ignore_conflicts=True,
-    )
+    _store_blobs({h: body for h, body in wanted.items() if h not in have})
     tree, _ = Tree.objects.get_or_create(
         hash=key, defaults={"integration_fields": integration_fields, "entries": entries}
     )
     return tree
+
+
+def _store_blobs(bodies: Mapping[str, Any]) -> None:
+    """Insert blobs that may be new; one stored meanwhile by someone else is kept as is.
+
+    On PostgreSQL, a large set goes through COPY into a temporary table and one
+    INSERT … ON CONFLICT DO NOTHING (COPY itself cannot skip a conflict): a merge of
+    thousands of resources stores thousands of bodies, each serialised by orjson rather
+    than by the json module.
+    """
+    if not bodies:
+        return
+    if connection.vendor != "postgresql" or len(bodies) < 100:
+        Blob.objects.bulk_create(
+            [Blob(hash=h, body=body) for h, body in bodies.items()],
+            batch_size=500,
+            ignore_conflicts=True,
+        )
+        return
+    table = connection.ops.quote_name(Blob._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE ilm_new_blobs (hash varchar(64), body jsonb) ON COMMIT DROP"
+        )
+        with cursor.copy("COPY ilm_new_blobs (hash, body) FROM STDIN") as copy:
+            for h, body in bodies.items():
+                copy.write_row((h, orjson.dumps(body).decode()))
+        cursor.execute(
+            f"INSERT INTO {table} (hash, body) SELECT hash, body FROM ilm_new_blobs "
+            "ON CONFLICT (hash) DO NOTHING"
+        )
+        cursor.execute("DROP TABLE ilm_new_blobs")
 
 
 def tree_of(integration: Integration | int) -> Tree:

@@ -62,7 +62,10 @@ def approval_panel(context, limit: int = 5) -> dict:
         "show": True,
         "items": items[:limit],
         "more": len(items) > limit,
-        "waiting_on_you": selectors.approval_queue_count(user),
+        # The navigation counted them already for this page (context processor).
+        "waiting_on_you": context.get("nav_approval_count")
+        if context.get("nav_approval_count") is not None
+        else selectors.approval_queue_count(user),
     }
 
 

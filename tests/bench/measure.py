@@ -29,6 +29,8 @@ class Row:
     # Given the median, does it meet the goal? None: a measure reported without a goal.
     check: Callable[[float], bool] | None = None
     note: str = ""
+    # Set when a profile of this MISS was written (figures.explain_miss).
+    profiled: bool = False
 
     @property
     def median(self) -> float | None:

@@ -8,6 +8,12 @@ goal and PASS/MISS). Every figure is run several times: median, min and max. Whe
 is missed the figure is profiled with pyinstrument; the heaviest functions are written
 under the table and the full report to bench/profiles/. Goals are the issue's, never
 loosened.
+
+Adding a figure: a module tests/bench/fig_<topic>.py with a function taking the
+figures.Context, registered with `@figures.figure("N")` (or a module-level
+`FIGURES = {"N": fn}`); it is found and run in number order. It adds rows with
+`ctx.row(figure, measure, unit, samples, goal=…, check=…)` and, for a row that can
+miss, calls `figures.explain_miss` / `profile_miss` so the MISS comes with a profile.
 """
 
 from __future__ import annotations
@@ -68,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     figures.prepare(ctx, save_template=lambda: _save_template(url))
     rows = figures.run_all(ctx, only)
+    for row in rows:
+        if row.verdict == "MISS" and not row.profiled:
+            ctx.notes.append(
+                f"Fig {row.figure} ({row.measure}) misses {row.goal}; its figure wrote no"
+                " profile (a figure should call figures.explain_miss or profile_miss)."
+            )
     elapsed = time.perf_counter() - started
 
     from tests.bench.measure import as_markdown, as_text

@@ -247,6 +247,10 @@ def _new_value(
         return row["config"]["timeout"] + (100_000 if side == "ours" else 200_000) + n
     if field == "settings.ttl_hours":
         return row["settings"]["ttl_hours"] + (100_000 if side == "ours" else 200_000) + n
+    if field == "schedule":
+        # A valid cron expression (flows are validated on merge); the day of the month
+        # tells the sides apart, and no generated schedule names one.
+        return f"{n % 60} {n // 60 % 24} {1 if side == 'ours' else 2} * *"
     if field.startswith("config.mappings["):
         m = int(field[len("config.mappings[") : field.index("]")])
         return f"{row['config']['mappings'][m]['target']}_{side}{n}"
