@@ -9,6 +9,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from integrations.models import Integration, LookupCache, LookupCacheEntry, User
 from integrations.permissions import Action, can, visible_integrations
+from integrations.resources import LIST_KEYS
 
 from . import diff as engine
 from .document import body_hash, document_hashes, document_of, documents_of_trees, tree_hash
@@ -147,7 +148,7 @@ def _sync_state(integration: Integration, source: Integration, base_tree: Any) -
     ours_hashes, theirs_hashes = document_hashes(ours), document_hashes(theirs)
     (base,) = documents_of_trees(base_tree)
     local = tree_hash(ours["integration"], ours_hashes) != base_tree.hash and not engine.is_empty(
-        engine.diff(base, ours, hashes=(base_tree.entries, ours_hashes))
+        engine.diff(base, ours, keys=LIST_KEYS, hashes=(base_tree.entries, ours_hashes))
     )
     behind = tree_hash(theirs["integration"], theirs_hashes) != base_tree.hash and not (
         engine.is_empty(
@@ -156,6 +157,7 @@ def _sync_state(integration: Integration, source: Integration, base_tree: Any) -
                 ours,
                 theirs,
                 ignore=integration.ignore_fields or {},
+                keys=LIST_KEYS,
                 hashes=(base_tree.entries, ours_hashes, theirs_hashes),
             )
         )
