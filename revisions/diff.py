@@ -245,9 +245,10 @@ def _keyed_walk(
     if b is None or o is None or t is None:
         return None
     if [k for k in t if k in b] != [k for k in b if k in t]:
-        return None  # theirs reordered what the base had: the order is the change
+        return [(path, base, ours, theirs, {})]  # theirs reordered: the order is the change
     # Where each element ours lacks would go: after its predecessor in theirs, past the
-    # elements only ours added there.
+    # elements of ours that theirs does not have there (ours' additions; theirs' deletions,
+    # which the merge removes).
     merged = list(o)
     placed = set(merged)
     after: dict[str, str | None] = {}
@@ -257,7 +258,7 @@ def _keyed_walk(
             continue
         pred = next((p for p in reversed(theirs_keys[:i]) if p in placed), None)
         at = merged.index(pred) + 1 if pred is not None else 0
-        while at < len(merged) and merged[at] in o and merged[at] not in b and merged[at] not in t:
+        while at < len(merged) and merged[at] in o and merged[at] not in t:
             at += 1
         merged.insert(at, key)
         placed.add(key)
