@@ -288,9 +288,7 @@ def test_no_mapping_is_lost_without_a_recorded_choice(data, base, choose):
     ours = data.draw(any_edit(base))
     theirs = data.draw(any_edit(base))
     changes, merged = merge(doc(base), doc(ours), doc(theirs), choose=choose)
-    chosen = [
-        f["path"] for r in changes["resources"] for f in r["fields"] if f.get("resolution")
-    ]
+    chosen = [f["path"] for r in changes["resources"] for f in r["fields"] if f.get("resolution")]
     kept = by_target(mappings_of(merged))
     b, o, t = by_target(base), by_target(ours), by_target(theirs)
     for target in set(o) | set(t):
