@@ -33,6 +33,7 @@ from integrations.permissions import (
     get_visible_integration,
     require,
 )
+from integrations.resources import LIST_KEYS, RESOURCE_TYPES
 from integrations.selectors import namesake_warning
 
 from . import approvals, selectors, services
@@ -62,6 +63,7 @@ from .review import (
     merge_box,
     names_for,
     page_of_groups,
+    path_head,
     referenced_ids,
     row_actions,
     snapshots_around,
@@ -436,7 +438,10 @@ def _resource_fragment(
 def _diff_context(revision: Revision, res: dict[str, Any], *, two_way: bool) -> dict[str, Any]:
     """What the field diff of one resource needs (shared by the lazy load and resolve)."""
     rows = field_rows(
-        res, ref_names=names_for(referenced_ids(res), _name_scope(revision)), two_way=two_way
+        res,
+        ref_names=names_for(referenced_ids(res), _name_scope(revision)),
+        two_way=two_way,
+        ours_body=_ours_body(revision, res, two_way=two_way),
     )
     return {
         "res": res,
@@ -445,6 +450,25 @@ def _diff_context(revision: Revision, res: dict[str, Any], *, two_way: bool) -> 
         "whole": None if two_way else whole_conflict(res),
         "source_name": revision.source_integration.name if revision.source_integration else "",
     }
+
+
+def _ours_body(revision: Revision, res: dict[str, Any], *, two_way: bool) -> dict | None:
+    """The resource as our side has it, where its keyed lists (mappings) changed: the pull's
+    target when computed, or the integration now (a revert preview compares with now)."""
+    keyed = LIST_KEYS.get(res.get("type", ""))
+    if not keyed or res.get("action") != "modified":
+        return None
+    lineage_id = str(res["lineage_id"])
+    if not two_way:
+        return _body_of(revision, ("tree_before",), lineage_id)
+    rt = RESOURCE_TYPES[res["type"]]
+    columns = sorted({path_head(p) for p in keyed})
+    row = (
+        rt.model.objects.filter(integration_id=revision.integration_id, lineage_id=lineage_id)
+        .values(*columns)
+        .first()
+    )
+    return row
 
 
 def _body_of(revision: Revision, tree_attrs: tuple[str, ...], lineage_id: str) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from ..review import ACTIVE_STATUSES
+from ..review import counts_words as _counts_words
 
 register = template.Library()
 
@@ -58,3 +59,9 @@ def approval_panel(context, limit: int = 5) -> dict:
         "more": len(items) > limit,
         "waiting_on_you": selectors.approval_queue_count(user),
     }
+
+
+@register.filter
+def counts_words(summary) -> list[dict[str, str]]:
+    """A changeset summary in words ("3 changed, 1 conflict (resolved)")."""
+    return _counts_words(summary)
