@@ -76,14 +76,19 @@ def filter_revisions(qs: QuerySet[Revision], data: dict[str, Any]) -> QuerySet[R
     return qs
 
 
-def row_actions(revision: Revision, allowed: set[str]) -> list[dict[str, str]]:
+def row_actions(
+    revision: Revision, allowed: set[str], *, current_hash: str | None = None
+) -> list[dict[str, str]]:
     """The actions a revision's row offers, by its type and status and the user's role.
 
     Each is {"name", "label", "kind", "url"}; `kind` says how the template renders it: a
-    link, a POST button, or the row's primary link.
+    link, a POST button, or the row's primary link. `current_hash` is the hash of the
+    integration's tree now: reverting to a state it is already in is not offered.
     """
     t, s = revision.type, revision.status
     S, T = RevisionStatus, RevisionType
+    after_id = getattr(revision, "tree_after_id", None)
+    before_id = getattr(revision, "tree_before_id", None)
     detail = reverse("revisions:detail", args=[revision.pk])
     revert = reverse("revisions:revert", args=[revision.pk])
     actions: list[dict[str, str]] = []
@@ -107,15 +112,25 @@ def row_actions(revision: Revision, allowed: set[str]) -> list[dict[str, str]]:
     elif s == S.COMPLETED and t in (T.PULL, T.REVERT):
         add("view", "View changes", detail)
         if "revert" in allowed:
-            add("revert_after", "Revert to after", f"{revert}?to=after")
-            add("revert_before", "Revert to before", f"{revert}?to=before")
+            if not is_current(after_id, current_hash):
+                add("revert_after", "Revert to after", f"{revert}?to=after")
+            if not is_current(before_id, current_hash):
+                add("revert_before", "Revert to before", f"{revert}?to=before")
     elif s == S.COMPLETED:
-        if "revert" in allowed:
+        if "revert" in allowed and not is_current(after_id, current_hash):
             add("revert_after", "Revert to this", f"{revert}?to=after")
         add("details", "Details", detail)
     else:
         add("details", "Details", detail)
+    if s == S.COMPLETED and after_id and not is_current(after_id, current_hash):
+        compare = reverse("revisions:compare", args=[revision.pk])
+        add("compare", "Compare with now", f"{compare}?with=now")
     return actions
+
+
+def is_current(tree_hash: str | None, current_hash: str | None) -> bool:
+    """Is this tree (by hash) the state the integration is in now?"""
+    return bool(tree_hash) and tree_hash == current_hash
 
 
 # Changeset presentation ----------------------------------------------------------------
@@ -1152,3 +1167,93 @@ def counts_words(summary: Any) -> list[dict[str, str]]:
             }
         )
     return parts
+
+
+# What a stored state contains (snapshot page) ------------------------------------------
+
+
+def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]]:
+    """A stored document as the integration's tabs show it, read-only: flows with their
+    steps (mappings as a table, references by name), connections, lookup caches, scripts.
+
+    Names come from the document itself: they are the names at the time it was stored.
+    """
+    resources = doc.get("resources") or {}
+    refs = {lid: Ref(body.get("name") or "(unnamed)") for lid, body in resources.items()}
+    by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for lid, body in resources.items():
+        by_type.setdefault(body.get("type", ""), []).append((lid, body))
+
+    def named(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+        return sorted(items, key=lambda x: (str(x[1].get("name") or "").lower(), x[0]))
+
+    steps_of: dict[str, list[dict[str, Any]]] = {}
+    for _lid, body in by_type.get("step", []):
+        config = body.get("config") if isinstance(body.get("config"), dict) else {}
+        mappings = [
+            {column: _cell_text(m, column, refs)[0] for column in MAPPING_COLUMNS}
+            for m in (config.get("mappings") or [])
+            if isinstance(m, dict)
+        ]
+        hooks = config.get("hooks") if isinstance(config.get("hooks"), dict) else {}
+        rest = {k: v for k, v in config.items() if k not in ("mappings", "hooks")}
+        steps_of.setdefault(str(body.get("flow") or ""), []).append(
+            {
+                "name": body.get("name") or "(unnamed)",
+                "kind": str(body.get("kind") or "").capitalize(),
+                "position": body.get("position") or 0,
+                "connection": shown_value(body.get("connection"), refs)
+                if body.get("connection")
+                else "",
+                "mappings": mappings,
+                "hooks": [(hook, shown_value(script, refs)) for hook, script in hooks.items()],
+                "settings": as_text(shown_value(rest, refs)) if rest else "",
+            }
+        )
+    groups = []
+    flows = []
+    for lid, body in named(by_type.get("flow", [])):
+        steps = sorted(steps_of.get(lid, []), key=lambda s: (s["position"], s["name"].lower()))
+        schedule = body.get("schedule") or ""
+        flows.append(
+            {
+                "name": body.get("name") or "(unnamed)",
+                "description": body.get("description") or "",
+                "enabled": bool(body.get("enabled", True)),
+                "schedule": schedule,
+                "schedule_words": describe_schedule(schedule) if schedule else "",
+                "steps": steps,
+            }
+        )
+    groups.append({"key": "flows", "label": "Flows", "items": flows})
+    connections = []
+    for _lid, body in named(by_type.get("connection", [])):
+        config = body.get("config") if isinstance(body.get("config"), dict) else {}
+        connections.append(
+            {
+                "name": body.get("name") or "(unnamed)",
+                "kind": body.get("kind") or "",
+                "base_url": config.get("base_url") or "",
+                "settings": as_text(scrub(config)) if config else "",
+            }
+        )
+    groups.append({"key": "connections", "label": "Connections", "items": connections})
+    caches = [
+        {
+            "name": body.get("name") or "(unnamed)",
+            "key_path": body.get("key_path") or "",
+            "settings": as_text(body.get("settings")) if body.get("settings") else "",
+        }
+        for _lid, body in named(by_type.get("lookup_cache", []))
+    ]
+    groups.append({"key": "caches", "label": "Lookup caches", "items": caches})
+    scripts = [
+        {
+            "name": body.get("name") or "(unnamed)",
+            "function": body.get("function") or "",
+            "code": body.get("code") or "",
+        }
+        for _lid, body in named(by_type.get("script", []))
+    ]
+    groups.append({"key": "scripts", "label": "Scripts", "items": scripts})
+    return groups
