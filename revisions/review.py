@@ -810,7 +810,15 @@ def field_rows(
     keyed = LIST_KEYS.get(res.get("type", ""), {})
     tables: dict[str, MappingTable] = {}
     rows: list[Any] = []
+    fields: list[dict[str, Any]] = []
     for f in res.get("fields") or []:
+        # A field that holds a keyed list whole (an added step's config) shows the list
+        # as table rows too, and the rest of its value as it is.
+        rest, elements = _split_keyed(f, keyed) if keyed else (f, [])
+        fields.extend(elements)
+        if rest is not None:
+            fields.append(rest)
+    for f in fields:
         path = f.get("path", "")
         if is_secret_path(path):
             continue
@@ -854,6 +862,92 @@ def field_rows(
     for table in tables.values():
         table.build(ours_body, ref_names, two_way=two_way)
     return rows
+
+
+def _split_keyed(
+    f: dict[str, Any], keyed: dict[str, str]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A field whose value holds a keyed list whole, as one field per element that differs
+    and the field without the list (None when nothing else differs). Conflicts stay whole:
+    their choice is for the field as it stands."""
+    if f.get("conflict"):
+        return f, []
+    segs = parse_path(f.get("path", ""))
+    rest = dict(f)
+    elements: list[dict[str, Any]] = []
+    for list_path, identity in keyed.items():
+        lsegs = parse_path(list_path)
+        if lsegs[: len(segs)] != segs:
+            continue
+        rel = lsegs[len(segs) :]
+        sides = {}
+        for side in ("ours", "theirs"):
+            value = None if side in f.get("absent", ()) else f.get(side)
+            items = _at(value, rel)
+            keyed_items = _identified(items, identity)
+            if keyed_items is None:
+                break
+            sides[side] = keyed_items
+        else:
+            o, t = sides["ours"], sides["theirs"]
+            for key in [*o, *(k for k in t if k not in o)]:
+                ov, tv = o.get(key), t.get(key)
+                if ov == tv:
+                    continue
+                absent = ["base"] + [s for s, v in (("ours", ov), ("theirs", tv)) if v is None]
+                elements.append(
+                    {
+                        "path": f"{list_path}[{identity}={_json_str(key)}]",
+                        "base": None,
+                        "ours": ov,
+                        "theirs": tv,
+                        "conflict": False,
+                        "absent": absent,
+                    }
+                )
+            if not rel:
+                # Only the order changed: the whole list is the change, shown as it is.
+                return (None, elements) if elements else (f, [])
+            for side in ("base", "ours", "theirs"):
+                rest[side] = _without(rest.get(side), rel)
+    if elements and rest.get("ours") == rest.get("theirs"):
+        return None, elements
+    return rest, elements
+
+
+def _at(value: Any, rel: list[Any]) -> Any:
+    for seg in rel:
+        value = value.get(seg) if isinstance(value, dict) else None
+    return value
+
+
+def _identified(items: Any, identity: str) -> dict[str, Any] | None:
+    """{identity: element} of a list (None/absent: empty), or None if it has no identity."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key = item.get(identity) if isinstance(item, dict) else None
+        if not isinstance(key, str) or key in out:
+            return None
+        out[key] = item
+    return out
+
+
+def _without(value: Any, rel: list[Any]) -> Any:
+    if not rel or not isinstance(value, dict):
+        return value
+    head, tail = rel[0], rel[1:]
+    if head not in value:
+        return value
+    out = dict(value)
+    if tail:
+        out[head] = _without(value[head], tail)
+    else:
+        del out[head]
+    return out
 
 
 def _keyed_list_of(path: str, keyed: dict[str, str]) -> str | None:
