@@ -169,6 +169,8 @@ def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
             {"revision": r, "actions": row_actions(r, allowed, current_hash=current)} for r in page
         ],
         "compare_url": reverse("revisions:compare_pick", args=[integration.pk]),
+        "can_pick": sum(1 for r in page if r.status == RevisionStatus.COMPLETED and r.tree_after_id)
+        >= 2,
         "query": query.urlencode(),
         "snapshot_form": SnapshotForm(),
         "has_family": selectors.family_of(integration, request.user).exists(),
