@@ -104,9 +104,7 @@ def test_a_reviewer_resolves_one_mapping_row_without_touching_the_others(
 
     amount.get_by_role("button", name="Keep ours").click()
     expect(amount).to_contain_text("✓ Keeps ours")
-    expect(page.locator("tbody.mt-row[data-target='contact']")).to_contain_text(
-        "Both changed it"
-    )
+    expect(page.locator("tbody.mt-row[data-target='contact']")).to_contain_text("Both changed it")
     expect(page.locator(".mt-block")).to_contain_text("2 conflicts (1 unresolved)")
     expect(page.locator("#unresolved-count")).to_contain_text("1")
     assert list(Resolution.objects.filter(revision=pull).values_list("path", "choose")) == [

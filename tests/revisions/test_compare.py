@@ -12,9 +12,7 @@ def compare_url(revision, other="now"):
     return reverse("revisions:compare", args=[revision.pk]) + f"?with={other}"
 
 
-def test_compare_a_snapshot_with_now_and_with_a_later_snapshot(
-    dev_client, integration, developer
-):
+def test_compare_a_snapshot_with_now_and_with_a_later_snapshot(dev_client, integration, developer):
     first = services.snapshot_create(integration=integration, user=developer, description="One")
     flow = FlowFactory(integration=integration, name="Refunds", schedule="*/30 * * * *")
     StepFactory(

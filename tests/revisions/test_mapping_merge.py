@@ -52,9 +52,7 @@ def test_a_choice_per_mapping_is_stored_kept_across_a_refresh_and_merged(
         revision=pull, user=developer, lineage_id=step["lineage_id"], path=AMOUNT, choose="ours"
     )
     assert summary["unresolved"] == 0
-    assert list(Resolution.objects.filter(revision=pull).values_list("path", flat=True)) == [
-        AMOUNT
-    ]
+    assert list(Resolution.objects.filter(revision=pull).values_list("path", flat=True)) == [AMOUNT]
     run_on_commit(services.pull_refresh, revision=pull, user=developer)
     pull.refresh_from_db()
     assert pull.status == RevisionStatus.READY and pull.summary["unresolved"] == 0
