@@ -30,6 +30,11 @@ class ResourceType:
     refs: dict[str, str] = field(default_factory=dict)
     parent: str | None = None  # field naming the parent resource (steps live in flows)
     secret_fields: tuple[str, ...] = ()
+    # Lists whose elements have an identity: {field path: identity field}. Diff and merge
+    # walk them element by element (two people adding different mappings do not
+    # conflict); everything else shows the element by that identity. `config.hooks` is
+    # an object by hook name already, so it is walked key by key without a declaration.
+    list_keys: dict[str, str] = field(default_factory=dict)
 
     def queryset(self, integration_id: int) -> models.QuerySet:
         qs = self.model.objects.filter(integration_id=integration_id)
@@ -70,6 +75,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             ("name", "flow", "position", "kind", "connection", "config"),
             refs={"flow": "flow", "connection": "connection"},
             parent="flow",
+            list_keys={"config.mappings": "target"},
         ),
     )
 }
@@ -90,6 +96,12 @@ NAME_FIELDS: frozenset[str] = frozenset({"name", "function"})
 SECRET_FIELDS: frozenset[str] = frozenset(
     f for rt in RESOURCE_TYPES.values() for f in rt.secret_fields
 )
+
+
+# {resource type: {list path: identity field}}, as the diff engine takes it.
+LIST_KEYS: dict[str, dict[str, str]] = {
+    rt.key: dict(rt.list_keys) for rt in RESOURCE_TYPES.values() if rt.list_keys
+}
 
 
 def resource_type_for(instance_or_model: Any) -> ResourceType | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from cron_descriptor import Options, get_description
 from croniter import croniter
 from django.core.exceptions import ValidationError
 
@@ -84,3 +85,33 @@ def fired_between(schedule: str, start: datetime, end: datetime) -> bool:
     """Whether the schedule fires in the half-open interval (start, end]."""
     fire = next_fire(schedule, start)
     return fire is not None and fire <= end
+
+
+_MACRO_CRON = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def describe_schedule(value: str | None) -> str:
+    """A schedule in words ("every 30 minutes"), by cron-descriptor; "" when there is none
+    or it is not valid cron (the cron line is shown as it is)."""
+    value = normalize_cron(value)
+    if not value:
+        return ""
+    cron = _MACRO_CRON.get(value, value)
+    if not croniter.is_valid(cron):
+        return ""
+    options = Options()
+    options.use_24hour_time_format = True
+    options.verbose = False
+    try:
+        text = get_description(cron, options)
+    except Exception:  # the describer refuses some valid cron (e.g. L, W): show the line alone
+        return ""
+    return text[:1].lower() + text[1:] if text else ""

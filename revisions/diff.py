@@ -18,9 +18,21 @@ Paths only ours changed are local changes, kept by a merge and not listed. A con
 path both sides changed differently, or a resource one side deleted and the other changed.
 
 Paths: dicts are walked key by key (`config.base_url`), lists index by index when the
-three sides have the same length (`config.mappings[0].source`), otherwise the list is one
-value. Keys that are not identifiers are written `config["a.b"]`. A side that does not
-have the path at all is listed in the field's `absent` (its value shows as null).
+three sides have the same length (`config.x[0]`), otherwise the list is one value. Keys
+that are not identifiers are written `config["a.b"]`. A side that does not have the path
+at all is listed in the field's `absent` (its value shows as null).
+
+Lists with an identity (`keys`: {resource type: {list path: identity field}}, declared
+once on the resource types, e.g. a step's `config.mappings` by `target`) are walked
+element by element, each element found by its identity: `config.mappings[target="id"]`
+and `config.mappings[target="id"].source`. Adding, removing and changing elements are
+separate changes, so two sides that add different mappings, or change different fields of
+one mapping, do not conflict. A merge keeps the target's order; an element theirs brings
+goes after the element it follows in theirs (past the target's own additions there), so
+new mappings are appended in the source's order; its field carries that as `after` (the
+identity it follows, null for the start of the list). Such a list is one value, as any
+other list, when a side breaks the identity (an element that is not an object, an
+identity that is missing, not a string or repeated) or theirs reorders what the base had.
 
 The integration's own fields form one entry with `lineage_id` INTEGRATION_KEY and type
 "integration". Added and deleted resources list their top-level fields, so a merge can
@@ -37,7 +49,7 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 INTEGRATION_KEY = "00000000-0000-0000-0000-000000000000"
 INTEGRATION_TYPE = "integration"
@@ -77,10 +89,22 @@ class ChangesetError(ValueError):
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 
 
-def format_path(segments: Iterable[str | int]) -> str:
+class Key(NamedTuple):
+    """A path segment: the element of a list whose identity field has this value."""
+
+    field: str
+    value: str
+
+
+Segment = str | int | Key
+
+
+def format_path(segments: Iterable[Segment]) -> str:
     out: list[str] = []
     for seg in segments:
-        if isinstance(seg, int):
+        if isinstance(seg, Key):
+            out.append(f"[{seg.field}={json.dumps(seg.value, ensure_ascii=False)}]")
+        elif isinstance(seg, int):
             out.append(f"[{seg}]")
         elif _IDENT.match(seg):
             out.append(f".{seg}" if out else seg)
@@ -89,9 +113,9 @@ def format_path(segments: Iterable[str | int]) -> str:
     return "".join(out)
 
 
-def parse_path(path: str) -> list[str | int]:
+def parse_path(path: str) -> list[Segment]:
     """The segments of a path written by `format_path`."""
-    segments: list[str | int] = []
+    segments: list[Segment] = []
     i, n = 0, len(path)
     ident = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
     decoder = json.JSONDecoder()
@@ -102,9 +126,16 @@ def parse_path(path: str) -> list[str | int]:
                 raise ValueError(f"Bad path {path!r}: it starts with a dot.")
             i += 1
         elif ch == "[":
+            keyed = ident.match(path, i + 1)
             if i + 1 < n and path[i + 1] == '"':
                 key, end = decoder.raw_decode(path, i + 1)
                 segments.append(key)
+                i = end
+            elif keyed and path.startswith("=", keyed.end()):
+                value, end = decoder.raw_decode(path, keyed.end() + 1)
+                if not isinstance(value, str):
+                    raise ValueError(f"Bad path {path!r}: an identity is a string.")
+                segments.append(Key(keyed.group(0), value))
                 i = end
             else:
                 end = path.index("]", i)
@@ -137,9 +168,17 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _walk(
-    base: Any, ours: Any, theirs: Any, path: list[str | int]
-) -> Iterator[tuple[list[str | int], Any, Any, Any]]:
-    """Paths where theirs changed since base and ours does not already equal theirs."""
+    base: Any,
+    ours: Any,
+    theirs: Any,
+    path: list[Segment],
+    keyed: Mapping[str, str] | None = None,
+) -> Iterator[tuple[list[Segment], Any, Any, Any, dict[str, Any]]]:
+    """Paths where theirs changed since base and ours does not already equal theirs.
+
+    Each comes with extras for its field (`after` for an element of a keyed list that ours
+    does not have). `keyed` is {list path: identity field} for this resource's type.
+    """
     if _same(ours, theirs) or _same(base, theirs):
         return
     if (
@@ -156,8 +195,16 @@ def _walk(
                 ours.get(key, MISSING),
                 theirs.get(key, MISSING),
                 [*path, key],
+                keyed,
             )
         return
+    if keyed and isinstance(ours, list) and isinstance(theirs, list):
+        identity = keyed.get(format_path(path))
+        if identity is not None and (base is MISSING or isinstance(base, list)):
+            elements = _keyed_walk(base, ours, theirs, path, identity, keyed)
+            if elements is not None:
+                yield from elements
+                return
     if (
         isinstance(ours, list)
         and isinstance(theirs, list)
@@ -165,12 +212,75 @@ def _walk(
         and len(ours) == len(theirs) == len(base)
     ):
         for i, (b, o, t) in enumerate(zip(base, ours, theirs, strict=True)):
-            yield from _walk(b, o, t, [*path, i])
+            yield from _walk(b, o, t, [*path, i], keyed)
         return
-    yield path, base, ours, theirs
+    yield path, base, ours, theirs, {}
 
 
-def _field(path: str, base: Any, ours: Any, theirs: Any, conflict: bool) -> dict[str, Any]:
+def _by_identity(items: list[Any], identity: str) -> dict[str, Any] | None:
+    """{identity: element} in list order, or None where the list breaks its identity."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        key = item.get(identity)
+        if not isinstance(key, str) or key in out:
+            return None
+        out[key] = item
+    return out
+
+
+def _keyed_walk(
+    base: Any,
+    ours: list[Any],
+    theirs: list[Any],
+    path: list[Segment],
+    identity: str,
+    keyed: Mapping[str, str],
+) -> list[tuple[list[Segment], Any, Any, Any, dict[str, Any]]] | None:
+    """The element-wise changes of a keyed list, or None when it must be one value."""
+    b = _by_identity([] if base is MISSING else base, identity)
+    o = _by_identity(ours, identity)
+    t = _by_identity(theirs, identity)
+    if b is None or o is None or t is None:
+        return None
+    if [k for k in t if k in b] != [k for k in b if k in t]:
+        return [(path, base, ours, theirs, {})]  # theirs reordered: the order is the change
+    # Where each element ours lacks would go: after its predecessor in theirs, past the
+    # elements of ours that theirs does not have there (ours' additions; theirs' deletions,
+    # which the merge removes).
+    merged = list(o)
+    placed = set(merged)
+    after: dict[str, str | None] = {}
+    theirs_keys = list(t)
+    for i, key in enumerate(theirs_keys):
+        if key in placed:
+            continue
+        pred = next((p for p in reversed(theirs_keys[:i]) if p in placed), None)
+        at = merged.index(pred) + 1 if pred is not None else 0
+        while at < len(merged) and merged[at] in o and merged[at] not in t:
+            at += 1
+        merged.insert(at, key)
+        placed.add(key)
+        after[key] = merged[at - 1] if at else None
+    out = []
+    for key in merged + [k for k in b if k not in placed]:
+        for sub_path, bv, ov, tv, extra in _walk(
+            b.get(key, MISSING),
+            o.get(key, MISSING),
+            t.get(key, MISSING),
+            [*path, Key(identity, key)],
+            keyed,
+        ):
+            if ov is MISSING and tv is not MISSING and len(sub_path) == len(path) + 1:
+                extra = {**extra, "after": after[key]}
+            out.append((sub_path, bv, ov, tv, extra))
+    return out
+
+
+def _field(
+    path: str, base: Any, ours: Any, theirs: Any, conflict: bool, **extra: Any
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "path": path,
         "base": None if base is MISSING else base,
@@ -186,6 +296,7 @@ def _field(path: str, base: Any, ours: Any, theirs: Any, conflict: bool) -> dict
     ]
     if absent:
         out["absent"] = absent
+    out.update(extra)
     return out
 
 
@@ -194,7 +305,12 @@ def _top_level(body: Any) -> dict[str, Any]:
 
 
 def _resource_entry(
-    lineage_id: str, base: Any, ours: Any, theirs: Any, ignore: Mapping[str, Iterable[str]]
+    lineage_id: str,
+    base: Any,
+    ours: Any,
+    theirs: Any,
+    ignore: Mapping[str, Iterable[str]],
+    keys: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any] | None:
     """The changeset entry of one resource whose theirs differs from base and from ours."""
     some = next(b for b in (theirs, ours, base) if b is not MISSING)
@@ -226,11 +342,12 @@ def _resource_entry(
     else:
         action = "modified"
         skip = tuple(ignore.get(rtype, ()))
-        for path, b, o, t in _walk(base, ours, theirs, []):
+        keyed = (keys or {}).get(rtype)
+        for path, b, o, t, extra in _walk(base, ours, theirs, [], keyed):
             text = format_path(path)
             if skip and _path_matches(text, skip):
                 continue
-            fields.append(_field(text, b, o, t, not _same(o, b)))
+            fields.append(_field(text, b, o, t, not _same(o, b), **extra))
         if not fields:
             return None
     parent = None
@@ -262,13 +379,16 @@ def three_way(
     theirs: Mapping[str, Any],
     *,
     ignore: Mapping[str, Iterable[str]] | None = None,
+    keys: Mapping[str, Mapping[str, str]] | None = None,
     hashes: tuple[Mapping[str, str], Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """What merging theirs into ours brings, relative to their common base.
 
     `ignore` is {resource type: [path, ...]}: those paths (and everything under them) of
-    modified resources are neither shown nor carried. `hashes` (base, ours, theirs) maps
-    lineage id → body hash; when given, resources are compared by hash first.
+    modified resources are neither shown nor carried. `keys` is {resource type: {list
+    path: identity field}}: those lists are diffed element by element. `hashes` (base,
+    ours, theirs) maps lineage id → body hash; when given, resources are compared by hash
+    first.
     """
     ignore = ignore or {}
     b_res = base.get("resources") or {}
@@ -302,7 +422,7 @@ def three_way(
         b, o, t = b_res.get(lid, MISSING), o_res.get(lid, MISSING), t_res.get(lid, MISSING)
         if _same(o, t) or _same(b, t) or (o is MISSING and t is MISSING):
             continue
-        entry = _resource_entry(lid, b, o, t, ignore)
+        entry = _resource_entry(lid, b, o, t, ignore, keys)
         if entry is not None:
             resources.append(entry)
     resources.sort(key=_sort_key)
@@ -356,7 +476,8 @@ def with_resolutions(
 
     A resolution is {lineage_id, path (None or "" = the whole resource), choose}. For a
     modified resource, a whole-resource "ours" leaves it out of the merge and "theirs"
-    takes it back in; a path choice decides that conflict. Where one side deleted what the
+    takes it back in; a path choice decides the conflicts at and under that path (an
+    element of a keyed list: every conflict of that one mapping). Where one side deleted what the
     other changed, any choice decides the whole resource. Choices that match nothing in
     the changeset are ignored (a refreshed pull keeps the ones that still apply).
     """
@@ -381,8 +502,8 @@ def with_resolutions(
             elif not path:
                 res["included"] = choose == THEIRS
             else:
-                for f in res["fields"]:
-                    if f["path"] == path and f["conflict"]:
+                for f in fields_under(res, path):
+                    if f["conflict"]:
                         f["resolution"] = choose
         resources.append(res)
     return {**changeset, "resources": resources, "summary": summarize(resources)}
@@ -395,21 +516,62 @@ def resolution_applies(changeset: Mapping[str, Any], lineage_id: str, path: str 
             continue
         if not path or is_whole_resource_conflict(res):
             return True
-        return any(f["path"] == path and f["conflict"] for f in res["fields"])
+        return any(f["conflict"] for f in fields_under(res, path))
     return False
+
+
+def fields_under(res: Mapping[str, Any], path: str) -> list[Mapping[str, Any]]:
+    """The fields of a changeset entry at `path` or under it."""
+    return [f for f in res["fields"] if _path_matches(f["path"], (path,))]
 
 
 # Applying ------------------------------------------------------------------------------
 
 
-def _set_path(root: Any, path: list[str | int], value: Any) -> Any:
-    """`root` with `path` set to `value` (or removed for MISSING); copies what it changes."""
+def _set_path(root: Any, path: list[Segment], value: Any, after: Any = MISSING) -> Any:
+    """`root` with `path` set to `value` (or removed for MISSING); copies what it changes.
+
+    A keyed element that is not in its list yet goes after the element whose identity is
+    `after` (None: first; not found or not given: last).
+    """
     if not path:
         return value
     head, rest = path[0], path[1:]
-    if isinstance(root, dict):
+    if isinstance(head, Key) and isinstance(root, list):
+        at = next(
+            (
+                i
+                for i, item in enumerate(root)
+                if isinstance(item, dict) and item.get(head.field) == head.value
+            ),
+            None,
+        )
+        out_list = list(root)
+        if at is not None:
+            if rest:
+                out_list[at] = _set_path(root[at], rest, value, after)
+            elif value is MISSING:
+                del out_list[at]
+            else:
+                out_list[at] = value
+            return out_list
+        if value is MISSING and not rest:
+            return out_list  # already gone
+        if rest:
+            raise ChangesetError(f"The path {format_path(path)} does not exist in this document.")
+        where = len(out_list)
+        if after is None:
+            where = 0
+        elif after is not MISSING:
+            for i, item in enumerate(out_list):
+                if isinstance(item, dict) and item.get(head.field) == after:
+                    where = i + 1
+                    break
+        out_list.insert(where, value)
+        return out_list
+    if isinstance(root, dict) and not isinstance(head, Key):
         out = dict(root)
-        child = _set_path(root.get(head, MISSING), rest, value) if rest else value
+        child = _set_path(root.get(head, MISSING), rest, value, after) if rest else value
         if child is MISSING:
             out.pop(head, None)
         else:
@@ -417,7 +579,7 @@ def _set_path(root: Any, path: list[str | int], value: Any) -> Any:
         return out
     if isinstance(root, list) and isinstance(head, int) and 0 <= head < len(root):
         out_list = list(root)
-        out_list[head] = _set_path(root[head], rest, value) if rest else value
+        out_list[head] = _set_path(root[head], rest, value, after) if rest else value
         return out_list
     raise ChangesetError(f"The path {format_path(path)} does not exist in this document.")
 
@@ -472,9 +634,13 @@ def apply_changes(doc: Mapping[str, Any], changeset: Mapping[str, Any]) -> dict[
             raise ChangesetError(
                 f"{res['name'] or lid} is not in this document any more; refresh the changes."
             )
-        for f in fields:
-            if _choice(res, f) == THEIRS:
-                target = _set_path(target, parse_path(f["path"]), _value(f, THEIRS))
+        # Removals last, so an element a keyed list gains finds the one it goes after.
+        taken = [f for f in fields if _choice(res, f) == THEIRS]
+        taken.sort(key=lambda f: THEIRS in f.get("absent", ()))
+        for f in taken:
+            target = _set_path(
+                target, parse_path(f["path"]), _value(f, THEIRS), f.get("after", MISSING)
+            )
         if lid == INTEGRATION_KEY:
             integration = target
         else:

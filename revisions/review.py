@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
+import orjson
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
-from integrations.resources import RESOURCE_TYPES, SECRET_FIELDS
-from integrations.value_diff import ValueDiff, as_text, scrub, value_diff
+from integrations.resources import LIST_KEYS, RESOURCE_TYPES, SECRET_FIELDS
+from integrations.schedules import describe_schedule
+from integrations.value_diff import ValueDiff, _similar, as_text, scrub, value_diff, word_diff
 
+from .diff import Key, parse_path
 from .models import (
     OPEN_STATUSES,
     Approval,
@@ -65,14 +70,19 @@ def filter_revisions(qs: QuerySet[Revision], data: dict[str, Any]) -> QuerySet[R
     return qs
 
 
-def row_actions(revision: Revision, allowed: set[str]) -> list[dict[str, str]]:
+def row_actions(
+    revision: Revision, allowed: set[str], *, current_hash: str | None = None
+) -> list[dict[str, str]]:
     """The actions a revision's row offers, by its type and status and the user's role.
 
     Each is {"name", "label", "kind", "url"}; `kind` says how the template renders it: a
-    link, a POST button, or the row's primary link.
+    link, a POST button, or the row's primary link. `current_hash` is the hash of the
+    integration's tree now: reverting to a state it is already in is not offered.
     """
     t, s = revision.type, revision.status
     S, T = RevisionStatus, RevisionType
+    after_id = getattr(revision, "tree_after_id", None)
+    before_id = getattr(revision, "tree_before_id", None)
     detail = reverse("revisions:detail", args=[revision.pk])
     revert = reverse("revisions:revert", args=[revision.pk])
     actions: list[dict[str, str]] = []
@@ -96,15 +106,25 @@ def row_actions(revision: Revision, allowed: set[str]) -> list[dict[str, str]]:
     elif s == S.COMPLETED and t in (T.PULL, T.REVERT):
         add("view", "View changes", detail)
         if "revert" in allowed:
-            add("revert_after", "Revert to after", f"{revert}?to=after")
-            add("revert_before", "Revert to before", f"{revert}?to=before")
+            if not is_current(after_id, current_hash):
+                add("revert_after", "Revert to after", f"{revert}?to=after")
+            if not is_current(before_id, current_hash):
+                add("revert_before", "Revert to before", f"{revert}?to=before")
     elif s == S.COMPLETED:
-        if "revert" in allowed:
+        if "revert" in allowed and not is_current(after_id, current_hash):
             add("revert_after", "Revert to this", f"{revert}?to=after")
         add("details", "Details", detail)
     else:
         add("details", "Details", detail)
+    if s == S.COMPLETED and after_id and not is_current(after_id, current_hash):
+        compare = reverse("revisions:compare", args=[revision.pk])
+        add("compare", "Compare with now", f"{compare}?with=now")
     return actions
+
+
+def is_current(tree_hash: str | None, current_hash: str | None) -> bool:
+    """Is this tree (by hash) the state the integration is in now?"""
+    return bool(tree_hash) and tree_hash == current_hash
 
 
 # Changeset presentation ----------------------------------------------------------------
@@ -548,6 +568,8 @@ class FieldRow:
     diff: ValueDiff
     base_text: str = ""
     local_only: bool = False
+    # Words beside a value (a cron schedule's meaning): {"left", "right"}.
+    meaning: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -558,25 +580,71 @@ def _is_code(type_key: str, path: str) -> bool:
     return type_key == "script" and path == "code"
 
 
+@dataclass
+class Ref:
+    """A resource another one refers to: its name, and where its page is."""
+
+    name: str
+    url: str = ""
+
+
+def shown_value(value: Any, refs: dict[str, Any]) -> Any:
+    """The value with every reference (a lineage id) replaced by the thing's name, at any
+    depth, and secrets dropped: reviewers read names, never ids."""
+    if isinstance(value, str) and _UUID.match(value):
+        ref = refs.get(value)
+        if ref is None:
+            return "(a resource in neither integration)"
+        return ref.name if isinstance(ref, Ref) else str(ref)
+    if isinstance(value, dict):
+        return {k: shown_value(v, refs) for k, v in value.items() if k not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [shown_value(v, refs) for v in value]
+    return value
+
+
 def field_rows(
-    res: dict[str, Any], *, ref_names: dict[str, str] | None = None, two_way: bool = False
-) -> list[FieldRow]:
-    """Per-field rows of one resource, secrets left out.
+    res: dict[str, Any],
+    *,
+    ref_names: dict[str, Any] | None = None,
+    two_way: bool = False,
+    ours_body: dict[str, Any] | None = None,
+) -> list[Any]:
+    """Per-field rows of one resource, secrets left out; a keyed list (a step's mappings)
+    comes as one MappingTable in place of its elements' fields.
 
     `two_way` (revert preview): `ours` is the current value and `theirs` the restored one.
     In a pull, a field only our side changed keeps our value (marked `local_only`).
+    `ref_names` is {lineage id: name or Ref}; `ours_body` the resource as it is on our
+    side, to show a changed mapping whole.
     """
     ref_names = ref_names or {}
 
     def shown(value: Any) -> Any:
-        if isinstance(value, str) and value in ref_names:
-            return f"{ref_names[value]} ({value[:8]})"
-        return scrub(value)
+        return shown_value(value, ref_names)
 
-    rows = []
+    keyed = LIST_KEYS.get(res.get("type", ""), {})
+    tables: dict[str, MappingTable] = {}
+    rows: list[Any] = []
+    fields: list[dict[str, Any]] = []
     for f in res.get("fields") or []:
+        # A field that holds a keyed list whole (an added step's config) shows the list
+        # as table rows too, and the rest of its value as it is.
+        rest, elements = _split_keyed(f, keyed) if keyed else (f, [])
+        fields.extend(elements)
+        if rest is not None:
+            fields.append(rest)
+    for f in fields:
         path = f.get("path", "")
         if is_secret_path(path):
+            continue
+        list_path = _keyed_list_of(path, keyed)
+        if list_path is not None:
+            table = tables.get(list_path)
+            if table is None:
+                table = tables[list_path] = MappingTable(path=list_path, identity=keyed[list_path])
+                rows.append(table)
+            table.fields.append(f)
             continue
         base, ours, theirs = shown(f.get("base")), shown(f.get("ours")), shown(f.get("theirs"))
         conflict = bool(f.get("conflict"))
@@ -588,20 +656,303 @@ def field_rows(
             gone = set(f["absent"])
             absent = ("ours" in gone, ("ours" if local_only else "theirs") in gone)
         diff = value_diff(ours, theirs if conflict else after, code=code, absent=absent)
-        rows.append(
-            FieldRow(
-                path=path,
-                conflict=conflict,
-                resolution=f.get("resolution"),
-                base=base,
-                ours=ours,
-                theirs=theirs,
-                diff=diff,
-                base_text=as_text(base),
-                local_only=local_only,
-            )
+        row = FieldRow(
+            path=path,
+            conflict=conflict,
+            resolution=f.get("resolution"),
+            base=base,
+            ours=ours,
+            theirs=theirs,
+            diff=diff,
+            base_text=as_text(base),
+            local_only=local_only,
         )
+        if res.get("type") == "flow" and path == "schedule":
+            row.meaning = {
+                "left": describe_schedule(ours) if isinstance(ours, str) else "",
+                "right": describe_schedule(theirs if conflict else after)
+                if isinstance(theirs if conflict else after, str)
+                else "",
+            }
+        rows.append(row)
+    for table in tables.values():
+        table.build(ours_body, ref_names, two_way=two_way)
     return rows
+
+
+def _split_keyed(
+    f: dict[str, Any], keyed: dict[str, str]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A field whose value holds a keyed list whole, as one field per element that differs
+    and the field without the list (None when nothing else differs). Conflicts stay whole:
+    their choice is for the field as it stands."""
+    if f.get("conflict"):
+        return f, []
+    segs = parse_path(f.get("path", ""))
+    rest = dict(f)
+    elements: list[dict[str, Any]] = []
+    for list_path, identity in keyed.items():
+        lsegs = parse_path(list_path)
+        if lsegs[: len(segs)] != segs:
+            continue
+        rel = lsegs[len(segs) :]
+        sides = {}
+        for side in ("ours", "theirs"):
+            value = None if side in f.get("absent", ()) else f.get(side)
+            items = _at(value, rel)
+            keyed_items = _identified(items, identity)
+            if keyed_items is None:
+                break
+            sides[side] = keyed_items
+        else:
+            o, t = sides["ours"], sides["theirs"]
+            for key in [*o, *(k for k in t if k not in o)]:
+                ov, tv = o.get(key), t.get(key)
+                if ov == tv:
+                    continue
+                absent = ["base"] + [s for s, v in (("ours", ov), ("theirs", tv)) if v is None]
+                elements.append(
+                    {
+                        "path": f"{list_path}[{identity}={_json_str(key)}]",
+                        "base": None,
+                        "ours": ov,
+                        "theirs": tv,
+                        "conflict": False,
+                        "absent": absent,
+                    }
+                )
+            if not rel:
+                # Only the order changed: the whole list is the change, shown as it is.
+                return (None, elements) if elements else (f, [])
+            for side in ("base", "ours", "theirs"):
+                rest[side] = _without(rest.get(side), rel)
+    if elements and rest.get("ours") == rest.get("theirs"):
+        return None, elements
+    return rest, elements
+
+
+def _at(value: Any, rel: list[Any]) -> Any:
+    for seg in rel:
+        value = value.get(seg) if isinstance(value, dict) else None
+    return value
+
+
+def _identified(items: Any, identity: str) -> dict[str, Any] | None:
+    """{identity: element} of a list (None/absent: empty), or None if it has no identity."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key = item.get(identity) if isinstance(item, dict) else None
+        if not isinstance(key, str) or key in out:
+            return None
+        out[key] = item
+    return out
+
+
+def _without(value: Any, rel: list[Any]) -> Any:
+    if not rel or not isinstance(value, dict):
+        return value
+    head, tail = rel[0], rel[1:]
+    if head not in value:
+        return value
+    out = dict(value)
+    if tail:
+        out[head] = _without(value[head], tail)
+    else:
+        del out[head]
+    return out
+
+
+def _keyed_list_of(path: str, keyed: dict[str, str]) -> str | None:
+    """The keyed list (e.g. `config.mappings`) a field path is an element of, if any."""
+    for list_path in keyed:
+        if path.startswith(list_path + "[") and "=" in path[len(list_path) :]:
+            return list_path
+    return None
+
+
+def _element_at(body: Any, list_path: str, identity: str, key: str) -> dict[str, Any] | None:
+    node = body
+    for seg in parse_path(list_path):
+        node = node.get(seg) if isinstance(node, dict) else None
+    if isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict) and item.get(identity) == key:
+                return item
+    return None
+
+
+@dataclass
+class MappingCell:
+    """One column of a mapping row: what it was and what it becomes (HTML, highlighted)."""
+
+    before: SafeString | str = ""
+    after: SafeString | str = ""
+    changed: bool = False
+    url: str = ""  # a lookup cache's page
+
+
+@dataclass
+class MappingRow:
+    key: str  # the identity (the target)
+    path: str  # the element's path: a resolution there decides this mapping alone
+    status: str  # added | removed | changed
+    conflict: bool
+    resolution: str | None
+    cells: dict[str, MappingCell]
+    # For a conflict: ours and theirs side by side (each {column: MappingCell}).
+    ours: dict[str, MappingCell] = field(default_factory=dict)
+    theirs: dict[str, MappingCell] = field(default_factory=dict)
+
+    @property
+    def dom_key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]", "-", self.path)
+
+
+MAPPING_COLUMNS = ("source", "target", "lookup_cache")
+
+
+@dataclass
+class MappingTable:
+    """A keyed list's changes as rows a person reads: source → target, through a cache."""
+
+    path: str
+    identity: str
+    fields: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[MappingRow] = field(default_factory=list)
+    is_table: bool = True
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"added": 0, "removed": 0, "changed": 0}
+        for row in self.rows:
+            out[row.status] += 1
+        return out
+
+    @property
+    def unresolved(self) -> int:
+        return sum(1 for r in self.rows if r.conflict and not r.resolution)
+
+    @property
+    def counts_text(self) -> str:
+        c = self.counts
+        parts = [f"{c[k]} {k}" for k in ("added", "changed", "removed") if c[k]]
+        conflicts = sum(1 for r in self.rows if r.conflict)
+        if conflicts:
+            parts.append(conflict_words(conflicts, self.unresolved))
+        return ", ".join(parts)
+
+    @property
+    def label(self) -> str:
+        return self.path.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+
+    def build(self, ours_body: Any, refs: dict[str, Any], *, two_way: bool) -> None:
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for f in self.fields:
+            segs = parse_path(f["path"])
+            depth = len(parse_path(self.path))
+            head = segs[depth]
+            if isinstance(head, Key):
+                by_key.setdefault(head.value, []).append({**f, "_sub": segs[depth + 1 :]})
+        for key, fields in by_key.items():
+            self.rows.append(self._row(key, fields, ours_body, refs, two_way=two_way))
+
+    def _row(
+        self, key: str, fields: list[dict[str, Any]], ours_body: Any, refs: dict, *, two_way: bool
+    ) -> MappingRow:
+        element_path = f"{self.path}[{self.identity}={_json_str(key)}]"
+        whole = next((f for f in fields if not f["_sub"]), None)
+        current = _element_at(ours_body, self.path, self.identity, key) if ours_body else None
+        conflict = any(f.get("conflict") for f in fields)
+        resolutions = {f.get("resolution") for f in fields if f.get("conflict")}
+        resolution = resolutions.pop() if len(resolutions) == 1 else None
+
+        def side(name: str) -> dict[str, Any] | None:
+            if whole is not None:
+                return None if name in whole.get("absent", ()) else whole.get(name)
+            element = dict(current or {self.identity: key})
+            for f in fields:
+                sub = f["_sub"]
+                if len(sub) == 1 and isinstance(sub[0], str):
+                    if name in f.get("absent", ()):
+                        element.pop(sub[0], None)
+                    else:
+                        element[sub[0]] = f.get(name)
+            return element
+
+        ours, theirs = side("ours"), side("theirs")
+        if whole is not None and ours is None:
+            status = "added"
+        elif whole is not None and theirs is None:
+            status = "removed"
+        else:
+            status = "changed"
+        row = MappingRow(
+            key=key,
+            path=element_path,
+            status=status,
+            conflict=conflict,
+            resolution=resolution,
+            cells=_cells(ours, theirs, refs),
+        )
+        if conflict:
+            base = side("base") if whole is None else whole.get("base")
+            row.ours = _cells(base, ours, refs)
+            row.theirs = _cells(base, theirs, refs)
+        return row
+
+
+def _json_str(value: str) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _cell_text(element: dict[str, Any] | None, column: str, refs: dict) -> tuple[str, str]:
+    if element is None:
+        return "", ""
+    value = element.get(column)
+    if value in (None, ""):
+        return "", ""
+    if column == "lookup_cache" and isinstance(value, str):
+        ref = refs.get(value)
+        if isinstance(ref, Ref):
+            return ref.name, ref.url
+        if ref is not None:
+            return str(ref), ""
+        return "(a lookup cache in neither integration)", ""
+    return as_text(shown_value(value, refs)), ""
+
+
+def _cells(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, refs: dict
+) -> dict[str, MappingCell]:
+    cells = {}
+    for column in MAPPING_COLUMNS:
+        a, _ = _cell_text(before, column, refs)
+        b, url = _cell_text(after, column, refs)
+        if before is None or after is None or a == b:
+            text = escape(b if after is not None else a)
+            cells[column] = MappingCell(before=text, after=text, url=url)
+            continue
+        if a and b and _similar(a, b):
+            left, right = word_diff(a, b)
+        else:
+            left = mark_safe(f'<del class="dw">{escape(a)}</del>') if a else ""
+            right = mark_safe(f'<ins class="dw">{escape(b)}</ins>') if b else ""
+        cells[column] = MappingCell(before=left, after=right, changed=True, url=url)
+    return cells
+
+
+def conflict_words(conflicts: int, unresolved: int) -> str:
+    """ "1 conflict (resolved)", "2 conflicts (1 unresolved)"."""
+    noun = "conflict" if conflicts == 1 else "conflicts"
+    if not unresolved:
+        return f"{conflicts} {noun} (resolved)"
+    if unresolved == conflicts:
+        return f"{conflicts} {noun}"
+    return f"{conflicts} {noun} ({unresolved} unresolved)"
 
 
 def whole_conflict(res: dict[str, Any]) -> dict[str, Any] | None:
@@ -645,20 +996,42 @@ def referenced_ids(res: dict[str, Any]) -> set[str]:
     return found
 
 
-def names_for(ids: set[str], integration_ids: list[int]) -> dict[str, str]:
-    """Names of the resources with these lineage ids in the given integrations (one query
-    per referable type)."""
+REFERABLE_TYPES = ("connection", "flow", "lookup_cache", "script")
+_REF_TABS = {
+    "connection": "connections",
+    "flow": "flow",
+    "lookup_cache": "cache",
+    "script": "scripts",
+}
+
+
+def names_for(ids: set[str], integration_ids: list[int]) -> dict[str, Ref]:
+    """The resources with these lineage ids in the given integrations, by lineage id: their
+    names and pages (one query per referable type; the first integration wins)."""
     if not ids:
         return {}
-    names: dict[str, str] = {}
-    for rt in RESOURCE_TYPES.values():
-        if rt.key not in {"connection", "flow", "lookup_cache"}:
-            continue
-        for lid, name in rt.model.objects.filter(
-            integration_id__in=integration_ids, lineage_id__in=list(ids)
-        ).values_list("lineage_id", "name"):
-            names.setdefault(str(lid), name)
-    return names
+    found: dict[str, Ref] = {}
+    rank = {pk: i for i, pk in enumerate(integration_ids)}
+    for key in REFERABLE_TYPES:
+        rt = RESOURCE_TYPES[key]
+        rows = sorted(
+            rt.model.objects.filter(
+                integration_id__in=integration_ids, lineage_id__in=list(ids)
+            ).values_list("lineage_id", "name", "integration_id", "pk"),
+            key=lambda r: rank.get(r[2], 99),
+        )
+        for lid, name, integration_id, pk in rows:
+            if str(lid) in found:
+                continue
+            found[str(lid)] = Ref(name, _ref_url(key, integration_id, pk))
+    return found
+
+
+def _ref_url(type_key: str, integration_id: int, pk: int) -> str:
+    tab = _REF_TABS[type_key]
+    if tab in ("flow", "cache"):
+        return reverse(f"integrations:{tab}", args=[integration_id, pk])
+    return reverse(f"integrations:{tab}", args=[integration_id])
 
 
 def full_body_fields(res: dict[str, Any], body: dict[str, Any] | None, side: str) -> None:
@@ -679,3 +1052,118 @@ def full_body_fields(res: dict[str, Any], body: dict[str, Any] | None, side: str
             }
         )
     res["fields"] = fields
+
+
+def counts_words(summary: Any) -> list[dict[str, str]]:
+    """A changeset summary as words: [{"kind", "text"}], e.g. "3 changed", "1 conflict
+    (resolved)". Only an unresolved conflict is marked as one (`kind` "conflict")."""
+    s = summary or {}
+    parts = []
+    for key, word, kind in (
+        ("added", "added", "add"),
+        ("modified", "changed", "mod"),
+        ("deleted", "deleted", "del"),
+    ):
+        n = int(s.get(key) or 0)
+        if n:
+            parts.append({"kind": kind, "text": f"{n} {word}"})
+    conflicts = int(s.get("conflicts") or 0)
+    if conflicts:
+        unresolved = int(s.get("unresolved") or 0)
+        parts.append(
+            {
+                "kind": "conflict" if unresolved else "resolved",
+                "text": conflict_words(conflicts, unresolved),
+            }
+        )
+    return parts
+
+
+# What a stored state contains (snapshot page) ------------------------------------------
+
+
+def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]]:
+    """A stored document as the integration's tabs show it, read-only: flows with their
+    steps (mappings as a table, references by name), connections, lookup caches, scripts.
+
+    Names come from the document itself: they are the names at the time it was stored.
+    """
+    resources = doc.get("resources") or {}
+    refs = {lid: Ref(body.get("name") or "(unnamed)") for lid, body in resources.items()}
+    by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for lid, body in resources.items():
+        by_type.setdefault(body.get("type", ""), []).append((lid, body))
+
+    def named(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+        return sorted(items, key=lambda x: (str(x[1].get("name") or "").lower(), x[0]))
+
+    steps_of: dict[str, list[dict[str, Any]]] = {}
+    for _lid, body in by_type.get("step", []):
+        config = body.get("config") if isinstance(body.get("config"), dict) else {}
+        mappings = [
+            {column: _cell_text(m, column, refs)[0] for column in MAPPING_COLUMNS}
+            for m in (config.get("mappings") or [])
+            if isinstance(m, dict)
+        ]
+        hooks = config.get("hooks") if isinstance(config.get("hooks"), dict) else {}
+        rest = {k: v for k, v in config.items() if k not in ("mappings", "hooks")}
+        steps_of.setdefault(str(body.get("flow") or ""), []).append(
+            {
+                "name": body.get("name") or "(unnamed)",
+                "kind": str(body.get("kind") or "").capitalize(),
+                "position": body.get("position") or 0,
+                "connection": shown_value(body.get("connection"), refs)
+                if body.get("connection")
+                else "",
+                "mappings": mappings,
+                "hooks": [(hook, shown_value(script, refs)) for hook, script in hooks.items()],
+                "settings": as_text(shown_value(rest, refs)) if rest else "",
+            }
+        )
+    groups = []
+    flows = []
+    for lid, body in named(by_type.get("flow", [])):
+        steps = sorted(steps_of.get(lid, []), key=lambda s: (s["position"], s["name"].lower()))
+        schedule = body.get("schedule") or ""
+        flows.append(
+            {
+                "name": body.get("name") or "(unnamed)",
+                "description": body.get("description") or "",
+                "enabled": bool(body.get("enabled", True)),
+                "schedule": schedule,
+                "schedule_words": describe_schedule(schedule) if schedule else "",
+                "steps": steps,
+            }
+        )
+    groups.append({"key": "flows", "label": "Flows", "items": flows})
+    connections = []
+    for _lid, body in named(by_type.get("connection", [])):
+        config = body.get("config") if isinstance(body.get("config"), dict) else {}
+        connections.append(
+            {
+                "name": body.get("name") or "(unnamed)",
+                "kind": body.get("kind") or "",
+                "base_url": config.get("base_url") or "",
+                "settings": as_text(scrub(config)) if config else "",
+            }
+        )
+    groups.append({"key": "connections", "label": "Connections", "items": connections})
+    caches = [
+        {
+            "name": body.get("name") or "(unnamed)",
+            "key_path": body.get("key_path") or "",
+            "settings": as_text(body.get("settings")) if body.get("settings") else "",
+        }
+        for _lid, body in named(by_type.get("lookup_cache", []))
+    ]
+    groups.append({"key": "caches", "label": "Lookup caches", "items": caches})
+    scripts = [
+        {
+            "name": body.get("name") or "(unnamed)",
+            "function": body.get("function") or "",
+            "code": body.get("code") or "",
+        }
+        for _lid, body in named(by_type.get("script", []))
+    ]
+    groups.append({"key": "scripts", "label": "Scripts", "items": scripts})
+    return groups

@@ -9,6 +9,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from integrations.models import Integration, LookupCache, LookupCacheEntry, User
 from integrations.permissions import Action, can, visible_integrations
+from integrations.resources import LIST_KEYS
 
 from . import diff as engine
 from .document import body_hash, document_hashes, document_of, documents_of_trees, tree_hash
@@ -198,7 +199,7 @@ def _sync_state(integration: Integration, source: Integration, base_tree: Any) -
     ours_hashes, theirs_hashes = document_hashes(ours), document_hashes(theirs)
     (base,) = documents_of_trees(base_tree)
     local = tree_hash(ours["integration"], ours_hashes) != base_tree.hash and not engine.is_empty(
-        engine.diff(base, ours, hashes=(base_tree.entries, ours_hashes))
+        engine.diff(base, ours, keys=LIST_KEYS, hashes=(base_tree.entries, ours_hashes))
     )
     behind = tree_hash(theirs["integration"], theirs_hashes) != base_tree.hash and not (
         engine.is_empty(
@@ -207,6 +208,7 @@ def _sync_state(integration: Integration, source: Integration, base_tree: Any) -
                 ours,
                 theirs,
                 ignore=integration.ignore_fields or {},
+                keys=LIST_KEYS,
                 hashes=(base_tree.entries, ours_hashes, theirs_hashes),
             )
         )
@@ -217,6 +219,42 @@ def _sync_state(integration: Integration, source: Integration, base_tree: Any) -
         (False, True): "behind",
         (True, True): "diverged",
     }[(local, behind)]
+
+
+# Compare any two states ---------------------------------------------------------------
+
+
+def current_tree_hash(integration: Integration) -> str:
+    """The hash the integration's tree would have if it were stored now."""
+    doc = document_of(integration)
+    return tree_hash(doc["integration"], document_hashes(doc))
+
+
+def state_of(revision: Revision) -> Any:
+    """The tree a revision left the integration in (None: it has no state to show)."""
+    if revision.status != RevisionStatus.COMPLETED:
+        return None
+    return revision.tree_after
+
+
+def compare_states(
+    integration: Integration, older: Revision, newer: Revision | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The changes from `older`'s state to `newer`'s (None: the integration now), with the
+    two documents. Raises LookupError when a revision has no stored state."""
+    left_tree = state_of(older)
+    right_tree = state_of(newer) if newer is not None else None
+    if left_tree is None or (newer is not None and right_tree is None):
+        raise LookupError("Only completed revisions have a state to compare.")
+    if newer is None:
+        (left,) = documents_of_trees(left_tree)
+        right = document_of(integration)
+        hashes = (left_tree.entries, document_hashes(right))
+    else:
+        left, right = documents_of_trees(left_tree, right_tree)
+        hashes = (left_tree.entries, right_tree.entries)
+    changes = engine.diff(left, right, keys=LIST_KEYS, hashes=hashes)
+    return changes, left, right
 
 
 # Approval queue (api helper): keep these two functions last in this file.

@@ -37,6 +37,7 @@ from integrations.models import (
     User,
 )
 from integrations.permissions import forget_grants
+from integrations.resources import LIST_KEYS
 from integrations.services import cache_data_bytes, starts_protected
 from integrations.versioning import mark_changed
 
@@ -396,6 +397,7 @@ def _three_way_now(
         ours,
         theirs,
         ignore=target.ignore_fields or {},
+        keys=LIST_KEYS,
         hashes=(base_tree.entries if base_tree else {}, ours_tree.entries, theirs_tree.entries),
     )
     return changes, base_tree, ours_tree, theirs_tree
@@ -490,10 +492,10 @@ def _validate_resolution(
         )
     path = (path or "").strip()
     if path and not engine.is_whole_resource_conflict(res):
-        field = next((f for f in res["fields"] if f["path"] == path), None)
-        if field is None:
+        fields = engine.fields_under(res, path)
+        if not fields:
             raise ValidationError({"path": [f"{res['name']} has no change at {path!r}."]})
-        if not field["conflict"]:
+        if not any(f["conflict"] for f in fields):
             raise ValidationError(
                 {
                     "path": [
@@ -840,7 +842,9 @@ def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]
     tree = _revert_target(revision, side)
     current = document_of(revision.integration)
     (target,) = documents_of_trees(tree)
-    return engine.diff(current, target, hashes=(document_hashes(current), tree.entries))
+    return engine.diff(
+        current, target, keys=LIST_KEYS, hashes=(document_hashes(current), tree.entries)
+    )
 
 
 def _revert_stale(integration: Integration, previewed: int, now: int) -> StaleReview:

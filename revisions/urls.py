@@ -30,5 +30,12 @@ urlpatterns = [
         views.revert_resource_diff,
         name="revert_resource",
     ),
+    path("revisions/<int:pk>/compare/", views.compare, name="compare"),
+    path(
+        "revisions/<int:pk>/compare/changes/<uuid:lineage_id>/",
+        views.compare_resource,
+        name="compare_resource",
+    ),
+    path("integrations/<int:pk>/revisions/compare/", views.compare_pick, name="compare_pick"),
     path("approvals/", views.approval_queue, name="approvals"),
 ]

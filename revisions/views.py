@@ -33,9 +33,11 @@ from integrations.permissions import (
     get_visible_integration,
     require,
 )
+from integrations.resources import LIST_KEYS, RESOURCE_TYPES
 from integrations.selectors import namesake_warning
 
 from . import approvals, selectors, services
+from .document import documents_of_trees
 from .errors import RevisionError, StaleReview
 from .forms import (
     CloneForm,
@@ -62,9 +64,11 @@ from .review import (
     merge_box,
     names_for,
     page_of_groups,
+    path_head,
     referenced_ids,
     row_actions,
     snapshots_around,
+    state_contents,
     summary_of,
     whole_conflict,
 )
@@ -152,6 +156,7 @@ def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_bound and form.is_valid():
         revisions = filter_revisions(revisions, form.cleaned_data)
     page = Paginator(revisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    current = selectors.current_tree_hash(integration)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -160,7 +165,12 @@ def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
         "filter_form": form,
         "filtered": form.is_bound and any(v for k, v in request.GET.items() if k != "page"),
         "page_obj": page,
-        "rows": [{"revision": r, "actions": row_actions(r, allowed)} for r in page],
+        "rows": [
+            {"revision": r, "actions": row_actions(r, allowed, current_hash=current)} for r in page
+        ],
+        "compare_url": reverse("revisions:compare_pick", args=[integration.pk]),
+        "can_pick": sum(1 for r in page if r.status == RevisionStatus.COMPLETED and r.tree_after_id)
+        >= 2,
         "query": query.urlencode(),
         "snapshot_form": SnapshotForm(),
         "has_family": selectors.family_of(integration, request.user).exists(),
@@ -340,6 +350,16 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
     if revision.type in (RevisionType.PULL, RevisionType.REVERT):
         context["snapshots"] = snapshots_around(revision)
     context["empty_caches"] = selectors.caches_left_empty(revision)
+    if revision.status == RevisionStatus.COMPLETED and revision.tree_after_id:
+        current = selectors.current_tree_hash(revision.integration)
+        context["is_current"] = {
+            "after": revision.tree_after_id == current,
+            "before": bool(revision.tree_before_id) and revision.tree_before_id == current,
+        }
+        context["compare_url"] = reverse("revisions:compare", args=[revision.pk])
+        if revision.type in (RevisionType.SNAPSHOT, RevisionType.CLONE):
+            (doc,) = documents_of_trees(revision.tree_after)
+            context["contents"] = state_contents(doc, revision.integration)
     return context
 
 
@@ -390,7 +410,16 @@ def revision_status(request: HttpRequest, pk: int) -> HttpResponse:
     working = revision.status in ACTIVE_STATUSES
     if request.GET.get("part") == "row":
         context = {
-            "row": {"revision": revision, "actions": row_actions(revision, allowed)},
+            "row": {
+                "revision": revision,
+                "actions": row_actions(
+                    revision,
+                    allowed,
+                    current_hash=None
+                    if working
+                    else selectors.current_tree_hash(revision.integration),
+                ),
+            },
             "integration": revision.integration,
             "perms_ilm": allowed,
         }
@@ -422,21 +451,29 @@ def _resource_fragment(
     two_way: bool,
     read_only: bool,
     extra: dict | None = None,
+    ours_body: dict | None = None,
 ) -> HttpResponse:
     context = {
         "revision": revision,
         "integration": revision.integration,
         "read_only": read_only,
-        **_diff_context(revision, res, two_way=two_way),
+        **_diff_context(revision, res, two_way=two_way, ours_body=ours_body),
         **(extra or {}),
     }
     return _render(request, "revisions/resource.html", context, partial="resource-diff")
 
 
-def _diff_context(revision: Revision, res: dict[str, Any], *, two_way: bool) -> dict[str, Any]:
+def _diff_context(
+    revision: Revision, res: dict[str, Any], *, two_way: bool, ours_body: dict | None = None
+) -> dict[str, Any]:
     """What the field diff of one resource needs (shared by the lazy load and resolve)."""
     rows = field_rows(
-        res, ref_names=names_for(referenced_ids(res), _name_scope(revision)), two_way=two_way
+        res,
+        ref_names=names_for(referenced_ids(res), _name_scope(revision)),
+        two_way=two_way,
+        ours_body=ours_body
+        if ours_body is not None
+        else _ours_body(revision, res, two_way=two_way),
     )
     return {
         "res": res,
@@ -445,6 +482,144 @@ def _diff_context(revision: Revision, res: dict[str, Any], *, two_way: bool) -> 
         "whole": None if two_way else whole_conflict(res),
         "source_name": revision.source_integration.name if revision.source_integration else "",
     }
+
+
+def _ours_body(revision: Revision, res: dict[str, Any], *, two_way: bool) -> dict | None:
+    """The resource as our side has it, where its keyed lists (mappings) changed: the pull's
+    target when computed, or the integration now (a revert preview compares with now)."""
+    keyed = LIST_KEYS.get(res.get("type", ""))
+    if not keyed or res.get("action") != "modified":
+        return None
+    lineage_id = str(res["lineage_id"])
+    if not two_way:
+        return _body_of(revision, ("tree_before",), lineage_id)
+    rt = RESOURCE_TYPES[res["type"]]
+    columns = sorted({path_head(p) for p in keyed})
+    row = (
+        rt.model.objects.filter(integration_id=revision.integration_id, lineage_id=lineage_id)
+        .values(*columns)
+        .first()
+    )
+    return row
+
+
+# Compare any two states -------------------------------------------------------------
+
+
+def _other_state(request: HttpRequest, revision: Revision) -> tuple[Revision | None, str]:
+    """The state `?with=` names: another revision of the integration, or now (None)."""
+    raw = (request.GET.get("with") or "now").strip()
+    if raw == "now":
+        return None, raw
+    try:
+        other_pk = int(raw)
+    except ValueError:
+        raise Http404("Compare with a revision of this integration, or now.") from None
+    other = (
+        Revision.objects.select_related("tree_after")
+        .filter(integration_id=revision.integration_id, pk=other_pk)
+        .first()
+    )
+    if other is None:
+        raise Http404("That revision is not of this integration.")
+    return other, raw
+
+
+def _compare(request: HttpRequest, pk: int):
+    revision = _revision(request, pk, trees=True)
+    other, raw = _other_state(request, revision)
+    try:
+        changes, left, right = selectors.compare_states(revision.integration, revision, other)
+    except LookupError as exc:
+        raise Http404(str(exc)) from None
+    labels = {
+        "left_label": f"#{revision.number} {revision.description or revision.get_type_display()}",
+        "right_label": "Now"
+        if other is None
+        else f"#{other.number} {other.description or other.get_type_display()}",
+    }
+    return revision, other, raw, changes, left, labels
+
+
+@login_required
+@require_GET
+def compare(request: HttpRequest, pk: int) -> HttpResponse:
+    """What changed from one revision's state to another's, or to now: the review's
+    components, read-only."""
+    revision, other, raw, changes, _left, labels = _compare(request, pk)
+    integration = revision.integration
+    resources = changes.get("resources") or []
+    groups = group_resources(resources, revision=revision)
+    link_resources(groups, "revisions:compare_resource", revision.pk, f"with={raw}")
+    choices = (
+        Revision.objects.filter(
+            integration=integration, status=RevisionStatus.COMPLETED, tree_after__isnull=False
+        )
+        .exclude(pk=revision.pk)
+        .order_by("-number")[:200]
+    )
+    context: dict[str, Any] = {
+        "revision": revision,
+        "other": other,
+        "with": raw,
+        "choices": choices,
+        "integration": integration,
+        "perms_ilm": allowed_actions(request.user, integration),
+        "summary": summary_of(changes),
+        "groups": groups,
+        "revert_mode": True,
+        "compare_mode": True,
+        **labels,
+    }
+    _page_resources(request, context)
+    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+        return _render(request, "revisions/_resources.html", context)
+    return _render(request, "revisions/compare.html", context)
+
+
+@login_required
+@require_GET
+def compare_resource(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
+    revision, other, raw, changes, left, labels = _compare(request, pk)
+    res = find_resource(changes.get("resources") or [], lineage_id)
+    if res is None:
+        raise Http404("This resource is the same in both states.")
+    return _resource_fragment(
+        request,
+        revision,
+        res,
+        two_way=True,
+        read_only=True,
+        extra=labels,
+        ours_body=(left.get("resources") or {}).get(str(lineage_id)),
+    )
+
+
+@login_required
+@require_GET
+def compare_pick(request: HttpRequest, pk: int) -> HttpResponse:
+    """Two rows chosen on the Revisions tab: compare the older state with the newer."""
+    integration = get_visible_integration(request.user, pk)
+    tab = reverse("revisions:tab", args=[integration.pk])
+    wanted = []
+    for raw in request.GET.getlist("r"):
+        try:
+            wanted.append(int(raw))
+        except ValueError:
+            continue
+    chosen = list(
+        Revision.objects.filter(
+            integration=integration,
+            pk__in=wanted,
+            status=RevisionStatus.COMPLETED,
+            tree_after__isnull=False,
+        ).order_by("number")
+    )
+    if len(set(wanted)) != 2 or len(chosen) != 2:
+        messages.error(request, "Choose two completed revisions to compare.")
+        return redirect(tab)
+    older, newer = chosen
+    return redirect(f"{reverse('revisions:compare', args=[older.pk])}?with={newer.pk}")
 
 
 def _body_of(revision: Revision, tree_attrs: tuple[str, ...], lineage_id: str) -> dict | None:

@@ -10,6 +10,7 @@ from integrations.permissions import Action, can, shown_name
 
 from .. import selectors
 from ..review import ACTIVE_STATUSES
+from ..review import counts_words as _counts_words
 
 register = template.Library()
 
@@ -76,3 +77,9 @@ def home_approval_panel(context) -> SafeString:
     if not data.get("show"):
         return mark_safe("")
     return mark_safe(render_to_string("revisions/_approval_panel.html", data))
+
+
+@register.filter
+def counts_words(summary) -> list[dict[str, str]]:
+    """A changeset summary in words ("3 changed, 1 conflict (resolved)")."""
+    return _counts_words(summary)

@@ -96,7 +96,7 @@ def test_clone_change_pull_review_merge(page, login, screenshot, dev, orders):
     expect(page.get_by_text("total_gross")).to_have_count(0)  # field diffs load on expand
     expand(page, "Map order fields")
     diff = page.locator(".rv-res-body .df").first
-    expect(diff).to_contain_text("config")
+    expect(diff).to_contain_text("Mappings")  # the mappings read as a table (issue 17)
     expect(page.locator("ins.dw", has_text="total_gross").first).to_be_visible()
 
     page.get_by_test_id("merge-button").click()

@@ -131,6 +131,11 @@ def test_demo_opens_a_pull_with_one_conflict_ready_for_review():
         ("flow", "Refunds to credit memos"),
     } <= changed
     assert changes["summary"]["conflicts"] == 1
+    # The sandbox's new mapping and production's different new mapping do not clash.
+    shape = next(r for r in changes["resources"] if r["name"] == "Shape the sales order")
+    assert [(f["path"], f["conflict"]) for f in shape["fields"]] == [
+        ('config.mappings[target="other_ref_num_po"]', False)
+    ]
     call_command("load_demo", stdout=StringIO())
     assert Revision.objects.filter(type=RevisionType.PULL).count() == 1
 
@@ -173,5 +178,11 @@ def test_demo_production_is_protected_and_its_pull_still_merges_after_approval()
     assert pull.status == RevisionStatus.COMPLETED, pull.error
     refunds = Flow.objects.get(integration=production, name="Refunds to credit memos")
     assert refunds.schedule == "*/30 * * * *"
+    # Both new mappings landed: production's order, the sandbox's addition after it.
+    shape = FlowStep.objects.get(flow__integration=production, name="Shape the sales order")
+    assert [m["target"] for m in shape.config["mappings"]][-2:] == [
+        "entity.phone",
+        "other_ref_num_po",
+    ]
     production.refresh_from_db()
     assert production.protected

@@ -36,14 +36,26 @@ def url(name, revision):
 def test_tab_lists_revisions_newest_first_with_actions(dev_client, integration, developer):
     first = services.snapshot_create(integration=integration, user=developer, description="One")
     second = services.snapshot_create(integration=integration, user=developer, description="Two")
+    # The integration moves on, so the snapshots are earlier states to go back to.
+    type(integration).objects.filter(pk=integration.pk).update(description="Moved on")
     response = dev_client.get(reverse("revisions:tab", args=[integration.pk]))
     html = response.content.decode()
     assert response.status_code == 200
     assert html.index("Two") < html.index("One")
     assert f"#{second.number}" in html and f"#{first.number}" in html
     assert "Create snapshot" in html and "Create pull" in html
-    assert "Revert to this" in html
+    assert "Revert to this" in html and "Compare with now" in html
     assert response["Vary"] and "HX-Request" in response["Vary"]
+
+
+def test_the_state_the_integration_is_in_is_not_offered_as_a_revert(
+    dev_client, integration, developer
+):
+    snapshot = services.snapshot_create(integration=integration, user=developer, description="Now")
+    html = dev_client.get(reverse("revisions:tab", args=[integration.pk])).content.decode()
+    assert "Revert to this" not in html and "Compare with now" not in html
+    page = dev_client.get(detail(snapshot)).content.decode()
+    assert "Revert to this" not in page and "is in this state now" in page
 
 
 def test_monitor_sees_no_action_buttons_on_the_tab(monitor_client, integration, developer):

@@ -699,6 +699,17 @@ class Command(BaseCommand):
                 instance=twin(Flow, "Refunds to credit memos", production),
                 data={"schedule": "15 * * * *"},
             )
+            # A different mapping added to the same step in production: mappings merge
+            # one by one, so this and the sandbox's new mapping both land, no conflict.
+            prod_shape = FlowStep.objects.get(
+                flow__integration=production, name="Shape the sales order"
+            )
+            prod_config = dict(prod_shape.config)
+            prod_config["mappings"] = [
+                *prod_config["mappings"],
+                {"source": "customer.phone", "target": "entity.phone", "lookup_cache": None},
+            ]
+            services.resource_update(instance=prod_shape, data={"config": prod_config})
             services.integration_protection_set(integration=production, protected=True, user=admin)
         pull = revision_services.pull_create(
             target=production,
