@@ -104,6 +104,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "integrations.context_processors.navigation",
+                "runs.context_processors.notification_bell",
             ],
         },
     }
@@ -151,6 +152,15 @@ def _cache_config() -> dict:
 
 
 CACHES = {"default": _cache_config()}
+
+# Email (notifications): `EMAIL_URL` as django-environ reads it (smtp://user:pass@host:587
+# with ?ssl / ?tls, consolemail://, ...); by default the local mail server. Local
+# development prints mails on the console (local.py).
+globals().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ILM <ilm@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where the site is reached from outside: links in mails are built on it.
+ILM_SITE_URL = env("ILM_SITE_URL", default="http://127.0.0.1:8000")
 
 # Requests reach the site through this many reverse proxies, each appending the address
 # it got the request from to X-Forwarded-For. 0: the socket's address is the client's,

@@ -4,3 +4,6 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+
+# Mails (notifications) are printed where `make run` runs, unless EMAIL_URL names a server.
+globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
