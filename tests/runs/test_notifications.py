@@ -343,7 +343,9 @@ def test_mark_one_read_with_htmx_swaps_the_item_and_the_bell(db, developer):
     (n,) = _notify([developer], title="Swap me", email=False)
     _notify([developer], email=False)
     response = _client(developer).post(
-        f"/notifications/{n.pk}/read/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET=f"notification-{n.pk}"
+        f"/notifications/{n.pk}/read/",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET=f"notification-{n.pk}",
     )
     html = response.content.decode()
     assert response.status_code == 200
