@@ -110,8 +110,9 @@ def _mail(notification: Notification) -> tuple[str, str, str, list[str]]:
     if notification.integration_id:
         lines.append(f"Integration: {notification.integration.name}")
     lines.append(
-        "You get this because you manage this in ILM; "
-        "your notifications: " + settings.ILM_SITE_URL.rstrip("/") + reverse("notifications:list")
+        "All your notifications: "
+        + settings.ILM_SITE_URL.rstrip("/")
+        + reverse("notifications:list")
     )
     return (
         f"[ILM] {notification.title}",
