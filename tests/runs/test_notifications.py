@@ -3,10 +3,16 @@ shows a user their own notifications only, and marking read works with and witho
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core import mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from integrations.models import AccessLevel, Role
@@ -216,9 +222,6 @@ def test_a_page_with_the_bell_costs_the_same_queries_however_many_notifications(
 ):
     client = _client(developer)
     client.get("/")  # warm up per-process caches
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connection) as before:
         client.get("/")
     Notification.objects.bulk_create(
@@ -244,9 +247,6 @@ def test_the_notification_list_page_is_flat_in_queries(
 ):
     client = _client(developer)
     _notify([developer], integration=integration, email=False)
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connection) as few:
         client.get(LIST)
     for i in range(25):
@@ -393,3 +393,52 @@ def test_the_list_fragment_for_htmx_is_the_region_only(db, developer):
     html = response.content.decode()
     assert "Fragment" in html and "<html" not in html
     assert "HX-Request" in response["Vary"]
+
+
+# Mail settings ---------------------------------------------------------------------------
+
+
+def _settings_of(module: str, **env: str) -> str:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("EMAIL_URL", "ILM_SITE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings; "
+            "print(settings.MAILERS['default'], settings.ILM_SITE_URL)",
+        ],
+        env={
+            **base,
+            "DJANGO_SETTINGS_MODULE": module,
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "ilm.example.com,.example.org",
+            "ILM_AUDIT_KEY": "test-only-audit-key-0123456789abcdefghijklmnop",
+            "ILM_SECRET_KEYS": "ZGV2LW9ubHktaWxtLWtleS1ub3QtZm9yLXByb2R1Y3Q=",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_run_prints_mails_on_the_console():
+    out = _settings_of("ilm_site.settings.local")
+    assert "console.EmailBackend" in out
+
+
+def test_production_mails_through_the_server_email_url_names_with_links_to_its_host():
+    out = _settings_of(
+        "ilm_site.settings.production", EMAIL_URL="smtp+tls://ilm:s3cret@mail.example.com:587"
+    )
+    assert "smtp.EmailBackend" in out
+    assert "'host': 'mail.example.com', 'port': 587" in out
+    assert "'use_tls': True" in out
+    assert out.strip().endswith("https://ilm.example.com")
