@@ -205,7 +205,7 @@ def test_the_bell_without_unread_says_so(db, developer):
 
 def test_the_bell_caps_its_badge_at_99_plus(db, developer):
     for _ in range(3):
-        _notify([developer] * 1, email=False)
+        _notify([developer], email=False)
     Notification.objects.bulk_create(
         [
             Notification(recipient=developer, kind=NotificationKind.ALERT_FIRED, title="x")
