@@ -16,6 +16,7 @@ urlpatterns = [
     path("account/", include("integrations.account_urls")),
     path("", include("revisions.package_urls")),
     path("demo-systems/", include("runs.demo_systems")),
+    path("notifications/", include("runs.notification_urls")),
     path("", include("runs.urls")),
     path("", include("revisions.urls")),
     path("", include("audit.urls")),

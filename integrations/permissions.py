@@ -18,7 +18,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from .models import AccessLevel, Environment, Integration, IntegrationAccess, Role, User
@@ -117,6 +117,13 @@ CONFIGURATION_WRITES: frozenset[Action] = frozenset(
 
 # Roles that see, and hold `manage` on, every integration.
 SEES_ALL: frozenset[str] = frozenset({Role.ADMINISTRATOR, Role.APPROVER})
+
+
+# Roles that may change an integration they hold `manage` on (a monitor with a `manage`
+# grant still only reads): read from the table, not listed again.
+MANAGING_ROLES: frozenset[str] = frozenset(
+    role for role, actions in ROLE_ACTIONS.items() if actions & NEEDS_MANAGE_GRANT
+)
 
 
 def role_of(user: User) -> str | None:
@@ -240,6 +247,19 @@ def require_environment(user: User, environment: str | None) -> None:
 def allowed_actions(user: User, integration: Integration | None = None) -> set[str]:
     """Names of the allowed actions, for templates: `{% if 'edit' in perms_ilm %}`."""
     return {a.value for a in Action if can(user, a, integration)}
+
+
+def integration_managers(integration: Integration) -> QuerySet[User]:
+    """The active users who manage the integration: administrators (and superusers) and
+    approvers, who hold `manage` on every integration, and users of a managing role with
+    a `manage` grant on this one. Who gets its alerts and emails."""
+    sees_all = Q(is_superuser=True) | Q(role__in=SEES_ALL)
+    granted = Q(
+        role__in=MANAGING_ROLES,
+        grants__integration=integration,
+        grants__level=AccessLevel.MANAGE,
+    )
+    return User.objects.filter(sees_all | granted, is_active=True).distinct().order_by("pk")
 
 
 def forget_grants(user: User) -> None:

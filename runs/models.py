@@ -177,3 +177,55 @@ class FlowSample(models.Model):
 
     def __str__(self) -> str:
         return f"{len(self.records)} sample(s) of {self.flow_lineage_id}"
+
+
+class NotificationKind(models.TextChoices):
+    ALERT_FIRED = "alert_fired", "Alert fired"
+    ALERT_RESOLVED = "alert_resolved", "Alert resolved"
+    ERROR_ASSIGNED = "error_assigned", "Error assigned"
+    ERRORS_RETRY_OFFER = "errors_retry_offer", "Errors to retry with a fix"
+
+
+class Notification(models.Model):
+    """One message to one user in the bell (runs/notifications.py writes them).
+
+    `url` is a path on this site where the notification leads; following it through
+    the notification marks it read. Unread means `read_at` is null.
+    """
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=30, choices=NotificationKind.choices)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    # Notifications about an integration go with it: their links would lead nowhere.
+    integration = models.ForeignKey(
+        "integrations.Integration",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["recipient", "-created_at"], name="notification_inbox"),
+            # The bell's count on every page: only the unread rows are in this index.
+            models.Index(
+                fields=["recipient"],
+                condition=models.Q(read_at__isnull=True),
+                name="notification_unread",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.recipient_id}: {self.title}"
+
+    @property
+    def is_unread(self) -> bool:
+        return self.read_at is None

@@ -106,6 +106,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "integrations.context_processors.navigation",
                 "revisions.context_processors.approvals",
+                "runs.context_processors.notification_bell",
             ],
         },
     }
@@ -153,6 +154,38 @@ def _cache_config() -> dict:
 
 
 CACHES = {"default": _cache_config()}
+
+
+# Email (notifications): one mailer (Django's MAILERS), described by `EMAIL_URL` as
+# django-environ reads it: smtp+tls://user:pass@host:587 (STARTTLS), smtp+ssl://…:465,
+# smtp://host:25, consolemail://, filemail:///path. By default the local mail server;
+# local development prints mails on the console (local.py).
+def mailer(url: str) -> dict:
+    """A MAILERS entry from an email URL."""
+    parsed = env.email_url_config(url)
+    backend = parsed["EMAIL_BACKEND"]
+    if backend.endswith("smtp.EmailBackend"):
+        options = {
+            "host": parsed.get("EMAIL_HOST") or "localhost",
+            "port": parsed.get("EMAIL_PORT") or 25,
+            "username": parsed.get("EMAIL_HOST_USER") or "",
+            "password": parsed.get("EMAIL_HOST_PASSWORD") or "",
+            "use_tls": bool(parsed.get("EMAIL_USE_TLS")),
+            "use_ssl": bool(parsed.get("EMAIL_USE_SSL")),
+            "timeout": env.int("EMAIL_TIMEOUT", default=10),
+        }
+    elif backend.endswith("filebased.EmailBackend"):
+        options = {"file_path": parsed["EMAIL_FILE_PATH"]}
+    else:
+        options = {}
+    return {"BACKEND": backend, "OPTIONS": options}
+
+
+MAILERS = {"default": mailer(env("EMAIL_URL", default="smtp://localhost:25"))}
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ILM <ilm@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where the site is reached from outside: links in mails are built on it.
+ILM_SITE_URL = env("ILM_SITE_URL", default="http://127.0.0.1:8000")
 
 # Requests reach the site through this many reverse proxies, each appending the address
 # it got the request from to X-Forwarded-For. 0: the socket's address is the client's,

@@ -8,6 +8,11 @@ from .base import DEV_AUDIT_KEY, env
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# Links in mails: the site's first named host over HTTPS, unless ILM_SITE_URL says otherwise.
+ILM_SITE_URL = env(
+    "ILM_SITE_URL",
+    default="https://" + next((h.lstrip(".") for h in ALLOWED_HOSTS if h != "*"), "localhost"),
+)
 # No default: credentials are never encrypted with the development key in production.
 ILM_SECRET_KEYS = env.list("ILM_SECRET_KEYS")
 # Runs may not reach private, loopback or link-local addresses unless a host is listed in
