@@ -316,4 +316,3 @@ def _compute(check: BehaviourCheck, transport: httpx.BaseTransport | None) -> di
         result = behaviour.behaviour_diff(ours, theirs, changed, records_for, **kwargs)
     result["unresolved_as_theirs"] = provisional
     return _mask_result(result, _secret_values(credentials))
-
