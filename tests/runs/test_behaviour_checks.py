@@ -189,3 +189,45 @@ def test_a_flow_the_target_never_ran_uses_the_sources_samples(pulled, dev_api, o
     on_commit(dev_api.get, url(pulled))
     flow = dev_api.get(url(pulled)).json()["flows"][0]
     assert (flow["samples"], flow["sample_source"]) == (3, "source")
+
+
+# The review page's panel ----------------------------------------------------------------
+
+
+def panel(revision):
+    return f"/revisions/{revision.pk}/behaviour/"
+
+
+def test_the_review_page_loads_the_panel_beside_the_merge_box(pulled, dev_client):
+    page = dev_client.get(f"/revisions/{pulled.pk}/").content.decode()
+    assert f'hx-get="{panel(pulled)}"' in page and 'id="behaviour"' in page
+
+
+def test_the_panel_says_what_the_pull_does(pulled, dev_client, on_commit):
+    on_commit(dev_client.get, panel(pulled), headers={"HX-Request": "true"})
+    answer = dev_client.get(panel(pulled), headers={"HX-Request": "true"})
+    assert answer.status_code == 286  # done: polling stops
+    html = answer.content.decode()
+    assert "<html" not in html
+    assert "1 flow tested on 20 records:" in html
+    assert "0 outputs identical" in html and "20 differ" in html and "0 new errors" in html
+    assert "Record 3: what the import would send" in html
+    assert "entries for both sides" in html
+    # without htmx, the same URL is a page of its own
+    assert "<html" in dev_client.get(panel(pulled)).content.decode()
+
+
+def test_pasted_records_that_are_not_json_are_refused_on_the_panel(pulled, dev_client, on_commit):
+    on_commit(dev_client.get, panel(pulled))
+    answer = dev_client.post(panel(pulled), {"records": "[{"}, headers={"HX-Request": "true"})
+    assert "not valid JSON" in answer.content.decode()
+    assert BehaviourCheck.objects.count() == 1
+
+
+def test_a_monitor_may_not_test_from_the_panel(pulled, monitor, on_commit):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(monitor)
+    assert client.post(panel(pulled), {"records": ""}).status_code == 403
+    assert "Not tested yet" in client.get(panel(pulled)).content.decode()
