@@ -31,4 +31,7 @@ urlpatterns = [
         name="revert_resource",
     ),
     path("approvals/", views.approval_queue, name="approvals"),
+    path("integrations/<int:pk>/pull-into/", views.pull_into, name="pull_into"),
+    path("pull-batches/<int:pk>/", views.pull_batch, name="batch"),
+    path("pull-batches/<int:pk>/merge-clean/", views.pull_batch_merge_clean, name="batch_merge"),
 ]
