@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the API tests' token-client fixtures, imported by name)
 """Pulls into many: one pull into each chosen family member; refusals per target; "Merge all
 clean" through each target's approval rule."""
 
