@@ -275,6 +275,10 @@ def behaviour_diff(
     """
     touched = flows_touched(ours, theirs, changed)
     documents = {"ours": ours, "theirs": theirs}
+    # One transport for every test run, made at the first request: a client of its own
+    # loads the CA bundle (about 0.3 s), most of the cost of a small test run, and test
+    # runs whose imports only report make no request at all.
+    shared = _SharedTransport(transport)
 
     def run(side: str, document: Mapping[str, Any], flow_id: str, records: list[Any]):
         return execute(
@@ -282,7 +286,7 @@ def behaviour_diff(
             flow_id,
             mode="test",
             records=records,
-            transport=transport,
+            transport=shared,
             hooks=(hooks or {}).get(side),
             caches=caches or {},
             credentials=credentials or {},
@@ -291,6 +295,43 @@ def behaviour_diff(
             sample_size=0,
         )
 
+    try:
+        flows, records = _compare_all(touched, records_for, run, documents, on_flow)
+    finally:
+        shared.close_inner()
+    return {"flows": flows, "totals": totals_of(flows, records=records)}
+
+
+class _SharedTransport(httpx.BaseTransport):
+    """The given transport (or a real one, made when first needed) shared by every test
+    run; the engine's per-run client closing it does not close it."""
+
+    def __init__(self, given: httpx.BaseTransport | None) -> None:
+        self.given = given
+        self.own: httpx.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.given is not None:
+            return self.given.handle_request(request)
+        if self.own is None:
+            self.own = httpx.HTTPTransport()
+        return self.own.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+    def close_inner(self) -> None:
+        if self.own is not None:
+            self.own.close()
+
+
+def _compare_all(
+    touched: list[tuple[str, str, str]],
+    records_for: Callable[[str], tuple[list[Any], str]],
+    run: Runner,
+    documents: Mapping[str, Mapping[str, Any]],
+    on_flow: Callable[[int, int], None] | None,
+) -> tuple[list[dict[str, Any]], int]:
     flows = []
     seen: set[bytes] = set()
     for n, (flow_id, name, change) in enumerate(touched, start=1):
@@ -315,7 +356,7 @@ def behaviour_diff(
             )
         if on_flow is not None:
             on_flow(n, len(touched))
-    return {"flows": flows, "totals": totals_of(flows, records=len(seen))}
+    return flows, len(seen)
 
 
 def totals_of(flows: list[Mapping[str, Any]], *, records: int) -> dict[str, int]:
