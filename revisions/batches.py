@@ -224,34 +224,36 @@ def _merge_one(revision: Revision, user: User) -> str:
     return NOTE_MERGING
 
 
-def pull_batch_merge_clean(*, batch: PullBatch, user: User) -> list[BatchRow]:
+def pull_batch_merge_clean(*, batch: PullBatch, user: User) -> dict[str, int]:
     """Merge each clean pull of the batch through its target's approval rule.
 
     Sandbox targets merge; production targets get an approval request. A pull with
     conflicts left, one not ready, or a target that refuses (stale review, no right) is
-    noted on its row and left as it is; the others go on.
+    noted on its row and left as it is; the others go on. Returns how many pulls this
+    call took forward: {"merging": n, "asked": n} (asked: an approval request).
     """
+    taken = {"merging": 0, "asked": 0}
     for row in pull_batch_rows(batch):
         item = row.item
         revision = item.revision
         if revision is None:
             continue
+        note = item.merge_note  # a pull already merged, canceled or failed keeps its note
         if row.status == RevisionStatus.AWAITING_APPROVAL:
-            note = "Waiting for approval."
-        elif row.status != RevisionStatus.READY:
-            note = "" if revision.is_final else item.merge_note
-            if row.status in (RevisionStatus.QUEUED, RevisionStatus.RUNNING):
-                note = "Still being computed; try again when it is ready."
-        elif not row.clean:
+            note = item.merge_note or "Waiting for approval."
+        elif row.status in (RevisionStatus.QUEUED, RevisionStatus.RUNNING):
+            note = "Still being computed; try again when it is ready."
+        elif row.status == RevisionStatus.READY and not row.clean:
             unresolved = (row.summary or {}).get("unresolved", 0)
             note = f"{unresolved} conflict{'s' if unresolved != 1 else ''} to resolve first."
-        else:
+        elif row.status == RevisionStatus.READY:
             try:
                 with transaction.atomic():
                     note = _merge_one(revision, user)
+                taken["asked" if note == NOTE_ASKED else "merging"] += 1
             except (RevisionError, ValidationError, PermissionDenied) as exc:
                 note = f"Not merged: {_message(exc)}"
         if note != item.merge_note:
             item.merge_note = note[:2000]
             item.save(update_fields=["merge_note"])
-    return pull_batch_rows(batch)
+    return taken

@@ -999,13 +999,10 @@ def pull_batch(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def pull_batch_merge_clean(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
-    rows = batches.pull_batch_merge_clean(batch=batch, user=request.user)
-    merged = sum(1 for r in rows if r.item.merge_note in ("Merging.",))
-    asked = sum(
-        1 for r in rows if r.item.merge_note.startswith("Waiting for approval (production)")
-    )
-    messages.success(
-        request,
-        f"{merged} merging, {asked} waiting for approval; see each row for the others.",
-    )
+    taken = batches.pull_batch_merge_clean(batch=batch, user=request.user)
+    merging, asked = taken["merging"], taken["asked"]
+    text = f"{merging} merge{'s' if merging != 1 else ''} started"
+    if asked:
+        text += f", {asked} sent for approval"
+    messages.success(request, f"{text}; each row says what happened to its pull.")
     return _back(request, reverse("revisions:batch", args=[batch.pk]))

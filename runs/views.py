@@ -252,6 +252,7 @@ def test_run(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
 # The behaviour of a pull (a panel of the review page) ------------------------------------
 
 MAX_RECORDS_SHOWN = 20  # differing records per flow drawn on the panel
+RECORDS_OPEN = 3  # of which shown unfolded
 
 
 def _pull(request: HttpRequest, pk: int) -> Revision:
@@ -294,7 +295,8 @@ def _behaviour_flows(check: BehaviourCheck | None) -> list[dict[str, Any]]:
         flows.append(
             {
                 **flow,
-                "records": records,
+                "records": records[:RECORDS_OPEN],
+                "folded_records": records[RECORDS_OPEN:],
                 "more_records": max(0, len(flow["different"]) - MAX_RECORDS_SHOWN),
             }
         )
