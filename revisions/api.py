@@ -365,5 +365,6 @@ class PullBatchMergeCleanView(ApiView):
     )
     def post(self, request, pk: int):
         batch = _batch(request, pk)
+        require(request.user, Action.MERGE)  # the role; each target's own rule is per row
         batches.pull_batch_merge_clean(batch=batch, user=request.user)
         return Response(PullBatchSerializer(batches.pull_batch_data(batch, request.user)).data)

@@ -999,6 +999,7 @@ def pull_batch(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def pull_batch_merge_clean(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
+    require(request.user, Action.MERGE)  # the role; each target's own rule is per row
     taken = batches.pull_batch_merge_clean(batch=batch, user=request.user)
     merging, asked = taken["merging"], taken["asked"]
     text = f"{merging} merge{'s' if merging != 1 else ''} started"

@@ -18,6 +18,7 @@ eagerly, so each operation's time includes its task.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -144,18 +145,24 @@ def measure(runs: int = 3) -> dict[str, Any]:
         )
         pure.append(time.perf_counter() - started)
 
-    one, batch = [], []
+    one, batch, one_open, batch_open = [], [], [], []
     for r in range(runs):
         targets = [_clone(source, user, f"Bench batch {r}-{n}") for n in range(BATCH + 1)]
         _change_every_flow(source)  # something to pull
-        started = time.perf_counter()
-        single = pull_create(target=targets[0], source=source, user=user)
-        one.append(time.perf_counter() - started)
+        # opened: what the request does before it answers 202 (rows, checks, enqueue);
+        # a worker computes each pull afterwards, timed apart as "computed"
+        with deferred_pull_tasks() as queued:
+            started = time.perf_counter()
+            single = pull_create(target=targets[0], source=source, user=user)
+            one_open.append(time.perf_counter() - started)
+        one.append(one_open[-1] + _run_tasks(queued))
         single.refresh_from_db()
         assert single.status == "ready", single.error
-        started = time.perf_counter()
-        made = pull_batch_create(source=source, targets=[t.pk for t in targets[1:]], user=user)
-        batch.append(time.perf_counter() - started)
+        with deferred_pull_tasks() as queued:
+            started = time.perf_counter()
+            made = pull_batch_create(source=source, targets=[t.pk for t in targets[1:]], user=user)
+            batch_open.append(time.perf_counter() - started)
+        batch.append(batch_open[-1] + _run_tasks(queued))
         statuses = {i.revision.status for i in made.items.select_related("revision")}
         assert statuses == {"ready"}, statuses
     totals = result["totals"]
@@ -166,7 +173,31 @@ def measure(runs: int = 3) -> dict[str, Any]:
         "one": one,
         "batch": batch,
         "ratio": [b / (BATCH * o) for b, o in zip(batch, one, strict=True)],
+        "one_open": one_open,
+        "batch_open": batch_open,
+        "ratio_open": [b / (BATCH * o) for b, o in zip(batch_open, one_open, strict=True)],
     }
+
+
+@contextlib.contextmanager
+def deferred_pull_tasks():
+    """Collect the pull computations enqueued meanwhile instead of running them eagerly."""
+    from unittest import mock
+
+    from revisions import tasks
+
+    queued: list[int] = []
+    with mock.patch.object(tasks.pull_compute, "delay", side_effect=queued.append):
+        yield queued
+
+
+def _run_tasks(queued: list[int]) -> float:
+    from revisions.tasks import pull_compute
+
+    started = time.perf_counter()
+    for revision_id in queued:
+        pull_compute(revision_id)
+    return time.perf_counter() - started
 
 
 def _setup() -> None:
@@ -214,11 +245,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(line("behaviour_diff alone (pure)", m["pure"], "", True))
+    print(line("one pull opened (until the 202)", m["one_open"], "", True))
+    print(line(f"batch of {BATCH} pulls opened (until the 202)", m["batch_open"], "", True))
+    print(
+        line(
+            f"opened: batch / ({BATCH} × one pull)",
+            m["ratio_open"],
+            "≤ 1.0×",
+            statistics.median(m["ratio_open"]) <= 1.0,
+            unit="×",
+        )
+    )
     print(line("one pull opened and computed", m["one"], "", True))
     print(line(f"batch of {BATCH} pulls opened and computed", m["batch"], "", True))
     print(
         line(
-            f"batch / ({BATCH} × one pull)",
+            f"opened and computed: batch / ({BATCH} × one pull)",
             m["ratio"],
             "≤ 1.0×",
             statistics.median(m["ratio"]) <= 1.0,

@@ -143,6 +143,21 @@ def test_a_monitor_may_not_pull_into_many(family, monitor_api, monitor):
     assert not PullBatch.objects.exists()
 
 
+def test_a_monitor_may_not_merge_a_batch(family, dev_api, monitor_api, monitor, run_on_commit):
+    template, clones = family
+    GrantFactory(integration=template, user=monitor, level=AccessLevel.MONITOR)
+    batch_id = run_on_commit(
+        dev_api.post,
+        f"/api/v1/integrations/{template.pk}/pull-into",
+        {"targets": [clones[0].pk]},
+        content_type="application/json",
+    ).json()["id"]
+    assert monitor_api.get(f"/api/v1/pull-batches/{batch_id}").status_code == 200
+    answer = monitor_api.post(f"/api/v1/pull-batches/{batch_id}/merge-clean")
+    assert answer.status_code == 403
+    assert Revision.objects.get(integration=clones[0], type="pull").status == "ready"
+
+
 def test_someone_who_cannot_see_the_source_gets_404(family, outsider_api):
     template, clones = family
     answer = outsider_api.post(
