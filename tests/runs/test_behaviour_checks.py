@@ -76,7 +76,6 @@ def test_the_api_tests_a_pull_and_shows_each_differing_record(pulled, dev_api, o
     record = flow["different"][2]
     assert record["record_index"] == 2
     assert [(f["path"], f["ours"], f["theirs"]) for f in record["fields"]] == [("amount", 30, 3)]
-    # secret-named fields stay masked in what the review shows
     assert flow["errors"] == {"ours": [], "theirs": []}
     assert body["totals"]["different"] == 20 and body["totals"]["new_errors"] == 0
     assert BehaviourCheck.objects.filter(revision=pulled).count() == 1  # no second check
@@ -137,6 +136,19 @@ def test_resolving_a_conflict_reruns_the_check_for_the_new_changeset(
     body = dev_api.get(url(pulled)).json()
     assert body["status"] == "succeeded" and body["unresolved_as_theirs"] == 0
     assert body["flows"][0]["same"] == 20 and body["flows"][0]["different"] == []
+
+
+def test_secret_named_fields_are_masked_in_the_diff(pulled, dev_api, on_commit):
+    step = _map_step(pulled.source_integration)
+    mappings = [dict(m) for m in step.config["mappings"]]
+    mappings[3]["source"] = "customer.email"  # what goes out as "password" changes
+    resource_update(instance=step, data={"config": {**step.config, "mappings": mappings}})
+    pulled = revision_services.pull_refresh(revision=pulled, user=None)
+    on_commit(dev_api.get, url(pulled))
+    record = dev_api.get(url(pulled)).json()["flows"][0]["different"][0]
+    password = next(f for f in record["fields"] if f["path"] == "password")
+    assert password["ours"] == password["theirs"] == "••••••"
+    assert "pw1" not in str(record)
 
 
 def test_given_records_run_through_every_touched_flow(pulled, dev_api, on_commit):
