@@ -103,8 +103,9 @@ def test_pull_into_five_clones_one_conflicting(page, login, screenshot, dev):
     expect(page.locator(".pb-member", has_text="Store 3")).to_contain_text("Diverged from Template")
     screenshot("pull-into-1280")
     screenshot("pull-into-390", width=390)
+    page.get_by_role("button", name="Select all").click()
     for n in range(1, 6):
-        page.get_by_label(f"Store {n}").check()
+        expect(page.get_by_label(f"Store {n}")).to_be_checked()
     page.fill("#id_description", "Order reference")
     page.get_by_role("button", name="Open pulls").click()
     page.wait_for_url("**/pull-batches/**")
@@ -115,6 +116,7 @@ def test_pull_into_five_clones_one_conflicting(page, login, screenshot, dev):
     screenshot("pull-batch-1280")
     screenshot("pull-batch-390", width=390)
 
+    page.once("dialog", lambda dialog: dialog.accept())  # "Merge 4 clean pulls …?"
     page.get_by_test_id("merge-all-clean").click()
     expect(rows.filter(has_text="Store 1")).to_contain_text("Completed")
     expect(rows.filter(has_text="Store 3")).to_contain_text("conflict to resolve first")
