@@ -37,12 +37,14 @@ from integrations.serializers import (
     PackagePullSerializer,
 )
 
-from . import approvals, packages, selectors, services
+from . import approvals, batches, packages, selectors, services
 from .document import document_of
-from .models import Revision, RevisionStatus, RevisionType
+from .models import PullBatch, Revision, RevisionStatus, RevisionType
 from .serializers import (
     ChangesSerializer,
     CommentSerializer,
+    PullBatchSerializer,
+    PullIntoSerializer,
     ResolutionsSerializer,
     RevertPreviewSerializer,
     RevertSerializer,
@@ -433,3 +435,61 @@ class PackagePullView(ApiView):
             description=data["description"],
         )
         return Response(RevisionSerializer(revision).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _batch(request, pk: int) -> PullBatch:
+    batch = PullBatch.objects.filter(pk=pk).select_related("source").first()
+    if batch is None or batch.source is None or not can_see(request.user, batch.source):
+        raise Http404("No such pull batch.")
+    return batch
+
+
+class PullIntoView(ApiView):
+    """Open one pull from this integration into each chosen member of its family."""
+
+    serializer_class = PullBatchSerializer
+
+    @extend_schema(
+        summary="Pull into many: one pull into each target (202); refusals are reported per "
+        "target, not fatal",
+        request=PullIntoSerializer,
+        responses={202: PullBatchSerializer},
+    )
+    def post(self, request, pk: int):
+        source = get_visible_integration(request.user, pk)
+        require(request.user, Action.PULL)
+        data = _valid(PullIntoSerializer, request.data)
+        batch = batches.pull_batch_create(
+            source=source,
+            targets=data["targets"],
+            user=request.user,
+            description=data.get("description", ""),
+        )
+        body = PullBatchSerializer(batches.pull_batch_data(batch, request.user)).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class PullBatchView(ApiView):
+    serializer_class = PullBatchSerializer
+
+    @extend_schema(summary="A pull batch with each pull's current status")
+    def get(self, request, pk: int):
+        return Response(
+            PullBatchSerializer(batches.pull_batch_data(_batch(request, pk), request.user)).data
+        )
+
+
+class PullBatchMergeCleanView(ApiView):
+    serializer_class = PullBatchSerializer
+
+    @extend_schema(
+        summary="Merge every pull of the batch with no conflicts left, each through its "
+        "target's approval rule (production targets get an approval request)",
+        request=None,
+        responses={200: PullBatchSerializer},
+    )
+    def post(self, request, pk: int):
+        batch = _batch(request, pk)
+        require(request.user, Action.MERGE)  # the role; each target's own rule is per row
+        batches.pull_batch_merge_clean(batch=batch, user=request.user)
+        return Response(PullBatchSerializer(batches.pull_batch_data(batch, request.user)).data)

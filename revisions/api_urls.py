@@ -41,4 +41,11 @@ urlpatterns = [
         api.RevertPreviewView.as_view(),
         name="api-revision-revert-preview",
     ),
+    path("integrations/<int:pk>/pull-into", api.PullIntoView.as_view(), name="api-pull-into"),
+    path("pull-batches/<int:pk>", api.PullBatchView.as_view(), name="api-pull-batch"),
+    path(
+        "pull-batches/<int:pk>/merge-clean",
+        api.PullBatchMergeCleanView.as_view(),
+        name="api-pull-batch-merge-clean",
+    ),
 ]

@@ -291,3 +291,51 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"approval of revision {self.revision_id}: {self.decision}"
+
+
+class PullBatch(models.Model):
+    """Pulls from one integration into several of its family opened in one go ("Pull
+    into…"). Each target gets its own pull (its own review, resolutions and approval);
+    a target that refused is recorded on its item with the reason."""
+
+    source = models.ForeignKey(
+        "integrations.Integration", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"pulls from {self.source_name} ({self.pk})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("revisions:batch", args=[self.pk])
+
+
+class PullBatchItem(models.Model):
+    """One target of a batch: the pull opened into it, or why it refused."""
+
+    batch = models.ForeignKey(PullBatch, on_delete=models.CASCADE, related_name="items")
+    target = models.ForeignKey(
+        "integrations.Integration", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_name = models.CharField(max_length=200)
+    revision = models.ForeignKey(
+        Revision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    refused = models.TextField(blank=True)  # why no pull was opened
+    # What "Merge all clean" last did with this pull (merging, approval asked, or why not).
+    merge_note = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["batch", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.target_name} in batch {self.batch_id}"

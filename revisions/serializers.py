@@ -161,3 +161,31 @@ def changes_out(changes: dict[str, Any]) -> dict[str, Any]:
             row["included"] = bool(resource["included"])
         resources.append(row)
     return {"resources": resources, "summary": summary_of(changes.get("summary"))}
+
+
+class PullIntoSerializer(serializers.Serializer):
+    targets = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        allow_empty=False,
+        max_length=100,
+        help_text="Ids of the family members to pull into, one pull each.",
+    )
+    description = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class BatchPullSerializer(serializers.Serializer):
+    target = serializers.IntegerField(allow_null=True, help_text="null: a target you cannot see")
+    target_name = serializers.CharField()
+    revision = serializers.IntegerField(allow_null=True, help_text="null: the target refused")
+    status = serializers.CharField(help_text="the pull's status, or refused")
+    summary = serializers.JSONField(allow_null=True)
+    detail = serializers.CharField(allow_blank=True, help_text="why the target refused")
+    merge_note = serializers.CharField(allow_blank=True)
+
+
+class PullBatchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.IntegerField(allow_null=True)
+    description = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    pulls = BatchPullSerializer(many=True)

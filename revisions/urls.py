@@ -38,4 +38,7 @@ urlpatterns = [
     ),
     path("integrations/<int:pk>/revisions/compare/", views.compare_pick, name="compare_pick"),
     path("approvals/", views.approval_queue, name="approvals"),
+    path("integrations/<int:pk>/pull-into/", views.pull_into, name="pull_into"),
+    path("pull-batches/<int:pk>/", views.pull_batch, name="batch"),
+    path("pull-batches/<int:pk>/merge-clean/", views.pull_batch_merge_clean, name="batch_merge"),
 ]

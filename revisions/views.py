@@ -36,7 +36,7 @@ from integrations.permissions import (
 from integrations.resources import LIST_KEYS, RESOURCE_TYPES
 from integrations.selectors import namesake_warning
 
-from . import approvals, selectors, services
+from . import approvals, batches, selectors, services
 from .document import documents_of_trees
 from .errors import RevisionError, StaleReview
 from .forms import (
@@ -50,7 +50,7 @@ from .forms import (
     RevisionFilterForm,
     SnapshotForm,
 )
-from .models import Blob, Revision, RevisionStatus, RevisionType
+from .models import Blob, PullBatch, Revision, RevisionStatus, RevisionType
 from .review import (
     ACTIVE_STATUSES,
     REVIEWABLE_STATUSES,
@@ -1076,3 +1076,109 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         for r in revisions
     ]
     return _render(request, "revisions/approvals.html", {"rows": rows})
+
+
+# Pulls into many ------------------------------------------------------------------------
+
+
+@login_required
+def pull_into(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Pull into…": pick family members (with how each stands against this one) and open
+    one pull into each; then the batch page."""
+    source = get_visible_integration(request.user, pk)
+    require(request.user, Action.PULL)
+    members = []
+    for target in selectors.family_of(source, request.user).order_by("environment", "name", "pk"):
+        refused = ""
+        if not can(request.user, Action.PULL, target):
+            refused = "You may not pull into it."
+        else:
+            refused = selectors.operation_blocker(target) or ""
+        members.append(
+            {
+                "integration": target,
+                "sync": {
+                    "state": batches.sync_against(target, source),
+                    "source": source,
+                    "source_name": source.name,
+                },
+                "refused": refused,
+            }
+        )
+    errors: list[str] = []
+    chosen = request.POST.getlist("targets") if request.method == "POST" else []
+    description = request.POST.get("description", "") if request.method == "POST" else ""
+    if request.method == "POST":
+        try:
+            batch = batches.pull_batch_create(
+                source=source, targets=chosen, user=request.user, description=description
+            )
+        except ValidationError as exc:
+            errors = exc.messages
+        else:
+            opened = sum(1 for item in batch.items.all() if item.revision_id)
+            messages.success(
+                request, f"{opened} pull{'s' if opened != 1 else ''} opened from {source.name}."
+            )
+            return _back(request, reverse("revisions:batch", args=[batch.pk]))
+    return _render(
+        request,
+        "revisions/pull_into.html",
+        {
+            "integration": source,
+            "members": members,
+            "errors": errors,
+            "chosen": {str(c) for c in chosen},
+            "description": description,
+            "perms_ilm": allowed_actions(request.user, source),
+        },
+        status=400 if errors else 200,
+    )
+
+
+def _batch_or_404(request: HttpRequest, pk: int):
+    batch = get_object_or_404(PullBatch.objects.select_related("source", "created_by"), pk=pk)
+    if batch.source is None or not can(request.user, Action.VIEW, batch.source):
+        raise Http404("No such pull batch.")
+    return batch
+
+
+def _batch_context(request: HttpRequest, batch) -> dict[str, Any]:
+    rows = []
+    for row in batches.pull_batch_rows(batch):
+        visible = row.item.target is None or can(request.user, Action.VIEW, row.item.target)
+        rows.append({"row": row, "visible": visible})
+    working = any(r["row"].status in ACTIVE_STATUSES for r in rows if r["visible"])
+    return {
+        "batch": batch,
+        "integration": batch.source,
+        "rows": rows,
+        "working": working,
+        "clean": sum(1 for r in rows if r["visible"] and r["row"].clean),
+    }
+
+
+@login_required
+def pull_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    """One row per target: the pull's status, counts, conflicts and review; polls (the
+    table alone) while pulls are still being computed."""
+    batch = _batch_or_404(request, pk)
+    context = _batch_context(request, batch)
+    response = _render(request, "revisions/batch.html", context, partial="batch-table")
+    if _is_fragment(request) and not context["working"]:
+        response.status_code = 286
+    return response
+
+
+@login_required
+@require_POST
+def pull_batch_merge_clean(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _batch_or_404(request, pk)
+    require(request.user, Action.MERGE)  # the role; each target's own rule is per row
+    taken = batches.pull_batch_merge_clean(batch=batch, user=request.user)
+    merging, asked = taken["merging"], taken["asked"]
+    text = f"{merging} merge{'s' if merging != 1 else ''} started"
+    if asked:
+        text += f", {asked} sent for approval"
+    messages.success(request, f"{text}; each row says what happened to its pull.")
+    return _back(request, reverse("revisions:batch", args=[batch.pk]))

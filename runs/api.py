@@ -18,15 +18,24 @@ from integrations.api_base import ApiView
 from integrations.models import Flow
 from integrations.permissions import (
     Action,
+    can,
     get_visible_integration,
     require,
     visible_integrations,
 )
+from revisions.models import Revision, RevisionType
 
-from . import selectors, services
+from . import behaviour_checks, selectors, services
 from .filters import RunFilter
-from .models import Run, RunError, RunMode, RunTrigger
-from .serializers import RunErrorSerializer, RunSerializer, RunStartSerializer
+from .models import BehaviourCheck, Run, RunError, RunMode, RunTrigger
+from .serializers import (
+    BehaviourSerializer,
+    BehaviourStartSerializer,
+    RunErrorSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    behaviour_data,
+)
 
 
 def run_action(mode: str) -> Action:
@@ -144,3 +153,68 @@ class RunCancelView(ApiView):
         run = _run(request, pk)
         require(request.user, run_action(run.mode), run.integration)
         return _answer(services.run_cancel(run=run, user=request.user))
+
+
+def _pull(request, pk: int) -> Revision:
+    revision = Revision.objects.select_related("integration").filter(pk=pk).first()
+    if revision is None:
+        raise Http404("No such revision.")
+    revision.integration = get_visible_integration(request.user, revision.integration_id)
+    return revision
+
+
+def _behaviour_answer(revision: Revision, check, code: int = status.HTTP_200_OK) -> Response:
+    stale = check is not None and behaviour_checks.is_stale(check)
+    data = BehaviourSerializer(behaviour_data(revision.pk, check, stale=stale)).data
+    return Response(data, status=code)
+
+
+class RevisionBehaviourView(ApiView):
+    """The behaviour of a pull: its flows run as tests through ours and theirs."""
+
+    serializer_class = BehaviourSerializer
+
+    @extend_schema(
+        summary="Test what a ready pull does: run the touched flows' samples (or the given "
+        "records) through ours and theirs (202)",
+        request=BehaviourStartSerializer,
+        responses={202: BehaviourSerializer},
+    )
+    def post(self, request, pk: int):
+        revision = _pull(request, pk)
+        require(request.user, Action.TEST_RUN, revision.integration)
+        serializer = BehaviourStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            check = behaviour_checks.behaviour_check_start(
+                revision=revision,
+                user=request.user,
+                records=serializer.validated_data.get("records"),
+            )
+        except services.RunRefused as refused:
+            if refused.status_code == status.HTTP_400_BAD_REQUEST:
+                raise serializers.ValidationError(
+                    {refused.field or "non_field_errors": [refused.message]}
+                ) from None
+            raise
+        check.refresh_from_db()
+        return _behaviour_answer(revision, check, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="The pull's behaviour for its current changeset (started when there is none "
+        "and the user may test); poll while queued or running",
+        responses=BehaviourSerializer,
+    )
+    def get(self, request, pk: int):
+        revision = _pull(request, pk)
+        if revision.type != RevisionType.PULL:
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Only a pull has a behaviour to test."]}
+            )
+        if can(request.user, Action.TEST_RUN, revision.integration):
+            check = behaviour_checks.behaviour_current(revision=revision, user=request.user)
+        else:
+            check = BehaviourCheck.objects.filter(revision=revision).order_by("-pk").first()
+        if check is not None:
+            check.refresh_from_db()
+        return _behaviour_answer(revision, check)

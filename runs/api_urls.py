@@ -14,4 +14,9 @@ urlpatterns = [
     path("runs/<int:pk>", api.RunDetailView.as_view(), name="api-run"),
     path("runs/<int:pk>/errors", api.RunErrorsView.as_view(), name="api-run-errors"),
     path("runs/<int:pk>/cancel", api.RunCancelView.as_view(), name="api-run-cancel"),
+    path(
+        "revisions/<int:pk>/behaviour",
+        api.RevisionBehaviourView.as_view(),
+        name="api-revision-behaviour",
+    ),
 ]

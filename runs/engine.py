@@ -18,7 +18,8 @@ names the record that failed:
 - transform: `mappings` build each output record (no mappings: records pass unchanged).
 - import: `mappings` as in transform when given, then sends in batches of `batch_size`
   (1: the body is the record; N: a JSON array). In test mode nothing is sent: what
-  would be sent goes to `report.output`.
+  would be sent goes to `report.output`, and each of those records' input index to
+  `report.output_indexes` (so two runs of the same records compare record by record).
 
 Hooks (`config.hooks`: {hook name: script lineage id}) run once per page per step in the
 order preMap → the step's mapping work → postMap → preSavePage → the import's send →
@@ -744,6 +745,9 @@ class _Run:
                     }
                     self.report.output.append(entry)
                 entry["records"].extend(records)
+                self.report.output_indexes.setdefault(step.lineage_id, []).extend(
+                    i for i, _ in chunk
+                )
                 out.extend(chunk)
                 continue
             try:

@@ -76,3 +76,16 @@ class TestRunForm(forms.Form):
                 f"{len(value)} records: a test run takes at most {MAX_TEST_RECORDS}."
             )
         return value
+
+
+class BehaviourRecordsForm(TestRunForm):
+    """Records to test a pull's behaviour with (every flow it touches), or none: each
+    flow's saved samples."""
+
+    records = forms.CharField(
+        required=False,
+        label="Records to test with (JSON)",
+        widget=forms.Textarea(attrs={"class": "code-sm", "rows": 4, "spellcheck": "false"}),
+        help_text="A JSON array of records, run through every flow the pull changes. Leave "
+        "empty to use each flow's saved samples.",
+    )

@@ -229,3 +229,49 @@ class Notification(models.Model):
     @property
     def is_unread(self) -> bool:
         return self.read_at is None
+
+
+class BehaviourStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Done"
+    FAILED = "failed", "Failed"
+
+
+BEHAVIOUR_OPEN = frozenset({BehaviourStatus.QUEUED, BehaviourStatus.RUNNING})
+
+
+class BehaviourCheck(models.Model):
+    """The behavioural diff of a pull (`runs.behaviour`), pinned to the changeset hash its
+    result was computed for, like an approval: a refresh or a changed resolution makes it
+    stale, and the next look at the pull computes a new one."""
+
+    revision = models.ForeignKey(
+        "revisions.Revision", on_delete=models.CASCADE, related_name="behaviour_checks"
+    )
+    changeset_hash = models.CharField(max_length=64)
+    # Records the reviewer gave (run through every touched flow); null = saved samples.
+    records = models.JSONField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=BehaviourStatus.choices, default=BehaviourStatus.QUEUED
+    )
+    progress = models.JSONField(default=dict, blank=True)  # {"done": n, "total": n} flows
+    result = models.JSONField(default=dict, blank=True)  # runs.behaviour's shape
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["revision", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"behaviour of revision {self.revision_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in BEHAVIOUR_OPEN

@@ -54,6 +54,9 @@ class RunReport:
     error_count: int = 0  # all errors, also those beyond the kept first N
     # test mode: what each import step would have sent [{"step": lineage, "records": [...]}]
     output: list[dict[str, Any]] = field(default_factory=list)
+    # test mode: {step lineage: [input index of each output record]} (-1: a hook changed
+    # the number of records, so which input it came from is unknown)
+    output_indexes: dict[str, list[int]] = field(default_factory=dict)
     # the first N input records of the run (export output, or the given records)
     samples: list[Any] = field(default_factory=list)
     message: str = ""  # why a run failed as a whole (no steps, flow disabled, canceled ...)

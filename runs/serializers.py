@@ -135,3 +135,56 @@ class RunErrorSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.ANY)
     def get_record(self, error: RunError) -> Any:
         return error.record
+
+
+class BehaviourStartSerializer(serializers.Serializer):
+    records = serializers.ListField(
+        child=JSONValueField(object_only=True),
+        required=False,
+        allow_empty=False,
+        max_length=10_000,
+        help_text="Records to run through every flow the pull touches (default: each flow's "
+        "saved samples).",
+    )
+
+
+class BehaviourSerializer(serializers.Serializer):
+    """A pull's behaviour check (API.md, "Behaviour of a pull"); `flows` as runs.behaviour."""
+
+    id = serializers.IntegerField(allow_null=True)
+    revision = serializers.IntegerField()
+    status = serializers.CharField(
+        help_text="queued, running, succeeded, failed; not_run when the pull was never tested"
+    )
+    stale = serializers.BooleanField(
+        help_text="Computed for an earlier changeset (a refresh or a resolution since)"
+    )
+    changeset_hash = serializers.CharField(allow_blank=True)
+    records_given = serializers.BooleanField()
+    progress = serializers.JSONField()
+    flows = serializers.JSONField()
+    totals = serializers.JSONField()
+    unresolved_as_theirs = serializers.IntegerField()
+    message = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+def behaviour_data(revision_id: int, check: Any, *, stale: bool) -> dict[str, Any]:
+    """The API's answer for a check (or None: never tested)."""
+    result = (check.result if check is not None else None) or {}
+    return {
+        "id": check.pk if check is not None else None,
+        "revision": revision_id,
+        "status": check.status if check is not None else "not_run",
+        "stale": stale,
+        "changeset_hash": check.changeset_hash if check is not None else "",
+        "records_given": check is not None and check.records is not None,
+        "progress": check.progress if check is not None else {},
+        "flows": result.get("flows", []),
+        "totals": result.get("totals", {}),
+        "unresolved_as_theirs": result.get("unresolved_as_theirs", 0),
+        "message": check.message if check is not None else "",
+        "created_at": check.created_at if check is not None else None,
+        "ended_at": check.ended_at if check is not None else None,
+    }

@@ -32,3 +32,12 @@ def runs_prune_old() -> int:
     """Beat, daily: drop runs older than ILM_RUN_RETENTION_DAYS."""
     cutoff = timezone.now() - timedelta(days=settings.ILM_RUN_RETENTION_DAYS)
     return services.runs_prune(older_than=cutoff)
+
+
+@shared_task(acks_late=True, name="runs.tasks.behaviour_check_run")
+def behaviour_check_run(check_id: int) -> str:
+    """Compute a pull's behaviour check; a redelivery redoes it whole (it sends nothing)."""
+    from .behaviour_checks import behaviour_check_execute
+
+    check = behaviour_check_execute(check_id=check_id)
+    return check.status if check is not None else "gone"

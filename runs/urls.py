@@ -11,4 +11,5 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
     path("integrations/<int:pk>/flows/<int:rid>/run/", views.run_now, name="run_now"),
     path("integrations/<int:pk>/flows/<int:rid>/test-run/", views.test_run, name="test_run"),
+    path("revisions/<int:pk>/behaviour/", views.behaviour_panel, name="behaviour"),
 ]

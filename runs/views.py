@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,10 +25,12 @@ from django.views.decorators.http import require_POST
 from integrations.models import Flow, FlowStep, Integration
 from integrations.permissions import Action, can, get_visible_integration, require
 from integrations.views import render_integration_tab
+from revisions.models import Revision, RevisionType
+from revisions.review import FieldRow, value_diff
 
-from . import selectors, services
-from .forms import RunFilterForm, TestRunForm
-from .models import FlowSample, Run, RunMode, RunTrigger
+from . import behaviour_checks, selectors, services
+from .forms import BehaviourRecordsForm, RunFilterForm, TestRunForm
+from .models import BehaviourCheck, FlowSample, Run, RunMode, RunTrigger
 
 PAGE_SIZE = 25
 ERRORS_PAGE_SIZE = 25
@@ -245,3 +247,121 @@ def test_run(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
         },
         status=status,
     )
+
+
+# The behaviour of a pull (a panel of the review page) ------------------------------------
+
+MAX_RECORDS_SHOWN = 20  # differing records per flow drawn on the panel
+RECORDS_OPEN = 3  # of which shown unfolded
+
+
+def _pull(request: HttpRequest, pk: int) -> Revision:
+    revision = get_object_or_404(
+        Revision.objects.select_related("integration", "source_integration"), pk=pk
+    )
+    revision.integration = get_visible_integration(request.user, revision.integration_id)
+    if revision.type != RevisionType.PULL:
+        raise Http404("Only a pull has a behaviour.")
+    return revision
+
+
+def _behaviour_flows(check: BehaviourCheck | None) -> list[dict[str, Any]]:
+    """The result's flows with each differing record's fields as the review's diff rows."""
+    flows = []
+    for flow in ((check.result or {}).get("flows") or []) if check else []:
+        records = []
+        for record in flow["different"][:MAX_RECORDS_SHOWN]:
+            rows = [
+                FieldRow(
+                    path=f["path"],
+                    conflict=False,
+                    resolution=None,
+                    base=None,
+                    ours=f["ours"],
+                    theirs=f["theirs"],
+                    diff=value_diff(
+                        f["ours"], f["theirs"], absent=(f["ours_missing"], f["theirs_missing"])
+                    ),
+                )
+                for f in record["fields"]
+            ]
+            records.append(
+                {
+                    "index": record["record_index"],
+                    "rows": rows,
+                    "res": {"lineage_id": f"{flow['lineage_id']}-r{record['record_index']}"},
+                }
+            )
+        flows.append(
+            {
+                **flow,
+                "records": records[:RECORDS_OPEN],
+                "folded_records": records[RECORDS_OPEN:],
+                "more_records": max(0, len(flow["different"]) - MAX_RECORDS_SHOWN),
+            }
+        )
+    return flows
+
+
+def _behaviour_context(request: HttpRequest, revision: Revision) -> dict[str, Any]:
+    can_test = can(request.user, Action.TEST_RUN, revision.integration)
+    if can_test:
+        check = behaviour_checks.behaviour_current(revision=revision, user=request.user)
+    else:
+        check = BehaviourCheck.objects.filter(revision=revision).order_by("-pk").first()
+    if check is not None:
+        check.refresh_from_db()
+    result = (check.result or {}) if check else {}
+    return {
+        "revision": revision,
+        "integration": revision.integration,
+        "check": check,
+        "stale": check is not None and behaviour_checks.is_stale(check),
+        "totals": result.get("totals") or {},
+        "flows": _behaviour_flows(check),
+        "unresolved_as_theirs": result.get("unresolved_as_theirs", 0),
+        "can_test": can_test and revision.status in behaviour_checks.TESTABLE,
+        "read_only": True,
+        "two_way": False,
+        "source_name": revision.source_integration.name if revision.source_integration else "",
+    }
+
+
+def _behaviour_response(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+    fragment = _htmx_target(request) is not None or bool(getattr(request, "htmx", False))
+    name = "runs/behaviour.html#behaviour-panel" if fragment else "runs/behaviour.html"
+    response = render(request, name, context)
+    patch_vary_headers(response, ["HX-Request"])
+    check = context["check"]
+    if fragment and (check is None or not check.is_open):
+        response.status_code = STOP_POLLING
+    return response
+
+
+@login_required
+def behaviour_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the pull's behaviour for its current changeset (a check starts when there is
+    none and the user may test; polls while it runs). POST: test again, with the saved
+    samples or the records pasted."""
+    revision = _pull(request, pk)
+    if request.method == "POST":
+        require(request.user, Action.TEST_RUN, revision.integration)
+        form = BehaviourRecordsForm(request.POST)
+        if form.is_valid():
+            try:
+                behaviour_checks.behaviour_check_start(
+                    revision=revision,
+                    user=request.user,
+                    records=form.cleaned_data["records"],
+                )
+            except services.RunRefused as refused:
+                form.add_error(None, refused.message)
+        if not form.is_valid():
+            context = {**_behaviour_context(request, revision), "form": form}
+            return _behaviour_response(request, context)
+        if not getattr(request, "htmx", False):
+            return redirect(f"{reverse('revisions:detail', args=[revision.pk])}#behaviour")
+    elif request.method != "GET":
+        return HttpResponse(status=405)
+    context = {**_behaviour_context(request, revision), "form": BehaviourRecordsForm()}
+    return _behaviour_response(request, context)
