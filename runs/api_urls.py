@@ -14,4 +14,6 @@ urlpatterns = [
     path("runs/<int:pk>", api.RunDetailView.as_view(), name="api-run"),
     path("runs/<int:pk>/errors", api.RunErrorsView.as_view(), name="api-run-errors"),
     path("runs/<int:pk>/cancel", api.RunCancelView.as_view(), name="api-run-cancel"),
+    path("monitoring/flows", api.MonitoringFlowsView.as_view(), name="api-monitoring-flows"),
+    path("metrics", api.MetricsView.as_view(), name="api-metrics"),
 ]
