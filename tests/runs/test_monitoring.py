@@ -232,3 +232,16 @@ def test_the_health_rules():
         health.flow_health(succeeded=99, partial=1, failed=0, last_status="partial").status
         == "degraded"
     )
+
+
+def test_the_integration_page_has_a_health_panel_and_its_tile_a_sparkline(
+    client, developer, teams
+):
+    integration, _ = teams["Ours flow"]
+    client.force_login(developer)
+    page = client.get(reverse("integrations:detail", args=[integration.pk])).content.decode()
+    assert 'data-testid="health-panel"' in page and "Ours flow" in page
+    assert "The last run failed" in page
+    home = client.get(reverse("integrations:home")).content.decode()
+    assert 'data-testid="tile-sparkline"' in home
+    assert "4 run(s), 75 % succeeded" in home
