@@ -66,7 +66,9 @@ def _spark_bars(spark: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             tone = "spark-bad"
         level = 0 if not runs else max(1, round(8 * runs / top))
-        label = f"{day:%b %d}: {runs} run(s)" + (f", {rate:g} % succeeded" if rate is not None else "")
+        label = f"{day:%b %d}: {runs} run(s)"
+        if rate is not None:
+            label += f", {rate:g} % succeeded"
         bars.append({"level": level, "tone": tone, "label": label})
     return bars
 
