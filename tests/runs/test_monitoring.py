@@ -234,9 +234,7 @@ def test_the_health_rules():
     )
 
 
-def test_the_integration_page_has_a_health_panel_and_its_tile_a_sparkline(
-    client, developer, teams
-):
+def test_the_integration_page_has_a_health_panel_and_its_tile_a_sparkline(client, developer, teams):
     integration, _ = teams["Ours flow"]
     client.force_login(developer)
     page = client.get(reverse("integrations:detail", args=[integration.pk])).content.decode()
