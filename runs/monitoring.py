@@ -258,9 +258,14 @@ def series(scope: Scope) -> dict[str, Any]:
         .annotate(**{f"sum_{f}": Sum(f) for f in (*SUMS, *causes, *_kind_fields())})
         .order_by("at")
     ]
-    times = [r["at"] for r in rows]
+    times = _buckets(scope, step)
+    by_time = {r["at"]: r for r in rows}
+    blank = dict.fromkeys((*SUMS, *causes, *_kind_fields()), 0)
+    rows = [by_time.get(t, blank) for t in times]
     out: dict[str, Any] = {
         "step": step,
+        "since": scope.since.isoformat(),
+        "until": scope.until.isoformat(),
         "times": [t.isoformat() for t in times],
         "labels": [t.strftime("%Y-%m-%d %H:00" if step == "hour" else "%Y-%m-%d") for t in times],
     }
@@ -272,7 +277,20 @@ def series(scope: Scope) -> dict[str, Any]:
     out["other_errors"] = [
         max(0, int(r["errors"] or 0) - sum(int(r[f] or 0) for f in _kind_fields())) for r in rows
     ]
+    out["any_runs"] = any(out["runs"])
     out["connections"] = _connection_series(scope, at, times)
+    return out
+
+
+def _buckets(scope: Scope, step: str) -> list[datetime]:
+    """Every hour (or UTC day) of the range, so the charts show the quiet ones as zero."""
+    first = scope.start if step == "hour" else scope.start.replace(hour=0)
+    delta = timedelta(hours=1) if step == "hour" else timedelta(days=1)
+    out = []
+    moment = first
+    while moment < scope.until:
+        out.append(moment)
+        moment += delta
     return out
 
 
@@ -285,16 +303,17 @@ def _connection_series(scope: Scope, at: Any, times: list[datetime]) -> list[dic
         _rollups(scope, ConnectionHourLatency)
         .filter(hour__gte=scope.start, hour__lt=scope.until)
         .annotate(at=at)
-        .values("connection_lineage_id", "at")
+        .values("integration_id", "connection_lineage_id", "at")
         .annotate(**{f"sum_{f}": Sum(f) for f in BUCKET_FIELDS})
-        .order_by("connection_lineage_id", "at")
+        .order_by("integration_id", "connection_lineage_id", "at")
     )
     rows = [_unprefixed(r) for r in rows]
     index = {t: i for i, t in enumerate(times)}
-    per: dict[uuid.UUID, dict[str, Any]] = {}
+    # A clone keeps its source's lineage ids: a connection is (integration, lineage).
+    per: dict[tuple[int, uuid.UUID], dict[str, Any]] = {}
     for r in rows:
         entry = per.setdefault(
-            r["connection_lineage_id"],
+            (r["integration_id"], r["connection_lineage_id"]),
             {
                 "p50": [None] * len(times),
                 "p95": [None] * len(times),
@@ -307,18 +326,25 @@ def _connection_series(scope: Scope, at: Any, times: list[datetime]) -> list[dic
         if i is not None:
             entry["p50"][i], entry["p95"][i] = _percentiles(buckets)
         entry["all"] = histogram.merge(entry["all"], buckets)
-    names = dict(
+    found = list(
         Connection.objects.filter(
-            integration__in=scope.integrations.values("pk"), lineage_id__in=list(per)
-        ).values_list("lineage_id", "name")
+            integration__in=scope.integrations.values("pk"),
+            lineage_id__in={lineage for _, lineage in per},
+        ).values_list("integration_id", "lineage_id", "name", "integration__name")
     )
+    shown = [name for _, _, name, _ in found]
+    twice = {name for name in shown if shown.count(name) > 1}
+    names = {
+        (pk, lineage): f"{name} ({integration})" if name in twice else name
+        for pk, lineage, name, integration in found
+    }
     out = []
-    for lineage, entry in per.items():
+    for (pk, lineage), entry in per.items():
         p50, p95 = _percentiles(entry["all"])
         out.append(
             {
                 "lineage_id": str(lineage),
-                "name": names.get(lineage) or f"Connection {str(lineage)[:8]}",
+                "name": names.get((pk, lineage)) or f"Connection {str(lineage)[:8]}",
                 "calls": histogram.count(entry["all"]),
                 "p50_ms": p50,
                 "p95_ms": p95,

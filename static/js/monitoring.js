@@ -31,6 +31,8 @@
     return Math.max(260, Math.floor(el.getBoundingClientRect().width));
   }
 
+  var xmin = 0, xmax = 1;
+
   function draw(el, series, data, opts) {
     var options = Object.assign({
       width: widthOf(el),
@@ -38,8 +40,10 @@
       series: [{}].concat(series),
       axes: [{}, { size: 56 }],
       legend: { live: true },
+      scales: {},
       cursor: { drag: { x: false, y: false } },
     }, opts || {});
+    options.scales.x = { time: true, range: [xmin, xmax] };
     var plot = new uPlot(options, data, el);
     window.addEventListener("resize", function () {
       plot.setSize({ width: widthOf(el), height: 220 });
@@ -55,8 +59,10 @@
     var node = document.getElementById("monitoring-data");
     if (!node || typeof uPlot === "undefined") return;
     var d = JSON.parse(node.textContent);
-    if (!d.times || !d.times.length) return;
+    if (!d.times || !d.any_runs) return;
     var xs = d.times.map(function (t) { return Date.parse(t) / 1000; });
+    xmin = Date.parse(d.since) / 1000;
+    xmax = Date.parse(d.until) / 1000;
     var el;
 
     if ((el = document.querySelector("[data-chart=volume]"))) {
@@ -76,9 +82,9 @@
     if ((el = document.querySelector("[data-chart=latency]"))) {
       var series = [], data = [xs];
       d.connections.forEach(function (c, i) {
-        series.push(line(c.name + " p50", i, { value: function (u, v) { return v == null ? "–" : v + " ms"; } }));
+        series.push(line(c.name + " p50", i, { points: { show: true, size: 5 }, value: function (u, v) { return v == null ? "–" : v + " ms"; } }));
         data.push(c.p50);
-        series.push(line(c.name + " p95", i, { dash: [6, 4], value: function (u, v) { return v == null ? "–" : v + " ms"; } }));
+        series.push(line(c.name + " p95", i, { dash: [6, 4], points: { show: true, size: 5 }, value: function (u, v) { return v == null ? "–" : v + " ms"; } }));
         data.push(c.p95);
       });
       if (series.length) {
