@@ -136,21 +136,22 @@ def flow_rows(scope: Scope, *, now: datetime | None = None) -> list[dict[str, An
     for window, since in (("24h", hour_of(day)), ("7d", hour_of(week))):
         for f in ("succeeded", "partial", "failed", "canceled"):
             sums[f"{f}_{window}"] = Coalesce(Sum(f, filter=Q(hour__gte=since)), 0)
+    # The last run of each flow: subqueries on the flows query (one row per flow; on the
+    # grouped rollups they would join the GROUP BY and run once per hour row).
     last = FlowHourRollup.objects.filter(
-        integration_id=OuterRef("integration_id"), flow_lineage_id=OuterRef("flow_lineage_id")
+        integration_id=OuterRef("integration_id"), flow_lineage_id=OuterRef("lineage_id")
     ).order_by("-hour")
+    flows = flows.annotate(
+        last_run_at=Subquery(last.values("last_run_at")[:1]),
+        last_status=Subquery(last.values("last_status")[:1]),
+        last_run_id=Subquery(last.values("last_run_id")[:1]),
+    )
     figures = {
         (r["integration_id"], r["flow_lineage_id"]): _unprefixed(r)
         for r in _rollups(scope)
         .filter(Q(hour__gte=min(scope.start, hour_of(week))))
         .values("integration_id", "flow_lineage_id")
-        .annotate(
-            **sums,
-            last_run_at=Subquery(last.values("last_run_at")[:1]),
-            last_status=Subquery(last.values("last_status")[:1]),
-            last_run_id=Subquery(last.values("last_run_id")[:1]),
-            last_name=Subquery(last.values("flow_name")[:1]),
-        )
+        .annotate(**sums, last_run_at=Max("last_run_at"), last_name=Max("flow_name"))
     }
     latency = _latency_by(scope, ("integration_id", "flow_lineage_id"))
     rows = []
@@ -158,7 +159,13 @@ def flow_rows(scope: Scope, *, now: datetime | None = None) -> list[dict[str, An
     for flow in flows.order_by("integration__name", "name", "pk"):
         key = (flow.integration_id, flow.lineage_id)
         seen.add(key)
-        rows.append(_flow_row(flow.integration, flow, figures.get(key), latency.get(key), now))
+        f = dict(figures.get(key) or {})
+        f.update(
+            last_run_at=flow.last_run_at,
+            last_status=flow.last_status,
+            last_run_id=flow.last_run_id,
+        )
+        rows.append(_flow_row(flow.integration, flow, f, latency.get(key), now))
     # Flows removed since they ran still have their history in range.
     gone = [k for k, f in figures.items() if k not in seen and f["runs"]]
     if gone:
