@@ -53,6 +53,8 @@ class Action(StrEnum):
     TEST_RUN = "test_run"
     EDIT_CACHE_ENTRIES = "edit_cache_entries"
     UNPROTECT = "unprotect"
+    # Scrape the Prometheus /metrics of the integrations one may see (runs/metrics.py).
+    VIEW_METRICS = "view_metrics"
 
 
 PROTECTED_DETAIL = "Production is protected: change a sandbox clone and pull."
@@ -81,7 +83,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.ADMINISTRATOR: frozenset(Action),
     Role.APPROVER: frozenset(_READ | _CHANGE | {Action.APPROVE, Action.CLONE_TO_PRODUCTION}),
     Role.DEVELOPER: frozenset(_READ | _CHANGE | {Action.DELETE_INTEGRATION}),
-    Role.MONITOR: frozenset(_READ),
+    Role.MONITOR: frozenset(_READ | {Action.VIEW_METRICS}),
 }
 
 # Actions on one integration that a developer may take only with a `manage` grant.

@@ -8,14 +8,19 @@ A started run answers 202; clients poll `GET /runs/{id}`.
 
 from __future__ import annotations
 
-from django.http import Http404
+from datetime import timedelta
+from typing import Any
+
+from django.http import Http404, HttpResponse
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from integrations.api_base import ApiView
-from integrations.models import Flow
+from integrations.models import Environment, Flow
 from integrations.permissions import (
     Action,
     can,
@@ -25,8 +30,9 @@ from integrations.permissions import (
 )
 from revisions.models import Revision, RevisionType
 
-from . import behaviour_checks, selectors, services
+from . import behaviour_checks, monitoring, selectors, services
 from .filters import RunFilter
+from .metrics import metrics_text
 from .models import BehaviourCheck, Run, RunError, RunMode, RunTrigger
 from .serializers import (
     BehaviourSerializer,
@@ -218,3 +224,79 @@ class RevisionBehaviourView(ApiView):
         if check is not None:
             check.refresh_from_db()
         return _behaviour_answer(revision, check)
+
+
+# Monitoring ----------------------------------------------------------------------------
+
+
+class MonitoringQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    integration = serializers.IntegerField(required=False, min_value=1)
+    flow = serializers.UUIDField(required=False, help_text="A flow's lineage id.")
+    environment = serializers.ChoiceField(required=False, choices=Environment.choices)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        until = attrs.get("until") or timezone.now()
+        since = attrs.get("since") or until - timedelta(hours=24)
+        if since >= until:
+            raise serializers.ValidationError({"since": ["since must be before until."]})
+        attrs.update(since=since, until=until)
+        return attrs
+
+
+class MonitoredFlowSerializer(serializers.Serializer):
+    flow = serializers.IntegerField(source="flow_id", allow_null=True)
+    flow_lineage_id = serializers.UUIDField()
+    flow_name = serializers.CharField()
+    integration = serializers.IntegerField(source="integration.pk")
+    integration_name = serializers.CharField(source="integration.name")
+    status = serializers.CharField(source="health.status")
+    status_reason = serializers.CharField(source="health.reason")
+    runs = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    partial = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    canceled = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    records = serializers.IntegerField(source="records_in")
+    records_in = serializers.IntegerField()
+    records_out = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    retries = serializers.IntegerField()
+    p50_ms = serializers.FloatField(allow_null=True)
+    p95_ms = serializers.FloatField(allow_null=True)
+    last_run = serializers.DateTimeField(source="last_run_at", allow_null=True)
+    next_run = serializers.DateTimeField(source="next_run_at", allow_null=True)
+    errors_by_kind = serializers.DictField(child=serializers.IntegerField())
+
+
+class MonitoringFlowsView(ApiView):
+    """Per flow the user can see, over `since`/`until` (default the last 24 h)."""
+
+    serializer_class = MonitoredFlowSerializer
+
+    @extend_schema(
+        summary="Flow health and figures over a range, read from the hourly rollups",
+        parameters=[MonitoringQuerySerializer],
+        responses=MonitoredFlowSerializer(many=True),
+    )
+    def get(self, request):
+        query = MonitoringQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        scope = monitoring.scope_for(request.user, **query.validated_data)
+        page = self.paginate_queryset(monitoring.flow_rows(scope))
+        return self.get_paginated_response(MonitoredFlowSerializer(page, many=True).data)
+
+
+class MetricsView(ApiView):
+    """Prometheus text format of the integrations the token's user may see."""
+
+    @extend_schema(
+        summary="Prometheus metrics (token of an administrator or monitor)",
+        responses={(200, "text/plain"): str},
+    )
+    def get(self, request):
+        require(request.user, Action.VIEW_METRICS)
+        body = metrics_text(visible_integrations(request.user))
+        return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -19,4 +19,6 @@ urlpatterns = [
         api.RevisionBehaviourView.as_view(),
         name="api-revision-behaviour",
     ),
+    path("monitoring/flows", api.MonitoringFlowsView.as_view(), name="api-monitoring-flows"),
+    path("metrics", api.MetricsView.as_view(), name="api-metrics"),
 ]

@@ -89,3 +89,54 @@ class BehaviourRecordsForm(TestRunForm):
         help_text="A JSON array of records, run through every flow the pull changes. Leave "
         "empty to use each flow's saved samples.",
     )
+
+
+class MonitoringFilterForm(forms.Form):
+    """The Monitoring page's filters (also read by its CSV exports): integration, flow,
+    environment and range (24 h / 7 d / 30 d, or custom dates). Choices list only what
+    the user may see."""
+
+    RANGE_CHOICES = [("24h", "Last 24 h"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+
+    integration = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Integration"
+    )
+    flow = forms.ChoiceField(required=False, label="Flow")
+    environment = forms.ChoiceField(required=False, label="Environment")
+    range = forms.ChoiceField(
+        required=False, choices=[*RANGE_CHOICES, ("custom", "Custom dates")], label="Range"
+    )
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, integrations: Any, **kwargs: Any) -> None:
+        from integrations.models import Environment, Flow
+
+        super().__init__(*args, **kwargs)
+        visible = list(integrations.order_by("name", "pk").values_list("pk", "name"))
+        self.fields["integration"].choices = [("", "All integrations")] + visible
+        names = dict(visible)
+        flows = (
+            Flow.objects.filter(integration__in=[pk for pk, _ in visible])
+            .order_by("name", "pk")
+            .values_list("lineage_id", "name", "integration_id")
+        )
+        self.fields["flow"].choices = [("", "All flows")] + [
+            (str(lineage), f"{name} · {names.get(integration, '')}")
+            for lineage, name, integration in flows
+        ]
+        self.fields["environment"].choices = [("", "All environments"), *Environment.choices]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("range") == "custom":
+            since, until = data.get("since"), data.get("until")
+            if not since or not until:
+                raise forms.ValidationError("A custom range needs a From and a To date.")
+            if since > until:
+                raise forms.ValidationError("The From date is after the To date.")
+        return data

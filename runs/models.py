@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from . import histogram
+
 
 class RunMode(models.TextChoices):
     LIVE = "live", "Live"
@@ -128,6 +130,9 @@ class RunStep(models.Model):
     http_retries = models.PositiveIntegerField(default=0)
     # Counts per bucket of runs.histogram.BUCKETS_MS.
     histogram = models.JSONField(default=list, blank=True)
+    # The connection the step called at the time (lineage id), so monitoring keeps
+    # response times per connection even after the flow is changed.
+    connection_lineage_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "position", "pk"]
@@ -151,6 +156,7 @@ class RunError(models.Model):
 
     class Meta:
         ordering = ["run", "pk"]
+        indexes = [models.Index(fields=["created_at"], name="runerror_created_at")]
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message[:60]}"
@@ -275,3 +281,93 @@ class BehaviourCheck(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in BEHAVIOUR_OPEN
+
+
+# Rollups -------------------------------------------------------------------------------
+# Fixed sets become columns so that any range adds up in SQL: one column per error kind,
+# per HTTP status class of failed calls, and per latency bucket (runs.histogram).
+ERROR_KIND_FIELDS: dict[str, str] = {kind: f"errors_{kind}" for kind in ErrorKind.values}
+HTTP_CLASSES: tuple[str, ...] = ("4xx", "5xx", "other")
+HTTP_CLASS_FIELDS: dict[str, str] = {cls: f"http_{cls}" for cls in HTTP_CLASSES}
+BUCKET_FIELDS: tuple[str, ...] = tuple(f"b{i:02d}" for i in range(histogram.SIZE))
+
+
+class FlowHourRollup(models.Model):
+    """One flow's live runs created in one UTC hour, added up (`runs.rollups` writes it).
+
+    Written in the transaction that ends each run and rebuildable from the raw runs
+    (`manage.py monitoring_rollup --rebuild`). Monitoring reads these, never the runs.
+    Error columns count the kept error records (`RunError`) by kind and, for those with
+    an HTTP status, by its class; `errors` is every error, kept or not.
+    """
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="rollups"
+    )
+    flow_lineage_id = models.UUIDField()
+    flow_name = models.CharField(max_length=200)
+    hour = models.DateTimeField()
+    runs = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    partial = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    canceled = models.PositiveIntegerField(default=0)
+    records_in = models.BigIntegerField(default=0)
+    records_out = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    retries = models.BigIntegerField(default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=10, blank=True)
+    last_run_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hour", "pk"]
+        indexes = [
+            models.Index(fields=["hour", "integration"], name="rollup_hour_integration"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "hour"], name="one_rollup_per_flow_hour"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow_name} at {self.hour:%Y-%m-%d %H}:00"
+
+
+for _field in (*ERROR_KIND_FIELDS.values(), *HTTP_CLASS_FIELDS.values()):
+    FlowHourRollup.add_to_class(_field, models.PositiveIntegerField(default=0))
+
+
+class ConnectionHourLatency(models.Model):
+    """The response times of one flow's calls to one connection in one UTC hour: the
+    counts per bucket of `runs.histogram.BUCKETS_MS` (columns b00 … b24), so a range's
+    percentiles come from summing bucket counts, as Prometheus histograms do."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    flow_lineage_id = models.UUIDField()
+    connection_lineage_id = models.UUIDField()
+    hour = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hour", "pk"]
+        indexes = [models.Index(fields=["hour", "integration"], name="latency_hour_integration")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "connection_lineage_id", "hour"],
+                name="one_latency_per_flow_connection_hour",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_lineage_id} at {self.hour:%Y-%m-%d %H}:00"
+
+    @property
+    def buckets(self) -> list[int]:
+        return [getattr(self, f) for f in BUCKET_FIELDS]
+
+
+for _field in BUCKET_FIELDS:
+    ConnectionHourLatency.add_to_class(_field, models.PositiveIntegerField(default=0))

@@ -37,7 +37,7 @@ from integrations.models import Connection, Flow, LookupCacheEntry, User
 from integrations.schedules import normalize_cron
 from revisions.document import document_of
 
-from . import engine
+from . import engine, rollups
 from .models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -248,6 +248,7 @@ def _claim(run_id: int) -> tuple[Run, bool]:
             run.message = INTERRUPTED
             run.ended_at = now
             run.save(update_fields=["status", "message", "ended_at"])
+            rollups.rollup_run(run)
             return run, False
         run.status = RunStatus.RUNNING
         run.started_at = now
@@ -316,15 +317,24 @@ def run_execute(*, run_id: int, transport: httpx.BaseTransport | None = None) ->
     run, mine = _claim(run_id)
     if not mine:
         return run
+    connections: dict[str, str] = {}
     try:
         inputs = _inputs(run)
         secrets = _secret_values(inputs.credentials)
+        flow_id = str(run.flow_lineage_id)
+        connections = {
+            str(lineage): str(body["connection"])
+            for lineage, body in inputs.document["resources"].items()
+            if body.get("type") == "step"
+            and str(body.get("flow")) == flow_id
+            and body.get("connection")
+        }
         report = _execute(run, inputs, transport)
     except Exception as exc:  # a bug or an unreachable database must still end the run
         log.exception("Run %s stopped by an unexpected error", run.pk)
         report = RunReport(status="failed", message=f"The run stopped: {type(exc).__name__}.")
         secrets = set()
-    return _store(run, report, secrets)
+    return _store(run, report, secrets, connections)
 
 
 def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -> RunReport:
@@ -439,17 +449,21 @@ def _clean_message(text: str, secrets: set[str]) -> str:
 # Store ---------------------------------------------------------------------------------
 
 
-def _store(run: Run, report: RunReport, secrets: set[str]) -> Run:
-    """Record the report on the run: O(steps) rows plus the first errors, in one
-    transaction. A run that is no longer running (marked interrupted by a redelivery
-    meanwhile) keeps its status: a run ends once."""
+def _store(
+    run: Run, report: RunReport, secrets: set[str], connections: dict[str, str] | None = None
+) -> Run:
+    """Record the report on the run: O(steps) rows plus the first errors, and add it to
+    its flow's hourly rollup, in one transaction. A run that is no longer running (marked
+    interrupted by a redelivery meanwhile) keeps its status: a run ends once.
+    `connections`: step lineage id → the connection lineage id it called."""
+    connections = connections or {}
     now = timezone.now()
     status = report.status if report.status in FINAL_STATUSES else RunStatus.FAILED
     with transaction.atomic():
         claimed = Run.objects.select_for_update().get(pk=run.pk)
         if claimed.status != RunStatus.RUNNING:
             return claimed
-        RunStep.objects.bulk_create(
+        steps = RunStep.objects.bulk_create(
             [
                 RunStep(
                     run=run,
@@ -464,12 +478,17 @@ def _store(run: Run, report: RunReport, secrets: set[str]) -> Run:
                     http_calls=s.http_calls,
                     http_retries=s.http_retries,
                     histogram=list(s.histogram),
+                    connection_lineage_id=(
+                        uuid.UUID(connections[str(s.lineage_id)])
+                        if str(s.lineage_id) in connections
+                        else None
+                    ),
                 )
                 for i, s in enumerate(report.steps)
             ]
         )
         names = {str(s.lineage_id): s.name for s in report.steps}
-        RunError.objects.bulk_create(
+        errors = RunError.objects.bulk_create(
             [
                 RunError(
                     run=run,
@@ -526,6 +545,7 @@ def _store(run: Run, report: RunReport, secrets: set[str]) -> Run:
                 flow_lineage_id=run.flow_lineage_id,
                 defaults={"run": claimed, "records": mask_record(report.samples, secrets)},
             )
+        rollups.rollup_run(claimed, steps=steps, errors=errors)
     return claimed
 
 
@@ -545,6 +565,7 @@ def run_cancel(*, run: Run, user: User | None) -> Run:
             locked.message = "Canceled before it started."
         locked.cancel_requested = True
         locked.save(update_fields=["status", "ended_at", "message", "cancel_requested"])
+        rollups.rollup_run(locked)  # a queued run canceled has ended (no-op otherwise)
         _audit(locked, AuditAction.RUN_CANCELED, user, flow=locked.flow_name, was=run.status)
     return locked
 

@@ -1,10 +1,13 @@
 from django.urls import path
 
-from . import views
+from . import monitoring_views, views
 
 app_name = "runs"
 
 urlpatterns = [
+    path("monitoring/", monitoring_views.monitoring_page, name="monitoring"),
+    path("monitoring/flows.csv", monitoring_views.flows_csv, name="monitoring_flows_csv"),
+    path("monitoring/errors.csv", monitoring_views.errors_csv, name="monitoring_errors_csv"),
     path("integrations/<int:pk>/runs/", views.runs_tab, name="tab"),
     path("runs/<int:pk>/", views.run_detail, name="detail"),
     path("runs/<int:pk>/progress/", views.run_progress, name="progress"),

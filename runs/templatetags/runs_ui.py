@@ -12,7 +12,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
-from .. import selectors
+from .. import health, monitoring, selectors
 from ..models import FlowSample
 
 register = template.Library()
@@ -41,10 +41,61 @@ def flow_runs_panel(flow, perms_ilm: Iterable[str]) -> dict[str, Any]:
 
 @register.simple_tag
 def runs_health(integrations: Iterable[Any]) -> dict[int, dict[str, Any]]:
-    """Health of every tile at once: {integration id: {last_status, errors_24h, ...}}."""
-    return selectors.integration_health([i.pk for i in integrations], timezone.now())
+    """Health of every tile at once: {integration id: {last_status, errors_24h, ...,
+    spark: the last 7 days' runs and success rate per day}} (two queries for all tiles)."""
+    ids = [i.pk for i in integrations]
+    now = timezone.now()
+    out = selectors.integration_health(ids, now)
+    for pk, spark in monitoring.integration_sparkline(ids, now=now).items():
+        if pk in out:
+            out[pk]["spark"] = _spark_bars(spark)
+    return out
+
+
+def _spark_bars(spark: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bars of a tile's sparkline: height class 0–8 by runs, colour by success rate."""
+    top = max(spark["runs"]) or 1
+    bars = []
+    for day, runs, rate in zip(spark["days"], spark["runs"], spark["rate"], strict=True):
+        if rate is None:
+            tone = ""
+        elif rate >= health.DEGRADED_BELOW:
+            tone = "spark-ok"
+        elif rate >= health.FAILING_BELOW:
+            tone = "spark-warn"
+        else:
+            tone = "spark-bad"
+        level = 0 if not runs else max(1, round(8 * runs / top))
+        label = f"{day:%b %d}: {runs} run(s)"
+        if rate is not None:
+            label += f", {rate:g} % succeeded"
+        bars.append({"level": level, "tone": tone, "label": label})
+    return bars
 
 
 @register.inclusion_tag("runs/_tile_health.html")
 def tile_health(health: dict[int, dict[str, Any]], integration) -> dict[str, Any]:
     return {"h": (health or {}).get(integration.pk), "integration": integration}
+
+
+@register.inclusion_tag("runs/_health_panel.html", takes_context=True)
+def integration_health_panel(context: Any, integration) -> dict[str, Any]:
+    """The Health panel of an integration's page: each flow's light and why, success rates
+    over 24 h and 7 d, and the last 24 h's figures (read from the rollups)."""
+    now = timezone.now()
+    scope = monitoring.scope_for(
+        context["request"].user,
+        since=now - health.WINDOW,
+        until=now,
+        integration=integration.pk,
+    )
+    rows = monitoring.flow_rows(scope, now=now)
+    return {
+        "integration": integration,
+        "rows": rows,
+        "runs": sum(r["runs"] for r in rows),
+        "errors": sum(r["errors"] for r in rows),
+        "retries": sum(r["retries"] for r in rows),
+        "records_in": sum(r["records_in"] for r in rows),
+        "counts": {s: sum(1 for r in rows if r["health"].status == s) for s in health.Status},
+    }

@@ -1,0 +1,422 @@
+"""Reads of monitoring (the Monitoring page, the Health panel, the API, /metrics).
+
+Everything here reads the hourly rollups (`FlowHourRollup`, `ConnectionHourLatency`),
+never the runs, so the cost follows flows × hours, not runs; the payload issues read
+the kept error records of the range (`RunError`, indexed by time). Ranges are at hour
+resolution: a range covers the hours from the one holding `since` up to `until`.
+
+Each reader takes a `Scope`: the integrations the user may see
+(`integrations.permissions.visible_integrations`), narrowed by the filters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Trunc
+from django.utils import timezone
+
+from integrations.models import Connection, Flow, Integration, User
+from integrations.permissions import visible_integrations
+
+from . import health, histogram
+from .models import (
+    BUCKET_FIELDS,
+    ERROR_KIND_FIELDS,
+    HTTP_CLASS_FIELDS,
+    ConnectionHourLatency,
+    ErrorKind,
+    FlowHourRollup,
+    RunError,
+    RunMode,
+)
+from .rollups import hour_of
+from .selectors import next_run_at
+
+RANGES: dict[str, timedelta] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+DEFAULT_RANGE = "24h"
+ERROR_GROUPS = 25  # the most frequent error groups shown
+STATUS_COUNTS = ("runs", "succeeded", "partial", "failed", "canceled")
+SUMS = (*STATUS_COUNTS, "records_in", "records_out", "errors", "retries")
+CAUSE_FIELDS = {
+    **{f"http_{cls}": f"HTTP {cls}" for cls in HTTP_CLASS_FIELDS},
+    **{
+        field: f"{ErrorKind(kind).label} error"
+        for kind, field in ERROR_KIND_FIELDS.items()
+        if kind != ErrorKind.HTTP
+    },
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a reader covers: the user's visible integrations, narrowed by the filters."""
+
+    integrations: QuerySet[Integration]
+    flow: uuid.UUID | None
+    since: datetime
+    until: datetime
+
+    @property
+    def start(self) -> datetime:
+        return hour_of(self.since)
+
+    @property
+    def span(self) -> timedelta:
+        return self.until - self.since
+
+
+def scope_for(
+    user: User,
+    *,
+    since: datetime,
+    until: datetime,
+    integration: int | None = None,
+    flow: uuid.UUID | None = None,
+    environment: str | None = None,
+) -> Scope:
+    integrations = visible_integrations(user)
+    if integration:
+        integrations = integrations.filter(pk=integration)
+    if environment:
+        integrations = integrations.filter(environment=environment)
+    return Scope(integrations=integrations, flow=flow, since=since, until=until)
+
+
+def _rollups(scope: Scope, model: type = FlowHourRollup) -> QuerySet:
+    qs = model.objects.filter(integration__in=scope.integrations.values("pk"))
+    if scope.flow:
+        qs = qs.filter(flow_lineage_id=scope.flow)
+    return qs
+
+
+def _rate(succeeded: int, partial: int, failed: int) -> float | None:
+    rate = health.success_rate(succeeded, partial, failed)
+    return None if rate is None else round(rate, 1)
+
+
+def _percentiles(buckets: list[int]) -> tuple[float | None, float | None]:
+    p50, p95 = histogram.percentile(buckets, 50), histogram.percentile(buckets, 95)
+    return (
+        None if p50 is None else round(p50, 1),
+        None if p95 is None else round(p95, 1),
+    )
+
+
+# The health grid -----------------------------------------------------------------------
+
+
+def flow_rows(scope: Scope, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per flow in scope (flows that never ran too): the health light and why,
+    success rate over 24 h and 7 d, last run, next scheduled run, and over the range:
+    runs by status, records in/out, errors (by kind), retries, p50/p95 response time.
+
+    Four queries whatever the number of runs: flows, range sums, 24 h/7 d sums with the
+    last run, latency buckets."""
+    now = now or timezone.now()
+    day, week = now - health.WINDOW, now - timedelta(days=7)
+    flows = Flow.objects.filter(integration__in=scope.integrations.values("pk")).select_related(
+        "integration"
+    )
+    if scope.flow:
+        flows = flows.filter(lineage_id=scope.flow)
+    in_range = Q(hour__gte=scope.start, hour__lt=scope.until)
+    sums = {f"sum_{f}": Coalesce(Sum(f, filter=in_range), 0) for f in SUMS}
+    sums.update(
+        {f"kind_{k}": Coalesce(Sum(f, filter=in_range), 0) for k, f in ERROR_KIND_FIELDS.items()}
+    )
+    for window, since in (("24h", hour_of(day)), ("7d", hour_of(week))):
+        for f in ("succeeded", "partial", "failed", "canceled"):
+            sums[f"{f}_{window}"] = Coalesce(Sum(f, filter=Q(hour__gte=since)), 0)
+    # The last run of each flow: subqueries on the flows query (one row per flow; on the
+    # grouped rollups they would join the GROUP BY and run once per hour row).
+    last = FlowHourRollup.objects.filter(
+        integration_id=OuterRef("integration_id"), flow_lineage_id=OuterRef("lineage_id")
+    ).order_by("-hour")
+    flows = flows.annotate(
+        last_run_at=Subquery(last.values("last_run_at")[:1]),
+        last_status=Subquery(last.values("last_status")[:1]),
+        last_run_id=Subquery(last.values("last_run_id")[:1]),
+    )
+    figures = {
+        (r["integration_id"], r["flow_lineage_id"]): _unprefixed(r)
+        for r in _rollups(scope)
+        .filter(Q(hour__gte=min(scope.start, hour_of(week))))
+        .values("integration_id", "flow_lineage_id")
+        .annotate(**sums, last_run_at=Max("last_run_at"), last_name=Max("flow_name"))
+    }
+    latency = _latency_by(scope, ("integration_id", "flow_lineage_id"))
+    rows = []
+    seen: set[tuple[int, uuid.UUID]] = set()
+    for flow in flows.order_by("integration__name", "name", "pk"):
+        key = (flow.integration_id, flow.lineage_id)
+        seen.add(key)
+        f = dict(figures.get(key) or {})
+        f.update(
+            last_run_at=flow.last_run_at,
+            last_status=flow.last_status,
+            last_run_id=flow.last_run_id,
+        )
+        rows.append(_flow_row(flow.integration, flow, f, latency.get(key), now))
+    # Flows removed since they ran still have their history in range.
+    gone = [k for k, f in figures.items() if k not in seen and f["runs"]]
+    if gone:
+        names = dict(
+            scope.integrations.filter(pk__in={k[0] for k in gone}).values_list("pk", "name")
+        )
+        for key in gone:
+            integration = Integration(pk=key[0], name=names.get(key[0], ""))
+            rows.append(_flow_row(integration, None, figures[key], latency.get(key), now, key[1]))
+    return rows
+
+
+def _unprefixed(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of sums with their aliases (`sum_<field>`: an alias may not be a field's name)
+    named as the fields."""
+    return {k.removeprefix("sum_"): v for k, v in row.items()}
+
+
+def _flow_row(
+    integration: Integration,
+    flow: Flow | None,
+    f: dict[str, Any] | None,
+    buckets: list[int] | None,
+    now: datetime,
+    lineage: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    f = f or {}
+
+    def n(key: str) -> int:
+        return int(f.get(key) or 0)
+
+    light = health.flow_health(
+        succeeded=n("succeeded_24h"),
+        partial=n("partial_24h"),
+        failed=n("failed_24h"),
+        canceled=n("canceled_24h"),
+        last_status=f.get("last_status"),
+    )
+    p50, p95 = _percentiles(buckets) if buckets else (None, None)
+    return {
+        "flow": flow,
+        "flow_id": flow.pk if flow else None,
+        "flow_lineage_id": flow.lineage_id if flow else lineage,
+        "flow_name": flow.name if flow else (f.get("last_name") or "(removed flow)"),
+        "integration": integration,
+        "health": light,
+        "success_rate_24h": _rate(n("succeeded_24h"), n("partial_24h"), n("failed_24h")),
+        "success_rate_7d": _rate(n("succeeded_7d"), n("partial_7d"), n("failed_7d")),
+        "success_rate": _rate(n("succeeded"), n("partial"), n("failed")),
+        **{key: n(key) for key in SUMS},
+        "errors_by_kind": {k: n(f"kind_{k}") for k in ERROR_KIND_FIELDS},
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "last_run_at": f.get("last_run_at"),
+        "last_status": f.get("last_status") or None,
+        "last_run_id": f.get("last_run_id"),
+        "next_run_at": next_run_at(flow, now) if flow else None,
+    }
+
+
+def _latency_by(scope: Scope, keys: tuple[str, ...]) -> dict[Any, list[int]]:
+    qs = (
+        _rollups(scope, ConnectionHourLatency)
+        .filter(hour__gte=scope.start, hour__lt=scope.until)
+        .values(*keys)
+        .annotate(**{f"sum_{f}": Sum(f) for f in BUCKET_FIELDS})
+    )
+    qs = [_unprefixed(r) for r in qs]
+    return {
+        (tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]): [
+            r[f] or 0 for f in BUCKET_FIELDS
+        ]
+        for r in qs
+    }
+
+
+# Charts --------------------------------------------------------------------------------
+
+
+def _step(scope: Scope) -> str:
+    return "hour" if scope.span <= timedelta(days=7) else "day"
+
+
+def series(scope: Scope) -> dict[str, Any]:
+    """The charts' data over the range, per hour (up to 7 days) or per day: volume in/out,
+    runs by status and success rate, retries, failures by cause; and p50/p95 response
+    time per connection. Three queries."""
+    step = _step(scope)
+    at = Trunc("hour", step, tzinfo=UTC)
+    causes = list(CAUSE_FIELDS)
+    rows = [
+        _unprefixed(r)
+        for r in _rollups(scope)
+        .filter(hour__gte=scope.start, hour__lt=scope.until)
+        .annotate(at=at)
+        .values("at")
+        .annotate(**{f"sum_{f}": Sum(f) for f in (*SUMS, *causes, *_kind_fields())})
+        .order_by("at")
+    ]
+    times = _buckets(scope, step)
+    by_time = {r["at"]: r for r in rows}
+    blank = dict.fromkeys((*SUMS, *causes, *_kind_fields()), 0)
+    rows = [by_time.get(t, blank) for t in times]
+    out: dict[str, Any] = {
+        "step": step,
+        "since": scope.since.isoformat(),
+        "until": scope.until.isoformat(),
+        "times": [t.isoformat() for t in times],
+        "labels": [t.strftime("%Y-%m-%d %H:00" if step == "hour" else "%Y-%m-%d") for t in times],
+    }
+    for f in (*SUMS, *causes):
+        out[f] = [int(r[f] or 0) for r in rows]
+    out["success_rate"] = [_rate(r["succeeded"], r["partial"], r["failed"]) for r in rows]
+    out["causes"] = [{"field": f, "label": CAUSE_FIELDS[f]} for f in causes]
+    # Kept error records say their cause; errors beyond the kept ones do not.
+    out["other_errors"] = [
+        max(0, int(r["errors"] or 0) - sum(int(r[f] or 0) for f in _kind_fields())) for r in rows
+    ]
+    out["any_runs"] = any(out["runs"])
+    out["connections"] = _connection_series(scope, at, times)
+    return out
+
+
+def _buckets(scope: Scope, step: str) -> list[datetime]:
+    """Every hour (or UTC day) of the range, so the charts show the quiet ones as zero."""
+    first = scope.start if step == "hour" else scope.start.replace(hour=0)
+    delta = timedelta(hours=1) if step == "hour" else timedelta(days=1)
+    out = []
+    moment = first
+    while moment < scope.until:
+        out.append(moment)
+        moment += delta
+    return out
+
+
+def _kind_fields() -> list[str]:
+    return [*ERROR_KIND_FIELDS.values()]
+
+
+def _connection_series(scope: Scope, at: Any, times: list[datetime]) -> list[dict[str, Any]]:
+    rows = (
+        _rollups(scope, ConnectionHourLatency)
+        .filter(hour__gte=scope.start, hour__lt=scope.until)
+        .annotate(at=at)
+        .values("integration_id", "connection_lineage_id", "at")
+        .annotate(**{f"sum_{f}": Sum(f) for f in BUCKET_FIELDS})
+        .order_by("integration_id", "connection_lineage_id", "at")
+    )
+    rows = [_unprefixed(r) for r in rows]
+    index = {t: i for i, t in enumerate(times)}
+    # A clone keeps its source's lineage ids: a connection is (integration, lineage).
+    per: dict[tuple[int, uuid.UUID], dict[str, Any]] = {}
+    for r in rows:
+        entry = per.setdefault(
+            (r["integration_id"], r["connection_lineage_id"]),
+            {
+                "p50": [None] * len(times),
+                "p95": [None] * len(times),
+                "calls": 0,
+                "all": histogram.empty(),
+            },
+        )
+        buckets = [r[f] or 0 for f in BUCKET_FIELDS]
+        i = index.get(r["at"])
+        if i is not None:
+            entry["p50"][i], entry["p95"][i] = _percentiles(buckets)
+        entry["all"] = histogram.merge(entry["all"], buckets)
+    found = list(
+        Connection.objects.filter(
+            integration__in=scope.integrations.values("pk"),
+            lineage_id__in={lineage for _, lineage in per},
+        ).values_list("integration_id", "lineage_id", "name", "integration__name")
+    )
+    shown = [name for _, _, name, _ in found]
+    twice = {name for name in shown if shown.count(name) > 1}
+    names = {
+        (pk, lineage): f"{name} ({integration})" if name in twice else name
+        for pk, lineage, name, integration in found
+    }
+    out = []
+    for (pk, lineage), entry in per.items():
+        p50, p95 = _percentiles(entry["all"])
+        out.append(
+            {
+                "lineage_id": str(lineage),
+                "name": names.get((pk, lineage)) or f"Connection {str(lineage)[:8]}",
+                "calls": histogram.count(entry["all"]),
+                "p50_ms": p50,
+                "p95_ms": p95,
+                "p50": entry["p50"],
+                "p95": entry["p95"],
+            }
+        )
+    return sorted(out, key=lambda c: c["name"].lower())
+
+
+# Payload issues ------------------------------------------------------------------------
+
+
+def error_groups(scope: Scope, *, limit: int = ERROR_GROUPS) -> list[dict[str, Any]]:
+    """The most frequent kept errors of live runs in the range, grouped by the same step
+    and message: count, first and last seen, the flow, an example run (the latest)."""
+    qs = RunError.objects.filter(
+        created_at__gte=scope.since,
+        created_at__lt=scope.until,
+        run__integration__in=scope.integrations.values("pk"),
+        run__mode=RunMode.LIVE,
+    )
+    if scope.flow:
+        qs = qs.filter(run__flow_lineage_id=scope.flow)
+    rows = (
+        qs.values("step_lineage_id", "message")
+        .annotate(
+            count=Count("pk"),
+            first_seen=Min("created_at"),
+            last_seen=Max("created_at"),
+            example_run=Max("run_id"),
+            step_name=Max("step_name"),
+            kind=Max("kind"),
+            http_status=Max("http_status"),
+            flow_name=Max(F("run__flow_name")),
+            integration_id=Max("run__integration_id"),
+        )
+        .order_by("-count", "-last_seen")[:limit]
+    )
+    return list(rows)
+
+
+def integration_sparkline(
+    integration_ids: list[int], *, now: datetime | None = None, days: int = 7
+) -> dict[int, dict[str, Any]]:
+    """Per integration: runs and success rate per day over the last `days` days (the home
+    tiles' sparkline). One query for all the tiles."""
+    now = now or timezone.now()
+    start = hour_of(now - timedelta(days=days - 1)).replace(hour=0)
+    at = Trunc("hour", "day", tzinfo=UTC)
+    rows = (
+        FlowHourRollup.objects.filter(integration_id__in=integration_ids, hour__gte=start)
+        .annotate(at=at)
+        .values("integration_id", "at")
+        .annotate(**{f"sum_{f}": Sum(f) for f in STATUS_COUNTS})
+    )
+    rows = [_unprefixed(r) for r in rows]
+    days_list = [(start + timedelta(days=i)).date() for i in range(days)]
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        entry = out.setdefault(
+            r["integration_id"], {"days": days_list, "runs": [0] * days, "rate": [None] * days}
+        )
+        i = (r["at"].date() - days_list[0]).days
+        if 0 <= i < days:
+            entry["runs"][i] = r["runs"]
+            entry["rate"][i] = _rate(r["succeeded"], r["partial"], r["failed"])
+    return out
