@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import services
+from . import errors, services
 
 
 @shared_task(acks_late=True, name="runs.tasks.run_flow")
@@ -32,3 +32,14 @@ def runs_prune_old() -> int:
     """Beat, daily: drop runs older than ILM_RUN_RETENTION_DAYS."""
     cutoff = timezone.now() - timedelta(days=settings.ILM_RUN_RETENTION_DAYS)
     return services.runs_prune(older_than=cutoff)
+
+
+@shared_task(acks_late=True, name="runs.tasks.retry_errors")
+def retry_errors(retry_id: int) -> str:
+    return errors.errors_retry_execute(retry_id=retry_id).status
+
+
+@shared_task(name="runs.tasks.errors_prune_retry_data")
+def errors_prune_retry_data() -> int:
+    """Beat, daily: keep retry data for the most recent errors of each step only."""
+    return errors.errors_prune_retry_data()
