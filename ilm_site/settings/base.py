@@ -247,7 +247,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for the ours/theirs choice, used by resolutions and by the changes view.
-    "ENUM_NAME_OVERRIDES": {"ChooseEnum": "revisions.models.Choice"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChooseEnum": "revisions.models.Choice",
+        "ErrorKindEnum": "runs.models.ErrorKind",
+    },
 }
 
 # JSON input (API bodies, form fields, packages, cache files) nests at most this deep;
