@@ -37,7 +37,7 @@ from audit.chain import append
 from audit.context import Source, current
 from audit.models import Action as AuditAction
 from audit.models import Event
-from integrations.credentials import decrypt, encrypt
+from integrations.credentials import fernet
 from integrations.json_input import json_value_check
 from integrations.models import Integration, User
 from revisions.document import document_of
@@ -84,13 +84,19 @@ def fingerprint(step_lineage_id: str, message: str, record: Any) -> str:
     return digest.hexdigest()
 
 
-def _seal(record: Any) -> str | None:
-    return None if record is None else encrypt(record)
+def seal_record(record: Any) -> str | None:
+    """A Fernet token of the record's JSON, its keys in their order (the editor shows
+    the record as the step got it)."""
+    return None if record is None else fernet().encrypt(orjson.dumps(record)).decode()
+
+
+def open_record(token: str) -> Any:
+    return orjson.loads(fernet().decrypt(token.encode()))
 
 
 def retry_data_of(error: FlowError) -> Any:
     """The record a retry of `error` sends on from its step (None when not kept)."""
-    return None if error.retry_data is None else decrypt(error.retry_data)
+    return None if error.retry_data is None else open_record(error.retry_data)
 
 
 # Audit ---------------------------------------------------------------------------------
@@ -211,7 +217,7 @@ def _fold(
                     http_status=entry["http_status"],
                     response_excerpt=entry["excerpt"],
                     record=entry["record"],
-                    retry_data=_seal(entry["retry"]),
+                    retry_data=seal_record(entry["retry"]),
                     first_seen=now,
                     last_seen=now,
                     occurrences=entry["count"],
@@ -225,7 +231,7 @@ def _fold(
         error.http_status = entry["http_status"]
         error.response_excerpt = entry["excerpt"]
         if entry["retry"] is not None:
-            error.retry_data = _seal(entry["retry"])
+            error.retry_data = seal_record(entry["retry"])
         seen.append(error)
     FlowError.objects.bulk_create(fresh, batch_size=500)
     FlowError.objects.bulk_update(
@@ -355,7 +361,7 @@ def errors_retry_start(
             revision=revision,
             created_by=user if user is not None and getattr(user, "pk", None) else None,
             error_ids=[e.pk for e in errors],
-            edits=encrypt(edits) if edits else "",
+            edits=seal_record(edits) if edits else "",
             total=len(errors),
         )
         detail = [{"field": "errors", "old": None, "new": len(errors)}]
@@ -434,7 +440,7 @@ def errors_retry_execute(
 
 
 def _retry(retry: ErrorRetry, transport: httpx.BaseTransport | None) -> None:
-    edits: dict[str, Any] = decrypt(retry.edits) if retry.edits else {}
+    edits: dict[str, Any] = open_record(retry.edits) if retry.edits else {}
     errors = list(
         FlowError.objects.filter(
             integration_id=retry.integration_id, pk__in=retry.error_ids, state=ErrorState.OPEN
@@ -542,7 +548,7 @@ def _settle(
                 error.response_excerpt = _clean_message(found.response_excerpt, secrets)
             if error.pk in changed:
                 # The edited record is what is retried from now on.
-                error.retry_data = _seal(changed[error.pk])
+                error.retry_data = seal_record(changed[error.pk])
                 error.record = mask_record(changed[error.pk], secrets)
         FlowError.objects.bulk_update(
             [f[0] for f in failed],

@@ -207,8 +207,7 @@ def _records(n: int) -> list[dict[str, Any]]:
 def measure_retry(r: int, base: str) -> dict[str, Any]:
     from django.utils import timezone
 
-    from integrations.credentials import encrypt
-    from runs.errors import errors_retry_execute, errors_retry_start
+    from runs.errors import errors_retry_execute, errors_retry_start, seal_record
     from runs.models import FlowError, Run
     from runs.services import run_execute, run_start
 
@@ -241,7 +240,7 @@ def measure_retry(r: int, base: str) -> dict[str, Any]:
                 message="POST /sales-orders answered HTTP 422.",
                 http_status=422,
                 record=rec,
-                retry_data=encrypt(rec),
+                retry_data=seal_record(rec),
                 first_seen=now,
                 last_seen=now,
             )
