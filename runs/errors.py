@@ -30,7 +30,7 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from audit.chain import append
@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRY_IDS = 10_000
 # Records per engine call of a retry: the row's counts move between chunks (progress).
-RETRY_CHUNK = 500
+RETRY_CHUNK = 2000
 INTERRUPTED = (
     "Interrupted: the worker running this retry stopped. Errors it had not reached stay "
     "open; retry them again."
@@ -273,7 +273,18 @@ def _clean_ids(ids: Any) -> list[int]:
 
 
 def _errors_of(integration: Integration, ids: list[int]) -> list[FlowError]:
-    errors = list(FlowError.objects.filter(integration=integration, pk__in=ids).order_by("pk"))
+    """The errors `ids` of `integration` (their id, state and whether retry data is kept:
+    up to 10,000 of them, so not their records); 400 naming any that is not there."""
+    errors = list(
+        FlowError.objects.filter(integration=integration, pk__in=ids)
+        .only("pk", "state", "integration_id")
+        .annotate(
+            has_retry_data=ExpressionWrapper(
+                Q(retry_data__isnull=False), output_field=BooleanField()
+            )
+        )
+        .order_by("pk")
+    )
     missing = sorted(set(ids) - {e.pk for e in errors})
     if missing:
         shown = ", ".join(str(m) for m in missing[:10])
@@ -302,6 +313,11 @@ def _clean_edits(records: Any, errors: list[FlowError]) -> dict[str, Any]:
         )
     by_id = {str(e.pk): e for e in errors}
     edits: dict[str, Any] = {}
+    kept = dict(
+        FlowError.objects.filter(pk__in=[int(k) for k in records if str(k) in by_id]).values_list(
+            "pk", "retry_data"
+        )
+    )
     for key, record in records.items():
         error = by_id.get(str(key))
         if error is None:
@@ -318,7 +334,8 @@ def _clean_edits(records: Any, errors: list[FlowError]) -> dict[str, Any]:
             json_value_check(record, field=f"records.{key}")
         except ValidationError as exc:
             raise RunRefused(" ".join(exc.messages), 400, field="records") from None
-        edits[str(error.pk)] = unmask(record, retry_data_of(error))
+        token = kept.get(error.pk)
+        edits[str(error.pk)] = unmask(record, open_record(token) if token else None)
     return edits
 
 
@@ -346,7 +363,7 @@ def errors_retry_start(
             field="ids",
         )
     edits = _clean_edits(records, errors)
-    bare = [e.pk for e in errors if e.retry_data is None and str(e.pk) not in edits]
+    bare = [e.pk for e in errors if not e.has_retry_data and str(e.pk) not in edits]
     if bare:
         raise RunRefused(
             f"Error {', '.join(map(str, bare[:10]))} has no retry data (a whole page or batch "
@@ -444,7 +461,9 @@ def _retry(retry: ErrorRetry, transport: httpx.BaseTransport | None) -> None:
     errors = list(
         FlowError.objects.filter(
             integration_id=retry.integration_id, pk__in=retry.error_ids, state=ErrorState.OPEN
-        ).order_by("pk")
+        )
+        .only("pk", "flow_lineage_id", "step_lineage_id", "retry_data", "retries")
+        .order_by("pk")
     )
     gone = retry.total - len(errors)  # resolved meanwhile (by someone, another retry)
     if gone:
@@ -550,21 +569,21 @@ def _settle(
                 # The edited record is what is retried from now on.
                 error.retry_data = seal_record(changed[error.pk])
                 error.record = mask_record(changed[error.pk], secrets)
-        FlowError.objects.bulk_update(
-            [f[0] for f in failed],
-            [
-                "retries",
-                "last_retry",
-                "last_seen",
-                "message",
-                "kind",
-                "http_status",
-                "response_excerpt",
-                "retry_data",
-                "record",
-            ],
-            batch_size=500,
-        )
+        fields = ["retries", "last_retry", "last_seen", "message"]
+        found_fields = ["kind", "http_status", "response_excerpt"]
+        edited_fields = ["retry_data", "record"]
+        # Each group writes only what was set on it (the rest was not loaded).
+        for group, extra in (
+            ([f[0] for f in failed if f[2] is None and f[0].pk not in changed], []),
+            ([f[0] for f in failed if f[2] is not None and f[0].pk not in changed], found_fields),
+            ([f[0] for f in failed if f[2] is None and f[0].pk in changed], edited_fields),
+            (
+                [f[0] for f in failed if f[2] is not None and f[0].pk in changed],
+                found_fields + edited_fields,
+            ),
+        ):
+            if group:
+                FlowError.objects.bulk_update(group, fields + extra, batch_size=500)
         ErrorRetry.objects.filter(pk=retry.pk).update(
             succeeded=F("succeeded") + len(ok), failed=F("failed") + len(failed)
         )

@@ -304,16 +304,22 @@ class FlowError(models.Model):
     class Meta:
         ordering = ["-last_seen", "-pk"]
         indexes = [
-            # The list: one integration's errors of one state, newest first; and per step.
+            # The list: one integration's errors of one state, newest first; and per step
+            # or flow (the integration leads every index: the list always filters by it,
+            # and a count of one step's errors then reads only that step's entries).
             models.Index(
                 fields=["integration", "state", "-last_seen", "-id"], name="flowerror_list"
             ),
             models.Index(
-                fields=["step_lineage_id", "state", "-last_seen", "-id"], name="flowerror_step"
+                fields=["integration", "step_lineage_id", "state", "-last_seen", "-id"],
+                name="flowerror_step",
             ),
             models.Index(
-                fields=["flow_lineage_id", "state", "-last_seen", "-id"], name="flowerror_flow"
+                fields=["integration", "flow_lineage_id", "state", "-last_seen", "-id"],
+                name="flowerror_flow",
             ),
+            # Retention: the most recent errors of each step.
+            models.Index(fields=["step_lineage_id", "-last_seen", "-id"], name="flowerror_recent"),
         ]
         constraints = [
             # One open error per fingerprint: folding is safe under concurrent runs.

@@ -308,3 +308,16 @@ def other_manager(db, sandbox):
     user = UserFactory(username="mia")
     GrantFactory(integration=sandbox, user=user, level=AccessLevel.MANAGE)
     return user
+
+
+def test_the_prune_command_keeps_retry_data_for_the_most_recent_errors_per_step(live_flow, erp):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    erp.reject = {1, 2, 3, 4, 5}
+    run_once(live_flow)
+    out = StringIO()
+    call_command("prune_error_retry_data", "--keep", "3", stdout=out)
+    assert "Dropped the retry data of 2 error(s); kept 3 per step." in out.getvalue()
+    assert FlowError.objects.filter(retry_data__isnull=False).count() == 3
