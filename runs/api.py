@@ -13,11 +13,13 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from audit.api import CSVRenderer
-from ilm_site.api import ApiView
+from ilm_site.api import ApiView, Pagination
 from integrations.models import Flow, User
 from integrations.permissions import (
     Action,
@@ -168,12 +170,40 @@ def _bad_input(refused: services.RunRefused) -> Exception:
     return refused
 
 
+class UncountedPagination(Pagination):
+    """The API's `{"results", "next"}` pages without counting the matches: one row more
+    than a page says whether there is a next one (a step may hold a million errors)."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        size = self.get_page_size(request) or self.page_size
+        try:
+            number = int(request.query_params.get(self.page_query_param, 1))
+        except (TypeError, ValueError):
+            number = 1
+        if number < 1:
+            raise NotFound("Invalid page.")
+        start = (number - 1) * size
+        rows = list(queryset[start : start + size + 1])
+        if not rows and number > 1:
+            raise NotFound("Invalid page.")
+        self._number, self._has_next = number, len(rows) > size
+        return rows[:size]
+
+    def get_next_link(self):
+        if not self._has_next:
+            return None
+        url = self.request.build_absolute_uri()
+        return replace_query_param(url, self.page_query_param, self._number + 1)
+
+
 class IntegrationErrorsView(ApiView):
     """The errors of an integration, most recently seen first."""
 
     serializer_class = FlowErrorSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = ErrorFilter
+    pagination_class = UncountedPagination
 
     def get_queryset(self):
         return FlowError.objects.none()

@@ -321,3 +321,20 @@ def test_the_prune_command_keeps_retry_data_for_the_most_recent_errors_per_step(
     call_command("prune_error_retry_data", "--keep", "3", stdout=out)
     assert "Dropped the retry data of 2 error(s); kept 3 per step." in out.getvalue()
     assert FlowError.objects.filter(retry_data__isnull=False).count() == 3
+
+
+def test_the_error_list_pages_with_next_links_and_no_count(
+    live_flow, erp, dev_api, django_assert_max_num_queries
+):
+    erp.reject = {1, 2, 3, 4, 5}
+    run_once(live_flow)
+    base = f"/api/v1/integrations/{live_flow.integration_id}/errors?page_size=2"
+    with django_assert_max_num_queries(6):
+        first = dev_api.get(base).json()
+    assert len(first["results"]) == 2 and "page=2" in first["next"]
+    third = dev_api.get(f"{base}&page=3").json()
+    assert len(third["results"]) == 1 and third["next"] is None
+    seen = {e["id"] for e in first["results"]} | {e["id"] for e in third["results"]}
+    seen |= {e["id"] for e in dev_api.get(f"{base}&page=2").json()["results"]}
+    assert len(seen) == 5
+    assert dev_api.get(f"{base}&page=4").status_code == 404
