@@ -200,3 +200,13 @@ def test_a_merge_that_touches_no_flow_with_errors_offers_nothing(
     detail = dev_client.get(reverse("revisions:detail", args=[pull.pk])).content.decode()
     assert "have no open errors to retry" in detail
     assert 'data-testid="retry-with-fix"' not in detail
+
+
+def test_the_pages_csv_download_uses_the_same_filters(live_flow, erp, dev_client, monitor_client):
+    erp.reject = {2, 4}
+    run_once(live_flow)
+    url = reverse("runs:errors_csv", args=[live_flow.integration_id]) + "?state=open&q=c4%40"
+    response = monitor_client.get(url)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    lines = b"".join(response.streaming_content).decode().strip().splitlines()
+    assert len(lines) == 2 and '""order_id"":4' in lines[1] and "c4@example.com" in lines[1]
