@@ -40,6 +40,7 @@ from audit.models import Event
 from integrations.credentials import fernet
 from integrations.json_input import json_value_check
 from integrations.models import Integration, User
+from integrations.permissions import can_see
 from revisions.document import document_of
 
 from .models import (
@@ -643,8 +644,6 @@ def errors_resolve(
 def error_assign(*, error: FlowError, user: User | None, assignee: User | None) -> FlowError:
     """Assign an error to `assignee` (None: unassign), audited. The assignee must be able to
     see the error's integration (400 otherwise). The caller notifies the assignee."""
-    from integrations.permissions import can_see
-
     integration = error.integration
     if assignee is not None and not can_see(assignee, integration):
         raise RunRefused(
