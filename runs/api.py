@@ -326,7 +326,7 @@ class ErrorDetailView(ApiView):
         return Response(FlowErrorSerializer(self._error(request, pk)).data)
 
     @extend_schema(
-        summary="Assign an error to a user (or null to unassign); the assignee is notified",
+        summary="Assign an error to a user (or null to unassign)",
         request=ErrorAssignSerializer,
         responses={200: FlowErrorSerializer},
     )

@@ -5,8 +5,3 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "runs"
     verbose_name = "Flow runs"
-
-    def ready(self) -> None:
-        from . import receivers
-
-        receivers.connect()

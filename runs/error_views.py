@@ -213,7 +213,6 @@ def errors_bulk(request: HttpRequest, pk: int) -> HttpResponse:
             assignee = _assignee(request.POST.get("assignee", ""))
             for error in FlowError.objects.filter(integration=integration, pk__in=ids):
                 errors.error_assign(error=error, user=request.user, assignee=assignee)
-                _notify_assignee(error, assignee, request.user)
             who = assignee.get_username() if assignee else "nobody"
             messages.success(request, f"Assigned {len(ids)} error(s) to {who}.")
         else:
@@ -230,29 +229,6 @@ def _assignee(username: str) -> User | None:
     if user is None:
         raise services.RunRefused(f"No user {username!r}.", 400, field="assignee")
     return user
-
-
-def _notify_assignee(error: FlowError, assignee: User | None, by: User) -> None:
-    """Tell the assignee (runs.notifications, when present on this branch)."""
-    notify = getattr(_notifications(), "notify", None)
-    if notify is None or assignee is None or assignee.pk == by.pk:
-        return
-    notify(
-        [assignee],
-        kind="error_assigned",
-        title=f"{by.get_username()} assigned you an error of {error.flow_name}",
-        body=error.message[:500],
-        url=reverse("runs:error", args=[error.pk]),
-        integration=error.integration,
-    )
-
-
-def _notifications() -> Any:
-    try:
-        from . import notifications
-    except ImportError:
-        return None
-    return notifications
 
 
 # One error -----------------------------------------------------------------------------
@@ -331,7 +307,6 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 require(request.user, Action.MANAGE_ERRORS, integration)
                 assignee = _assignee(request.POST.get("assignee", ""))
                 errors.error_assign(error=error, user=request.user, assignee=assignee)
-                _notify_assignee(error, assignee, request.user)
                 messages.success(
                     request,
                     f"Assigned to {assignee.get_username()}." if assignee else "Unassigned.",

@@ -643,7 +643,7 @@ def errors_resolve(
 
 def error_assign(*, error: FlowError, user: User | None, assignee: User | None) -> FlowError:
     """Assign an error to `assignee` (None: unassign), audited. The assignee must be able to
-    see the error's integration (400 otherwise). The caller notifies the assignee."""
+    see the error's integration (400 otherwise)."""
     integration = error.integration
     if assignee is not None and not can_see(assignee, integration):
         raise RunRefused(
