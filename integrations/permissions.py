@@ -55,6 +55,12 @@ class Action(StrEnum):
     UNPROTECT = "unprotect"
     # Scrape the Prometheus /metrics of the integrations one may see (runs/metrics.py).
     VIEW_METRICS = "view_metrics"
+    # Error management: seeing errors is `view`; resolving and assigning them changes no
+    # configuration (allowed on protected integrations) but needs a `manage` grant.
+    MANAGE_ERRORS = "manage_errors"
+    # Retrying errors sends their records live: a `manage` grant, and on a protected
+    # production integration also what a live run needs (`run`, see ALSO_NEEDS).
+    RETRY_ERRORS = "retry_errors"
 
 
 PROTECTED_DETAIL = "Production is protected: change a sandbox clone and pull."
@@ -77,6 +83,8 @@ _CHANGE = {
     Action.RUN,
     Action.TEST_RUN,
     Action.EDIT_CACHE_ENTRIES,
+    Action.MANAGE_ERRORS,
+    Action.RETRY_ERRORS,
 }
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -101,8 +109,16 @@ NEEDS_MANAGE_GRANT: frozenset[Action] = frozenset(
         Action.RUN,
         Action.TEST_RUN,
         Action.EDIT_CACHE_ENTRIES,
+        Action.MANAGE_ERRORS,
+        Action.RETRY_ERRORS,
     }
 )
+
+# Actions that on a protected production integration also need another action: retrying
+# errors there sends live records, as a live run does.
+ALSO_NEEDS_ON_PROTECTED_PRODUCTION: dict[Action, Action] = {
+    Action.RETRY_ERRORS: Action.RUN,
+}
 
 # Actions that on a production integration only these roles may take by hand (a live run
 # of production sends real data; schedules run as the system and need no one's role).
@@ -192,6 +208,15 @@ def _role_allows(user: User, action: Action, integration: Integration | None) ->
         and action in PRODUCTION_ONLY
         and integration.is_production
         and role not in PRODUCTION_ONLY[action]
+    ):
+        return False
+    also = ALSO_NEEDS_ON_PROTECTED_PRODUCTION.get(action)
+    if (
+        also is not None
+        and integration is not None
+        and integration.protected
+        and integration.is_production
+        and not _role_allows(user, also, integration)
     ):
         return False
     if integration is None or role in SEES_ALL:

@@ -163,6 +163,7 @@ TABS: tuple[Tab, ...] = (
     Tab("scripts", "Scripts", "integrations:scripts", "script_count"),
     # The runs app adds this page (by URL name: integrations does not import runs).
     Tab("runs", "Runs", "runs:tab"),
+    Tab("errors", "Errors", "runs:errors"),
     Tab("revisions", "Revisions", "revisions:tab"),
     # The audit app adds this page; until its URL exists the tab is left out.
     Tab("audit", "Audit", "audit:integration"),

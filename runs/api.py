@@ -14,13 +14,18 @@ from typing import Any
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
-from integrations.api_base import ApiView
-from integrations.models import Environment, Flow
+from audit.api import CSVRenderer
+from integrations.api_base import ApiView, Pagination
+from integrations.models import Environment, Flow, User
 from integrations.permissions import (
     Action,
     can,
@@ -30,13 +35,18 @@ from integrations.permissions import (
 )
 from revisions.models import Revision, RevisionType
 
-from . import behaviour_checks, monitoring, selectors, services
-from .filters import RunFilter
+from . import behaviour_checks, error_csv, error_selectors, errors, monitoring, selectors, services
+from .filters import ErrorFilter, RunFilter
 from .metrics import metrics_text
-from .models import BehaviourCheck, Run, RunError, RunMode, RunTrigger
+from .models import BehaviourCheck, ErrorRetry, FlowError, Run, RunError, RunMode, RunTrigger
 from .serializers import (
     BehaviourSerializer,
     BehaviourStartSerializer,
+    ErrorAssignSerializer,
+    ErrorResolveRequestSerializer,
+    ErrorRetryRequestSerializer,
+    ErrorRetrySerializer,
+    FlowErrorSerializer,
     RunErrorSerializer,
     RunSerializer,
     RunStartSerializer,
@@ -300,3 +310,191 @@ class MetricsView(ApiView):
         require(request.user, Action.VIEW_METRICS)
         body = metrics_text(visible_integrations(request.user))
         return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+# Errors (API.md, "Errors (error management)") -------------------------------------------
+
+
+def _bad_input(refused: services.RunRefused) -> Exception:
+    """A 400 refusal in the API's shape naming the field; other refusals as they are."""
+    if refused.status_code == status.HTTP_400_BAD_REQUEST:
+        return serializers.ValidationError({refused.field or "non_field_errors": [refused.message]})
+    return refused
+
+
+class UncountedPagination(Pagination):
+    """The API's `{"results", "next"}` pages without counting the matches: one row more
+    than a page says whether there is a next one (a step may hold a million errors)."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        size = self.get_page_size(request) or self.page_size
+        try:
+            number = int(request.query_params.get(self.page_query_param, 1))
+        except (TypeError, ValueError):
+            number = 1
+        if number < 1:
+            raise NotFound("Invalid page.")
+        start = (number - 1) * size
+        rows = list(queryset[start : start + size + 1])
+        if not rows and number > 1:
+            raise NotFound("Invalid page.")
+        self._number, self._has_next = number, len(rows) > size
+        return rows[:size]
+
+    def get_next_link(self):
+        if not self._has_next:
+            return None
+        url = self.request.build_absolute_uri()
+        return replace_query_param(url, self.page_query_param, self._number + 1)
+
+
+class IntegrationErrorsView(ApiView):
+    """The errors of an integration, most recently seen first."""
+
+    serializer_class = FlowErrorSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ErrorFilter
+    pagination_class = UncountedPagination
+
+    def get_queryset(self):
+        return FlowError.objects.none()
+
+    @extend_schema(
+        summary="Errors, most recently seen first", responses=FlowErrorSerializer(many=True)
+    )
+    def get(self, request, pk: int):
+        integration = get_visible_integration(request.user, pk)
+        qs = self.filter_queryset(error_selectors.errors_of(integration))
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(FlowErrorSerializer(page, many=True).data)
+
+
+class IntegrationErrorsCsvView(ApiView):
+    """The same errors and filters as CSV, streamed."""
+
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ErrorFilter
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get_queryset(self):
+        return FlowError.objects.none()
+
+    @extend_schema(
+        operation_id="integration_errors_csv",
+        filters=True,
+        summary="Errors as CSV, streamed: one row per error",
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
+    )
+    def get(self, request, pk: int):
+        integration = get_visible_integration(request.user, pk)
+        qs = self.filter_queryset(error_selectors.errors_of(integration))
+        return error_csv.csv_response(qs, filename=f"errors-integration-{integration.pk}.csv")
+
+
+class ErrorRetryStartView(ApiView):
+    serializer_class = ErrorRetrySerializer
+
+    @extend_schema(
+        summary="Retry errors from their failing step on, with the flow as it is now (202)",
+        request=ErrorRetryRequestSerializer,
+        responses={202: ErrorRetrySerializer},
+    )
+    def post(self, request, pk: int):
+        integration = get_visible_integration(request.user, pk)
+        require(request.user, Action.RETRY_ERRORS, integration)
+        serializer = ErrorRetryRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            retry = errors.errors_retry_start(
+                integration=integration,
+                user=request.user,
+                ids=serializer.validated_data["ids"],
+                records=serializer.validated_data.get("records"),
+            )
+        except services.RunRefused as refused:
+            raise _bad_input(refused) from None
+        retry.refresh_from_db()
+        return Response(ErrorRetrySerializer(retry).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ErrorRetryDetailView(ApiView):
+    serializer_class = ErrorRetrySerializer
+
+    @extend_schema(summary="One retry of errors (poll this while it runs)")
+    def get(self, request, pk: int):
+        retry = (
+            ErrorRetry.objects.select_related("created_by")
+            .filter(pk=pk, integration__in=visible_integrations(request.user))
+            .first()
+        )
+        if retry is None:
+            raise Http404("No such retry.")
+        return Response(ErrorRetrySerializer(retry).data)
+
+
+class ErrorResolveView(ApiView):
+    serializer_class = ErrorResolveRequestSerializer
+
+    @extend_schema(
+        summary="Resolve errors (by you, with an optional comment)",
+        request=ErrorResolveRequestSerializer,
+        responses={
+            200: inline_serializer("ErrorsResolved", {"resolved": serializers.IntegerField()})
+        },
+    )
+    def post(self, request, pk: int):
+        integration = get_visible_integration(request.user, pk)
+        require(request.user, Action.MANAGE_ERRORS, integration)
+        serializer = ErrorResolveRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            resolved = errors.errors_resolve(
+                integration=integration,
+                user=request.user,
+                ids=serializer.validated_data["ids"],
+                comment=serializer.validated_data.get("comment", ""),
+            )
+        except services.RunRefused as refused:
+            raise _bad_input(refused) from None
+        return Response({"resolved": resolved})
+
+
+class ErrorDetailView(ApiView):
+    serializer_class = FlowErrorSerializer
+
+    def _error(self, request, pk: int) -> FlowError:
+        error = (
+            FlowError.objects.select_related("integration", "assignee", "resolved_by_user")
+            .filter(pk=pk, integration__in=visible_integrations(request.user))
+            .first()
+        )
+        if error is None:
+            raise Http404("No such error.")
+        return error
+
+    @extend_schema(summary="One error")
+    def get(self, request, pk: int):
+        return Response(FlowErrorSerializer(self._error(request, pk)).data)
+
+    @extend_schema(
+        summary="Assign an error to a user (or null to unassign)",
+        request=ErrorAssignSerializer,
+        responses={200: FlowErrorSerializer},
+    )
+    def patch(self, request, pk: int):
+        error = self._error(request, pk)
+        require(request.user, Action.MANAGE_ERRORS, error.integration)
+        serializer = ErrorAssignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["assignee"]
+        assignee = None
+        if username:
+            assignee = User.objects.filter(username=username, is_active=True).first()
+            if assignee is None:
+                raise serializers.ValidationError({"assignee": [f"No user {username!r}."]})
+        try:
+            updated = errors.error_assign(error=error, user=request.user, assignee=assignee)
+        except services.RunRefused as refused:
+            raise _bad_input(refused) from None
+        return Response(FlowErrorSerializer(self._error(request, updated.pk)).data)

@@ -21,4 +21,26 @@ urlpatterns = [
     ),
     path("monitoring/flows", api.MonitoringFlowsView.as_view(), name="api-monitoring-flows"),
     path("metrics", api.MetricsView.as_view(), name="api-metrics"),
+    path(
+        "integrations/<int:pk>/errors",
+        api.IntegrationErrorsView.as_view(),
+        name="api-integration-errors",
+    ),
+    path(
+        "integrations/<int:pk>/errors.csv",
+        api.IntegrationErrorsCsvView.as_view(),
+        name="api-integration-errors-csv",
+    ),
+    path(
+        "integrations/<int:pk>/errors/retry",
+        api.ErrorRetryStartView.as_view(),
+        name="api-errors-retry",
+    ),
+    path(
+        "integrations/<int:pk>/errors/resolve",
+        api.ErrorResolveView.as_view(),
+        name="api-errors-resolve",
+    ),
+    path("errors/<int:pk>", api.ErrorDetailView.as_view(), name="api-error"),
+    path("error-retries/<int:pk>", api.ErrorRetryDetailView.as_view(), name="api-error-retry"),
 ]

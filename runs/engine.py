@@ -492,6 +492,8 @@ class _Run:
         self.max_errors: int = kw["max_errors"]
         self.max_pages: int = kw["max_pages"]
         self.outputs: dict[str, dict[str, Any]] = {}
+        # the current step's input records by index: an error's retry data
+        self.step_inputs: dict[int, Any] = {}
 
     # errors
 
@@ -520,6 +522,7 @@ class _Run:
                     record=record,
                     response_excerpt=excerpt,
                     script_line=line,
+                    retry_record=self.step_inputs.get(index) if index >= 0 else None,
                 )
             )
 
@@ -777,6 +780,10 @@ class _Run:
         rep = step.report
         started = self.clock()
         rep.records_in += len(items)
+        # A lookup adds to its records in place: keep copies of what entered it.
+        self.step_inputs = (
+            {i: copy.deepcopy(r) for i, r in items} if step.kind == "lookup" else dict(items)
+        )
         items = self.hook(step, "preMap", items)
         if step.mappings or (step.kind == "lookup" and step.config.get("path")):
             mapped, http_before = self.clock(), rep.split_ms.get("http", 0.0)

@@ -371,3 +371,166 @@ class ConnectionHourLatency(models.Model):
 
 for _field in BUCKET_FIELDS:
     ConnectionHourLatency.add_to_class(_field, models.PositiveIntegerField(default=0))
+
+
+class ErrorState(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class ResolvedBy(models.TextChoices):
+    USER = "user", "A user"
+    RETRY = "retry", "Retry"
+    AUTO = "auto", "Auto"
+
+
+class ErrorRetryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partial"
+    FAILED = "failed", "Failed"
+
+
+RETRY_OPEN_STATUSES = frozenset({ErrorRetryStatus.QUEUED, ErrorRetryStatus.RUNNING})
+
+
+class ErrorRetry(models.Model):
+    """A retry of chosen errors: a row before it is a task (`retry_errors` takes its id).
+
+    `error_ids` are the errors it retries; `edits` ({error id: record}, encrypted: they are
+    records as sent) replace their retry data. `revision` is set for "retry with the fix":
+    the merge whose result the retry tries (its results are shown on that revision)."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="error_retries"
+    )
+    revision = models.ForeignKey(
+        "revisions.Revision",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="error_retries",
+    )
+    status = models.CharField(
+        max_length=10, choices=ErrorRetryStatus.choices, default=ErrorRetryStatus.QUEUED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    error_ids = models.JSONField(default=list)
+    edits = models.TextField(blank=True)  # Fernet token of {error id: record}
+    total = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # Errors that could not be retried (no retry data kept, step gone): counted apart.
+    skipped = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["integration", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Retry {self.pk} of {self.total} error(s)"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in RETRY_OPEN_STATUSES
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.skipped
+
+
+class FlowError(models.Model):
+    """One failed record (or batch) of one step, folded across runs: the same step, record
+    and message seen again adds an occurrence to the open error instead of a new row.
+
+    `record` is the failing record masked (what people see); `retry_data` is the record as
+    it entered the failing step, encrypted, unmasked (what a retry sends on from that step;
+    dropped for all but the most recent ILM_ERROR_RETRY_DATA_PER_STEP errors of a step)."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="flow_errors"
+    )
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="flow_errors"
+    )
+    flow_lineage_id = models.UUIDField()
+    flow_name = models.CharField(max_length=200, blank=True)
+    step_lineage_id = models.UUIDField()
+    step_name = models.CharField(max_length=200, blank=True)
+    # sha256 of step, message and masked record: what folds duplicates.
+    fingerprint = models.CharField(max_length=64)
+    record_index = models.IntegerField(default=-1)
+    kind = models.CharField(max_length=20, choices=ErrorKind.choices)
+    message = models.TextField()
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    record = models.JSONField(null=True, blank=True)  # masked
+    retry_data = models.TextField(null=True, blank=True)  # Fernet token of the record
+    state = models.CharField(max_length=10, choices=ErrorState.choices, default=ErrorState.OPEN)
+    resolved_by = models.CharField(max_length=10, choices=ResolvedBy.choices, blank=True)
+    resolved_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolve_comment = models.TextField(blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_errors",
+    )
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    occurrences = models.PositiveIntegerField(default=1)
+    retries = models.PositiveIntegerField(default=0)
+    last_retry = models.ForeignKey(
+        ErrorRetry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-last_seen", "-pk"]
+        indexes = [
+            # The list: one integration's errors of one state, newest first; and per step
+            # or flow (the integration leads every index: the list always filters by it,
+            # and a count of one step's errors then reads only that step's entries).
+            models.Index(
+                fields=["integration", "state", "-last_seen", "-id"], name="flowerror_list"
+            ),
+            models.Index(
+                fields=["integration", "step_lineage_id", "state", "-last_seen", "-id"],
+                name="flowerror_step",
+            ),
+            models.Index(
+                fields=["integration", "flow_lineage_id", "state", "-last_seen", "-id"],
+                name="flowerror_flow",
+            ),
+            # Retention: the most recent errors of each step.
+            models.Index(fields=["step_lineage_id", "-last_seen", "-id"], name="flowerror_recent"),
+        ]
+        constraints = [
+            # One open error per fingerprint: folding is safe under concurrent runs.
+            models.UniqueConstraint(
+                fields=["integration", "fingerprint"],
+                condition=models.Q(state="open"),
+                name="one_open_error_per_fingerprint",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message[:60]}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == ErrorState.OPEN
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry_data is not None

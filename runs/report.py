@@ -23,6 +23,9 @@ class RunErrorReport:
     record: Any = None  # the failing record (masked by the Django side before storing)
     response_excerpt: str = ""
     script_line: int | None = None
+    # the record as it entered the failing step: what a retry from that step sends on
+    # (None when not known: a whole page or batch, or a hook that changed the count)
+    retry_record: Any = None
 
 
 @dataclass

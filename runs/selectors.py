@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 
-from integrations.models import Flow, Integration
+from integrations.models import Flow, FlowStep, Integration
 from integrations.schedules import next_fire
 
 from . import histogram
@@ -29,6 +29,22 @@ def flow_lineage(flow: Flow | int | str | uuid.UUID) -> uuid.UUID | None:
         if pk > _MAX_ID:  # no such row; asking would be a database error, not a miss
             return None
         return Flow.objects.filter(pk=pk).values_list("lineage_id", flat=True).first()
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def step_lineage(step: int | str | uuid.UUID) -> uuid.UUID | None:
+    """A step's lineage id from its lineage id or its id (None: no such step)."""
+    if isinstance(step, uuid.UUID):
+        return step
+    text = str(step)
+    if text.isascii() and text.isdigit():
+        pk = int(text)
+        if pk > _MAX_ID:
+            return None
+        return FlowStep.objects.filter(pk=pk).values_list("lineage_id", flat=True).first()
     try:
         return uuid.UUID(text)
     except ValueError:

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from integrations.serializers import JSONValueField
 
-from .models import Run, RunError, RunMode
+from .models import ErrorRetry, FlowError, ResolvedBy, Run, RunError, RunMode
 from .selectors import step_figures
 
 
@@ -188,3 +188,103 @@ def behaviour_data(revision_id: int, check: Any, *, stale: bool) -> dict[str, An
         "created_at": check.created_at if check is not None else None,
         "ended_at": check.ended_at if check is not None else None,
     }
+
+
+class FlowErrorSerializer(serializers.ModelSerializer):
+    run = serializers.IntegerField(source="run_id", read_only=True, allow_null=True)
+    flow = serializers.UUIDField(source="flow_lineage_id", read_only=True)
+    step = serializers.UUIDField(source="step_lineage_id", read_only=True)
+    record = serializers.SerializerMethodField()
+    resolved_by = serializers.SerializerMethodField()
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    comment = serializers.CharField(source="resolve_comment", read_only=True)
+    retry_data_kept = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FlowError
+        fields = (
+            "id",
+            "run",
+            "flow",
+            "flow_name",
+            "step",
+            "step_name",
+            "kind",
+            "message",
+            "http_status",
+            "response_excerpt",
+            "record",
+            "state",
+            "resolved_by",
+            "resolved_at",
+            "comment",
+            "assignee",
+            "first_seen",
+            "last_seen",
+            "occurrences",
+            "retries",
+            "retry_data_kept",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.ANY)
+    def get_record(self, error: FlowError) -> Any:
+        return error.record
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_resolved_by(self, error: FlowError) -> str | None:
+        """A username, `retry` or `auto`; null while open."""
+        if not error.resolved_by:
+            return None
+        if error.resolved_by == ResolvedBy.USER:
+            return error.resolved_by_user.get_username() if error.resolved_by_user else "user"
+        return error.resolved_by
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_retry_data_kept(self, error: FlowError) -> bool:
+        # The list defers the token and annotates whether it is there.
+        kept = getattr(error, "has_retry_data", None)
+        return bool(kept) if kept is not None else error.retry_data is not None
+
+
+class ErrorRetryRequestSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=10_000)
+    records = serializers.DictField(
+        child=JSONValueField(object_only=True),
+        required=False,
+        help_text="{error id: edited record}: sent instead of the error's retry data.",
+    )
+
+
+class ErrorResolveRequestSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=10_000)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+
+class ErrorAssignSerializer(serializers.Serializer):
+    assignee = serializers.CharField(allow_null=True, help_text="A username, or null.")
+
+
+class ErrorRetrySerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    revision = serializers.IntegerField(source="revision_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ErrorRetry
+        fields = (
+            "id",
+            "status",
+            "revision",
+            "created_by",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "total",
+            "succeeded",
+            "failed",
+            "skipped",
+            "message",
+        )
+        read_only_fields = fields

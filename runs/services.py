@@ -274,10 +274,15 @@ def _flow_steps(document: dict[str, Any], flow_lineage_id: str) -> list[dict[str
     ]
 
 
-def _inputs(run: Run) -> _Inputs:
-    document = document_of(run.integration_id)
-    flow_id = str(run.flow_lineage_id)
-    steps = _flow_steps(document, flow_id)
+def flow_inputs(
+    integration_id: int, flow_lineage_id: str, document: dict[str, Any] | None = None
+) -> _Inputs:
+    """What the engine needs to run one flow of an integration as it is now: its document,
+    the flow's connections' credentials (decrypted here), its caches' entries, the scripts.
+    `records` is left None (the caller's)."""
+    if document is None:
+        document = document_of(integration_id)
+    steps = _flow_steps(document, flow_lineage_id)
     cache_ids = {
         str(m["lookup_cache"])
         for step in steps
@@ -286,21 +291,26 @@ def _inputs(run: Run) -> _Inputs:
     }
     caches: dict[str, dict[str, Any]] = {cid: {} for cid in cache_ids}
     for lineage, key, value in LookupCacheEntry.objects.filter(
-        cache__integration_id=run.integration_id, cache__lineage_id__in=cache_ids
+        cache__integration_id=integration_id, cache__lineage_id__in=cache_ids
     ).values_list("cache__lineage_id", "key", "value"):
         caches[str(lineage)][key] = value
     connection_ids = {str(s["connection"]) for s in steps if s.get("connection")}
     credentials = {
         str(c.lineage_id): c.credentials
         for c in Connection.objects.filter(
-            integration_id=run.integration_id, lineage_id__in=connection_ids
+            integration_id=integration_id, lineage_id__in=connection_ids
         ).only("lineage_id", "credentials")
     }
-    scripts = engine.scripts_of(document)
+    return _Inputs(document, credentials, caches, engine.scripts_of(document), None)
+
+
+def _inputs(run: Run) -> _Inputs:
+    inputs = flow_inputs(run.integration_id, str(run.flow_lineage_id))
     records = run.input_records
     if records is None and run.mode == RunMode.TEST:
         records = _samples_of(run.integration_id, run.flow_lineage_id)
-    return _Inputs(document, credentials, caches, scripts, records)
+    inputs.records = records
+    return inputs
 
 
 def _uses_hooks(document: dict[str, Any], flow_lineage_id: str) -> bool:
@@ -338,9 +348,6 @@ def run_execute(*, run_id: int, transport: httpx.BaseTransport | None = None) ->
 
 
 def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -> RunReport:
-    from .netguard import make_url_guard
-
-    flow_id = str(run.flow_lineage_id)
     pk = run.pk
 
     def on_page(report: RunReport) -> None:
@@ -360,8 +367,32 @@ def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -
             pk=pk, status=RunStatus.RUNNING, cancel_requested=False
         ).exists()
 
+    return execute_flow(
+        inputs,
+        str(run.flow_lineage_id),
+        mode=run.mode,
+        transport=transport,
+        on_page=on_page,
+        should_cancel=should_cancel,
+    )
+
+
+def execute_flow(
+    inputs: _Inputs,
+    flow_lineage_id: str,
+    *,
+    mode: str = RunMode.LIVE,
+    start_at: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+    on_page: Any = None,
+    should_cancel: Any = None,
+) -> RunReport:
+    """Run the engine over `inputs` with the site's limits, SSRF guard and (when the flow
+    has hooks) a V8 hook runner: what runs and error retries share."""
+    from .netguard import make_url_guard
+
     kwargs: dict[str, Any] = {
-        "mode": run.mode,
+        "mode": mode,
         "records": inputs.records,
         "transport": transport,
         "caches": inputs.caches,
@@ -374,9 +405,10 @@ def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -
         ),
         "max_errors": settings.ILM_RUN_MAX_ERRORS,
         "sample_size": settings.ILM_RUN_SAMPLE_SIZE,
+        "start_at": start_at,
     }
-    if not _uses_hooks(inputs.document, flow_id):
-        return engine.execute(inputs.document, flow_id, hooks=None, **kwargs)
+    if not _uses_hooks(inputs.document, flow_lineage_id):
+        return engine.execute(inputs.document, flow_lineage_id, hooks=None, **kwargs)
     from .hooks import V8HookRunner
 
     with V8HookRunner(
@@ -384,7 +416,7 @@ def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -
         time_limit_ms=settings.ILM_RUN_HOOK_TIME_LIMIT_MS,
         memory_limit_mb=settings.ILM_RUN_HOOK_MEMORY_LIMIT_MB,
     ) as hooks:
-        return engine.execute(inputs.document, flow_id, hooks=hooks, **kwargs)
+        return engine.execute(inputs.document, flow_lineage_id, hooks=hooks, **kwargs)
 
 
 # Masking -------------------------------------------------------------------------------
@@ -488,6 +520,10 @@ def _store(
             ]
         )
         names = {str(s.lineage_id): s.name for s in report.steps}
+        if run.mode == RunMode.LIVE and report.errors:
+            from .errors import errors_record
+
+            errors_record(run=claimed, report=report, secrets=secrets, step_names=names, now=now)
         errors = RunError.objects.bulk_create(
             [
                 RunError(

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import services
+from . import errors, services
 
 
 @shared_task(acks_late=True, name="runs.tasks.run_flow")
@@ -41,3 +41,14 @@ def behaviour_check_run(check_id: int) -> str:
 
     check = behaviour_check_execute(check_id=check_id)
     return check.status if check is not None else "gone"
+
+
+@shared_task(acks_late=True, name="runs.tasks.retry_errors")
+def retry_errors(retry_id: int) -> str:
+    return errors.errors_retry_execute(retry_id=retry_id).status
+
+
+@shared_task(name="runs.tasks.errors_prune_retry_data")
+def errors_prune_retry_data() -> int:
+    """Beat, daily: keep retry data for the most recent errors of each step only."""
+    return errors.errors_prune_retry_data()

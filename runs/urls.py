@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import monitoring_views, views
+from . import error_views, monitoring_views, views
 
 app_name = "runs"
 
@@ -15,4 +15,14 @@ urlpatterns = [
     path("integrations/<int:pk>/flows/<int:rid>/run/", views.run_now, name="run_now"),
     path("integrations/<int:pk>/flows/<int:rid>/test-run/", views.test_run, name="test_run"),
     path("revisions/<int:pk>/behaviour/", views.behaviour_panel, name="behaviour"),
+    path("integrations/<int:pk>/errors/", error_views.errors_tab, name="errors"),
+    path("integrations/<int:pk>/errors.csv", error_views.errors_csv, name="errors_csv"),
+    path("integrations/<int:pk>/errors/bulk/", error_views.errors_bulk, name="errors_bulk"),
+    path("errors/<int:pk>/", error_views.error_detail, name="error"),
+    path("error-retries/<int:pk>/", error_views.error_retry, name="error_retry"),
+    path(
+        "revisions/<int:pk>/retry-errors/",
+        error_views.revision_retry_offer,
+        name="revision_retry_offer",
+    ),
 ]

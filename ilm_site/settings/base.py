@@ -244,6 +244,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "runs.tasks.runs_prune_old",
         "schedule": crontab(minute=17, hour=3),
     },
+    "errors-prune-retry-data": {
+        "task": "runs.tasks.errors_prune_retry_data",
+        "schedule": crontab(minute=37, hour=3),
+    },
 }
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
@@ -278,7 +282,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for the ours/theirs choice, used by resolutions and by the changes view.
-    "ENUM_NAME_OVERRIDES": {"ChooseEnum": "revisions.models.Choice"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChooseEnum": "revisions.models.Choice",
+        "ErrorKindEnum": "runs.models.ErrorKind",
+    },
 }
 
 # JSON input (API bodies, form fields, packages, cache files) nests at most this deep;
@@ -319,6 +326,9 @@ ILM_RUN_MASKED_FIELDS = env.list(
     default=["password", "token", "secret", "api_key", "authorization", "card_number", "cvv"],
 )
 ILM_RUN_RETENTION_DAYS = env.int("ILM_RUN_RETENTION_DAYS", default=30)
+# Error management: retry data (the failing record, encrypted) is kept for the most recent
+# this many errors of each step; older errors keep their summary (`prune_error_retry_data`).
+ILM_ERROR_RETRY_DATA_PER_STEP = env.int("ILM_ERROR_RETRY_DATA_PER_STEP", default=20_000)
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.urls import URLPattern, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.views import APIView
 
 from integrations import services
@@ -27,6 +28,7 @@ from integrations.models import (
     User,
 )
 from revisions.document import canonical_bytes, document_of
+from runs.models import FlowError
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,7 @@ WRITABLE_ROUTES: dict[str, tuple[str, type]] = {
     "api-step": ("patch", FlowStep),
     "api-script": ("patch", Script),
     "api-lookup-cache": ("patch", LookupCache),
+    "api-error": ("patch", FlowError),
 }
 
 
@@ -78,6 +81,25 @@ def demo(django_capture_on_commit_callbacks) -> User:
             integration=integration,
             data={"ignore_fields": {"connection": ["config.base_url"], "flow": ["enabled"]}},
         )
+    # An error assigned to someone, so `PATCH /errors/{id}` has something to send back
+    # (the demo's runs make errors only with the demo systems on).
+    flow = Flow.objects.order_by("pk").first()
+    step = flow.steps.order_by("position").first()
+    now = timezone.now()
+    FlowError.objects.create(
+        integration=flow.integration,
+        flow_lineage_id=flow.lineage_id,
+        flow_name=flow.name,
+        step_lineage_id=step.lineage_id,
+        step_name=step.name,
+        fingerprint="demo",
+        kind="http",
+        message="HTTP 422",
+        record={"id": 1},
+        assignee=User.objects.get(username="developer"),
+        first_seen=now,
+        last_seen=now,
+    )
     return User.objects.get(username="admin")
 
 

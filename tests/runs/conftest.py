@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from werkzeug import Request, Response
 
 from integrations.models import AccessLevel, Environment, StepKind
+from runs.services import run_execute, run_start
 from tests.api.conftest import (  # noqa: F401  (the API tests' token clients, shared here)
     admin_api,
     approver_api,
@@ -164,3 +166,47 @@ def build_flow(
 @pytest.fixture
 def flow(sandbox):
     return build_flow(sandbox)
+
+
+# Error management: the ERP over real HTTP (pytest-httpserver) --------------------------
+
+
+class Erp:
+    """The ERP: refuses orders of the ids in `reject` with 422, takes the rest."""
+
+    def __init__(self) -> None:
+        self.reject: set[int] = set()
+        self.received: list[dict] = []
+
+    def handle(self, request: Request) -> Response:
+        record = request.get_json()
+        if "order_id" not in record:
+            body = {"error": "order_id is required"}
+            return Response(json.dumps(body), status=422, content_type="application/json")
+        if record.get("order_id") in self.reject:
+            body = {"error": f"order {record['order_id']} has no customer account"}
+            return Response(json.dumps(body), status=422, content_type="application/json")
+        self.received.append(record)
+        return Response("{}", status=201, content_type="application/json")
+
+
+@pytest.fixture
+def erp(httpserver):
+    erp = Erp()
+    shop_orders = orders(5)
+    httpserver.expect_request("/shop/orders").respond_with_json({"orders": shop_orders})
+    httpserver.expect_request("/erp/sales-orders", method="POST").respond_with_handler(erp.handle)
+    return erp
+
+
+@pytest.fixture
+def live_flow(sandbox, httpserver):
+    return build_flow(
+        sandbox,
+        shop_url=httpserver.url_for("/shop").rstrip("/"),
+        erp_url=httpserver.url_for("/erp").rstrip("/"),
+    )
+
+
+def run_once(flow):
+    return run_execute(run_id=run_start(flow=flow, user=None).pk)

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('revisions', '0002_revision_sync_state'),
-        ('runs', '0002_run_scheduled_for'),
+        ('runs', '0003_notifications'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

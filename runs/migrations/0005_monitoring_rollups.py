@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('integrations', '0004_integration_protected'),
-        ('runs', '0002_run_scheduled_for'),
+        ('runs', '0004_behaviour_checks'),
     ]
 
     operations = [

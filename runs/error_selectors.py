@@ -1,0 +1,157 @@
+"""Reads of error management that the Errors page, the API, the CSV, the counts on flow
+pages, Runs tab and home tiles, and the revision page's "retry with the fix" share."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+
+from integrations.models import Integration
+from revisions.models import Blob, Revision, RevisionStatus, RevisionType
+
+from .models import ErrorRetry, ErrorState, FlowError
+
+
+def errors_of(integration: Integration) -> QuerySet[FlowError]:
+    """An integration's errors, most recently seen first (filter with ErrorFilter)."""
+    return (
+        FlowError.objects.filter(integration=integration)
+        .select_related("assignee", "resolved_by_user")
+        .defer("retry_data")
+        .annotate(
+            has_retry_data=ExpressionWrapper(
+                Q(retry_data__isnull=False), output_field=BooleanField()
+            )
+        )
+        .order_by("-last_seen", "-pk")
+    )
+
+
+def open_counts_by_integration(integration_ids: Iterable[int]) -> dict[int, int]:
+    """Open errors per integration (the home tiles), in one query."""
+    return dict(
+        FlowError.objects.filter(integration_id__in=list(integration_ids), state=ErrorState.OPEN)
+        .order_by()
+        .values("integration_id")
+        .annotate(n=Count("pk"))
+        .values_list("integration_id", "n")
+    )
+
+
+def open_counts_by_flow(integration: Integration | int) -> dict[str, int]:
+    """Open errors per flow lineage id of an integration."""
+    pk = integration if isinstance(integration, int) else integration.pk
+    return {
+        str(lineage): n
+        for lineage, n in FlowError.objects.filter(integration_id=pk, state=ErrorState.OPEN)
+        .order_by()
+        .values("flow_lineage_id")
+        .annotate(n=Count("pk"))
+        .values_list("flow_lineage_id", "n")
+    }
+
+
+def open_counts_by_step(integration: Integration | int, flow_lineage_id: Any) -> dict[str, int]:
+    """Open errors per step lineage id of one flow."""
+    pk = integration if isinstance(integration, int) else integration.pk
+    return {
+        str(lineage): n
+        for lineage, n in FlowError.objects.filter(
+            integration_id=pk, flow_lineage_id=flow_lineage_id, state=ErrorState.OPEN
+        )
+        .order_by()
+        .values("step_lineage_id")
+        .annotate(n=Count("pk"))
+        .values_list("step_lineage_id", "n")
+    }
+
+
+def retries_of(integration: Integration, n: int = 20) -> QuerySet[ErrorRetry]:
+    """The latest retries of an integration (the Retries tab)."""
+    return (
+        ErrorRetry.objects.filter(integration=integration)
+        .select_related("created_by", "revision")
+        .order_by("-created_at", "-pk")[:n]
+    )
+
+
+# Retry with the fix --------------------------------------------------------------------
+
+
+def flows_touched(revision: Revision) -> set[uuid.UUID]:
+    """The flows a completed pull (merge) changed: flows and steps added or modified, and
+    flows whose steps use a connection, script or lookup cache the merge changed."""
+    if (
+        revision.type != RevisionType.PULL
+        or revision.status != RevisionStatus.COMPLETED
+        or revision.tree_before_id is None
+        or revision.tree_after_id is None
+    ):
+        return set()
+    before = revision.tree_before.entries or {}
+    after = revision.tree_after.entries or {}
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    if not changed:
+        return set()
+    bodies = dict(Blob.objects.filter(hash__in=set(after.values())).values_list("hash", "body"))
+    old = dict(
+        Blob.objects.filter(hash__in={before[k] for k in changed if k in before}).values_list(
+            "hash", "body"
+        )
+    )
+    flows: set[uuid.UUID] = set()
+    used_by: dict[str, set[str]] = {}
+    for digest in after.values():
+        body = bodies.get(digest) or {}
+        if body.get("type") == "step" and body.get("flow"):
+            flow = str(body["flow"])
+            config = body.get("config") or {}
+            refs = {str(body.get("connection") or "")}
+            refs |= {str(v) for v in (config.get("hooks") or {}).values()}
+            refs |= {
+                str(m.get("lookup_cache"))
+                for m in config.get("mappings") or []
+                if isinstance(m, dict) and m.get("lookup_cache")
+            }
+            for ref in refs - {""}:
+                used_by.setdefault(ref, set()).add(flow)
+    for key in changed:
+        body = bodies.get(after.get(key, "")) or old.get(before.get(key, "")) or {}
+        kind = body.get("type")
+        if kind == "flow":
+            flows.add(key)
+        elif kind == "step" and body.get("flow"):
+            flows.add(str(body["flow"]))
+        flows |= used_by.get(str(key), set())
+    out: set[uuid.UUID] = set()
+    for flow in flows:
+        try:
+            out.add(uuid.UUID(str(flow)))
+        except ValueError:
+            continue
+    return out
+
+
+def retry_offer(revision: Revision) -> dict[str, Any]:
+    """What the revision page offers after a merge: the open, retryable errors of the flows
+    it touched, and the retries already made with it ({"errors", "count", "retries"})."""
+    retries = list(
+        ErrorRetry.objects.filter(revision=revision).select_related("created_by").order_by("-pk")
+    )
+    flows = flows_touched(revision)
+    if not flows:
+        return {"flows": 0, "ids": [], "count": 0, "retries": retries}
+    ids = list(
+        FlowError.objects.filter(
+            integration_id=revision.integration_id,
+            flow_lineage_id__in=flows,
+            state=ErrorState.OPEN,
+            retry_data__isnull=False,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return {"flows": len(flows), "ids": ids, "count": len(ids), "retries": retries}
