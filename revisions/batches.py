@@ -212,7 +212,8 @@ def sync_against(target: Integration, source: Integration) -> str | None:
 
 
 def _merge_one(revision: Revision, user: User) -> str:
-    from .approvals import approval_request, needs_approval
+    from .approval_state import needs_approval
+    from .approvals import approval_request
 
     target = revision.integration
     if needs_approval(revision):

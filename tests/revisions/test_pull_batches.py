@@ -15,10 +15,12 @@ from tests.factories import FlowFactory, GrantFactory, IntegrationFactory, StepF
 
 
 def _set_target_path(integration, value):
+    """The one mapping into `ref` reads `value`: mappings merge per target, so two sides
+    changing this one differently is a conflict."""
     step = FlowStep.objects.get(integration=integration, name="Map")
     resource_update(
         instance=step,
-        data={"config": {"mappings": [{"source": "id", "target": value, "lookup_cache": None}]}},
+        data={"config": {"mappings": [{"source": value, "target": "ref", "lookup_cache": None}]}},
     )
 
 
@@ -106,12 +108,12 @@ def test_merge_all_clean_takes_each_through_its_targets_rule(
     for name in ("Clone 1", "Clone 2", "Clone 4"):
         assert pulls[name]["status"] == "completed", name
     step = FlowStep.objects.get(integration=clones[0], name="Map")
-    assert step.config["mappings"][0]["target"] == "order_ref"
+    assert step.config["mappings"][0]["source"] == "order_ref"
     # the conflicting one waits, untouched, and says why
     assert pulls["Clone 3"]["status"] == "ready"
     assert "conflict" in pulls["Clone 3"]["merge_note"]
     assert (
-        FlowStep.objects.get(integration=clones[2], name="Map").config["mappings"][0]["target"]
+        FlowStep.objects.get(integration=clones[2], name="Map").config["mappings"][0]["source"]
         == "legacy_ref"
     )
     # production waits for an approver, pinned to its own changeset

@@ -3,6 +3,8 @@ served by the API, and writing nothing to either integration."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -123,7 +125,10 @@ def test_resolving_a_conflict_reruns_the_check_for_the_new_changeset(
             "resolutions": [
                 {
                     "lineage_id": str(step.lineage_id),
-                    "path": "config.mappings[1].source",
+                    # mappings merge per target: the conflict is on this one's source
+                    "path": "config.mappings[target="
+                    + json.dumps(step.config["mappings"][1]["target"])
+                    + "].source",
                     "choose": "ours",
                 }
             ]
