@@ -60,7 +60,7 @@ def test_a_pull_that_changes_a_mapping_shows_the_record_then_identical_once_reso
 
     page.get_by_role("button", name="Expand all").click()
     conflict = page.locator(".rv-list .df-conflict").first
-    expect(conflict).to_contain_text("source")
+    expect(conflict).to_contain_text("customer.email")  # ours, in the mapping's row
     conflict.get_by_role("button", name="Keep ours").click()
     expect(page.locator("#unresolved-count")).to_contain_text("0 unresolved")
     expect(summary).to_contain_text("20 outputs identical, 0 differ, 0 new errors", timeout=15000)
@@ -76,19 +76,19 @@ def test_pull_into_five_clones_one_conflicting(page, login, screenshot, dev):
         flow=flow,
         name="Map",
         kind="transform",
-        config={"mappings": [{"source": "id", "target": "external_id", "lookup_cache": None}]},
+        config={"mappings": [{"source": "id", "target": "ref", "lookup_cache": None}]},
     )
     clones = [
         services.integration_clone(source=template, user=dev, name=f"Store {n}")
         for n in range(1, 6)
     ]
 
-    def target_of(integration, value):
+    def target_of(integration, value):  # mappings merge per target: one target, two sources
         step = FlowStep.objects.get(integration=integration, name="Map")
         resource_update(
             instance=step,
             data={
-                "config": {"mappings": [{"source": "id", "target": value, "lookup_cache": None}]}
+                "config": {"mappings": [{"source": value, "target": "ref", "lookup_cache": None}]}
             },
         )
 
@@ -125,6 +125,6 @@ def test_pull_into_five_clones_one_conflicting(page, login, screenshot, dev):
     merged = Revision.objects.filter(type="pull", status="completed").count()
     assert merged == 4
     step = FlowStep.objects.get(integration=clones[2], name="Map")
-    assert step.config["mappings"][0]["target"] == "legacy_ref"
+    assert step.config["mappings"][0]["source"] == "legacy_ref"
     rows.filter(has_text="Store 3").get_by_role("link", name="Review").click()
     expect(page.locator("#merge-box")).to_contain_text("conflict")
