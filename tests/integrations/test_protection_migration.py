@@ -17,9 +17,17 @@ def test_existing_production_integrations_become_protected():
     prod = old.objects.create(name="Orders", environment="production")
     sandbox = old.objects.create(name="Orders (sandbox)", environment="sandbox")
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(AFTER)
-    new = executor.loader.project_state(AFTER).apps.get_model("integrations", "Integration")
-    assert new.objects.get(pk=prod.pk).protected is True
-    assert new.objects.get(pk=sandbox.pk).protected is False
+    try:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(AFTER)
+        new = executor.loader.project_state(AFTER).apps.get_model("integrations", "Integration")
+        assert new.objects.get(pk=prod.pk).protected is True
+        assert new.objects.get(pk=sandbox.pk).protected is False
+    finally:
+        # Going back to BEFORE unapplied every app that depends on integrations
+        # (runs, revisions, ...); put the whole schema back for the tests that
+        # run after this one on the same database.
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
