@@ -322,6 +322,9 @@ def _bad_input(refused: services.RunRefused) -> Exception:
     return refused
 
 
+_MAX_OFFSET = 2**63 - 1
+
+
 class UncountedPagination(Pagination):
     """The API's `{"results", "next"}` pages without counting the matches: one row more
     than a page says whether there is a next one (a step may hold a million errors)."""
@@ -333,9 +336,10 @@ class UncountedPagination(Pagination):
             number = int(request.query_params.get(self.page_query_param, 1))
         except (TypeError, ValueError):
             number = 1
-        if number < 1:
-            raise NotFound("Invalid page.")
         start = (number - 1) * size
+        # Beyond PostgreSQL's bigint an OFFSET is a database error, not an empty page.
+        if number < 1 or start + size + 1 > _MAX_OFFSET:
+            raise NotFound("Invalid page.")
         rows = list(queryset[start : start + size + 1])
         if not rows and number > 1:
             raise NotFound("Invalid page.")

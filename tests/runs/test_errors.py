@@ -338,3 +338,6 @@ def test_the_error_list_pages_with_next_links_and_no_count(
     seen |= {e["id"] for e in dev_api.get(f"{base}&page=2").json()["results"]}
     assert len(seen) == 5
     assert dev_api.get(f"{base}&page=4").status_code == 404
+    # A page number past any database offset is the same "Invalid page.", not a 500.
+    huge = dev_api.get(f"{base}&page=99999999999999999999")
+    assert huge.status_code == 404 and huge.json()["detail"] == "Invalid page."
