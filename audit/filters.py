@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django_filters.fields import IsoDateTimeField
 
 from .capture import resource_type_choices
 from .models import SOURCE_CHOICES, Action, Event
@@ -28,9 +29,16 @@ def parse_moment(text: str, *, end_of_day: bool) -> dt.datetime:
         moment = parse_datetime(text)
         if moment is None:
             raise ValidationError("Enter a date (YYYY-MM-DD) or an ISO 8601 date-time.")
+    return as_utc(moment)
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """The moment in UTC (naive means UTC). PostgreSQL refuses offsets past ±15:59 that
+    Python accepts (e.g. "-19:23"), so no filter sends the offset as given. Raises
+    OverflowError for a moment that leaves the calendar once moved to UTC."""
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment
+    return moment.astimezone(dt.UTC)
 
 
 class MomentField(forms.CharField):
@@ -51,6 +59,23 @@ class MomentField(forms.CharField):
 
 class MomentFilter(django_filters.Filter):
     field_class = MomentField
+
+
+class IsoMomentField(IsoDateTimeField):
+    """An ISO 8601 date-time, in UTC (see `as_utc`)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return as_utc(value)
+        except OverflowError:
+            raise ValidationError("That date does not exist.") from None
+
+
+class IsoMomentFilter(django_filters.IsoDateTimeFilter):
+    field_class = IsoMomentField
 
 
 class IdFilter(django_filters.NumberFilter):

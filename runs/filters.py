@@ -5,6 +5,8 @@ import django_filters
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
+from audit.filters import IsoMomentFilter
+
 from .models import ErrorKind, ErrorState, FlowError, Run, RunMode, RunStatus
 from .selectors import flow_lineage, step_lineage
 
@@ -15,10 +17,10 @@ class RunFilter(django_filters.FilterSet):
     )
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
     mode = django_filters.ChoiceFilter(choices=RunMode.choices)
-    since = django_filters.IsoDateTimeFilter(
+    since = IsoMomentFilter(
         field_name="created_at", lookup_expr="gte", help_text="Started at or after (ISO 8601)."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = IsoMomentFilter(
         field_name="created_at", lookup_expr="lt", help_text="Started before (ISO 8601)."
     )
 
@@ -45,10 +47,10 @@ class ErrorFilter(django_filters.FilterSet):
     assignee = django_filters.CharFilter(
         method="filter_assignee", help_text="A username, or `none` for unassigned errors."
     )
-    since = django_filters.IsoDateTimeFilter(
+    since = IsoMomentFilter(
         field_name="last_seen", lookup_expr="gte", help_text="Last seen at or after (ISO 8601)."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = IsoMomentFilter(
         field_name="last_seen", lookup_expr="lt", help_text="Last seen before (ISO 8601)."
     )
     q = django_filters.CharFilter(method="filter_q", help_text="Text in the message or the record.")
