@@ -24,6 +24,7 @@ import uuid
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -31,6 +32,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.chain import append
@@ -40,17 +42,22 @@ from audit.models import Event
 from integrations.credentials import fernet
 from integrations.json_input import json_value_check
 from integrations.models import Integration, User
-from integrations.permissions import can_see
+from integrations.permissions import can_see, integration_managers
 from revisions.document import document_of
+from revisions.models import Revision
 
+from . import error_selectors
 from .models import (
     ErrorRetry,
     ErrorRetryStatus,
     ErrorState,
     FlowError,
+    Notification,
+    NotificationKind,
     ResolvedBy,
     Run,
 )
+from .notifications import notify
 from .report import RunReport
 from .services import (
     MASK,
@@ -641,24 +648,37 @@ def errors_resolve(
     return len(locked)
 
 
-def error_assign(*, error: FlowError, user: User | None, assignee: User | None) -> FlowError:
-    """Assign an error to `assignee` (None: unassign), audited. The assignee must be able to
-    see the error's integration (400 otherwise)."""
-    integration = error.integration
+def errors_assign(
+    *, integration: Integration, user: User | None, ids: Any, assignee: User | None
+) -> int:
+    """Assign the errors `ids` of `integration` to `assignee` (None: unassign), one audit
+    event for each error whose assignee changed. The assignee must be able to see the
+    integration (400 otherwise). Unless they assigned themselves, the assignee gets one
+    notification (and mail) once this commits: a link to the error, or to their open
+    errors of the integration when several were assigned at once. Returns how many
+    errors changed hands."""
+    wanted = _clean_ids(ids)
     if assignee is not None and not can_see(assignee, integration):
         raise RunRefused(
             f"{assignee.get_username()} cannot see {integration.name!r}; give them access first.",
             400,
             field="assignee",
         )
+    errors = _errors_of(integration, wanted)
+    new_id = assignee.pk if assignee is not None else None
+    new = assignee.get_username() if assignee is not None else None
     with transaction.atomic():
-        locked = FlowError.objects.select_for_update().get(pk=error.pk)
-        old = locked.assignee.get_username() if locked.assignee_id else None
-        new = assignee.get_username() if assignee is not None else None
-        if old == new:
-            return locked
-        locked.assignee = assignee
-        locked.save(update_fields=["assignee"])
+        locked = list(
+            FlowError.objects.select_for_update(of=("self",))
+            .filter(pk__in=[e.pk for e in errors])
+            .select_related("assignee")
+            .defer("retry_data")
+            .order_by("pk")
+        )
+        changed = [e for e in locked if e.assignee_id != new_id]
+        if not changed:
+            return 0
+        FlowError.objects.filter(pk__in=[e.pk for e in changed]).update(assignee=assignee)
         append(
             [
                 _event(
@@ -666,13 +686,99 @@ def error_assign(*, error: FlowError, user: User | None, assignee: User | None) 
                     user,
                     AuditAction.ERROR_ASSIGNED,
                     resource_type="error",
-                    resource_id=locked.pk,
-                    resource_name=_error_name(locked),
-                    changes=[{"field": "assignee", "old": old, "new": new}],
+                    resource_id=e.pk,
+                    resource_name=_error_name(e),
+                    changes=[
+                        {
+                            "field": "assignee",
+                            "old": e.assignee.get_username() if e.assignee_id else None,
+                            "new": new,
+                        }
+                    ],
                 )
+                for e in changed
             ]
         )
-    return locked
+        actor = _actor(user)
+        if assignee is not None and (actor is None or actor.pk != assignee.pk):
+            _notify_assigned(integration, actor, assignee, changed)
+    return len(changed)
+
+
+def _notify_assigned(
+    integration: Integration, actor: User | None, assignee: User, errors: list[FlowError]
+) -> None:
+    by = actor.get_username() if actor is not None else "ILM"
+    if len(errors) == 1:
+        (error,) = errors
+        title = f"Error assigned to you: {error.flow_name} / {error.step_name}"
+        body = f"{by} assigned you an error of {integration.name}: {error.message[:300]}"
+        url = reverse("runs:error", args=[error.pk])
+    else:
+        title = f"{len(errors)} errors of {integration.name} assigned to you"
+        flows = sorted({e.flow_name for e in errors})
+        body = f"{by} assigned you {len(errors)} errors of {', '.join(flows[:5])}" + (
+            f" and {len(flows) - 5} more flows." if len(flows) > 5 else "."
+        )
+        url = (
+            reverse("runs:errors", args=[integration.pk])
+            + "?"
+            + urlencode({"tab": "open", "assignee": assignee.get_username()})
+        )
+    notify(
+        [assignee],
+        kind=NotificationKind.ERROR_ASSIGNED,
+        title=title,
+        body=body,
+        url=url,
+        integration=integration,
+    )
+
+
+def error_assign(*, error: FlowError, user: User | None, assignee: User | None) -> FlowError:
+    """Assign one error (see `errors_assign`); returns it as it is now."""
+    errors_assign(integration=error.integration, user=user, ids=[error.pk], assignee=assignee)
+    return FlowError.objects.get(pk=error.pk)
+
+
+# Retry with the fix: the notification after a merge ------------------------------------
+
+
+def errors_offer_retry(*, revision: Revision) -> list[Notification]:
+    """After a pull is merged: when the flows it touched have open errors that can be
+    retried, tell the integration's managers (notification and mail, after commit) with a
+    link to the revision page, where "Retry N open errors of the flows this change
+    touched" is. Nothing when there is nothing to retry."""
+    flows, count = error_selectors.retry_offer_count(revision)
+    if not count:
+        return []
+    integration = revision.integration
+    errors_word = f"{count:,} open error{'s' if count != 1 else ''}"
+    flows_word = f"{flows} flow{'s' if flows != 1 else ''}"
+    with transaction.atomic():
+        return notify(
+            integration_managers(integration),
+            kind=NotificationKind.ERRORS_RETRY_OFFER,
+            title=f"Retry {errors_word} with the fix merged in pull #{revision.number}",
+            body=(
+                f"Pull #{revision.number} into {integration.name} changed {flows_word} "
+                f"with {errors_word}. Retry them with the flows as they are now from the "
+                "revision page."
+            ),
+            url=reverse("revisions:detail", args=[revision.pk]),
+            integration=integration,
+        )
+
+
+def on_revision_event(sender: Any, revision: Revision, verb: str, **kwargs: Any) -> None:
+    """`audit.signals.revision_event` (sent by revisions once an operation commits): a
+    merge may offer a retry with the fix. A failure here is logged; the merge stands."""
+    if verb != "merge":
+        return
+    try:
+        errors_offer_retry(revision=revision)
+    except Exception:
+        log.exception("Could not offer a retry of errors after revision %s", revision.pk)
 
 
 # Retention -----------------------------------------------------------------------------
