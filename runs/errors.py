@@ -18,10 +18,13 @@ Permission is the caller's check (integrations.permissions: `view` to see errors
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -90,6 +93,23 @@ def fingerprint(step_lineage_id: str, message: str, record: Any) -> str:
     digest.update(b"\0")
     digest.update(body)
     return digest.hexdigest()
+
+
+@functools.cache
+def _record_key_secret(secret_key: str) -> bytes:
+    return hashlib.sha256(b"ilm.runs.errors.record_key\0" + secret_key.encode()).digest()
+
+
+def record_key(step_lineage_id: Any, record: Any) -> str:
+    """Which record, at which step: a keyed hash (HMAC over SECRET_KEY, so a record's
+    secrets cannot be guessed from it) of the step and the record as it entered the step.
+    A record that fails at a step and later goes through it has the same key both times
+    (auto-resolve); "" for no record."""
+    if record is None:
+        return ""
+    body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    message = str(step_lineage_id).encode() + b"\0" + body
+    return hmac.new(_record_key_secret(settings.SECRET_KEY), message, hashlib.sha256).hexdigest()
 
 
 def seal_record(record: Any) -> str | None:
@@ -179,12 +199,14 @@ def errors_record(
                 "http_status": e.http_status,
                 "excerpt": _clean_message(e.response_excerpt, secrets),
                 "retry": e.retry_record,
+                "key": record_key(e.step, e.retry_record),
                 "count": 1,
             }
         else:
             entry["count"] += 1
             if e.retry_record is not None:
                 entry["retry"] = e.retry_record
+                entry["key"] = record_key(e.step, e.retry_record)
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -226,6 +248,7 @@ def _fold(
                     response_excerpt=entry["excerpt"],
                     record=entry["record"],
                     retry_data=seal_record(entry["retry"]),
+                    record_key=entry["key"],
                     first_seen=now,
                     last_seen=now,
                     occurrences=entry["count"],
@@ -240,6 +263,7 @@ def _fold(
         error.response_excerpt = entry["excerpt"]
         if entry["retry"] is not None:
             error.retry_data = seal_record(entry["retry"])
+            error.record_key = entry["key"]
         seen.append(error)
     FlowError.objects.bulk_create(fresh, batch_size=500)
     FlowError.objects.bulk_update(
@@ -252,10 +276,105 @@ def _fold(
             "http_status",
             "response_excerpt",
             "retry_data",
+            "record_key",
         ],
         batch_size=500,
     )
     return len(fresh)
+
+
+# Auto-resolve --------------------------------------------------------------------------
+
+
+class PassedRecords:
+    """While a live run runs: the open errors whose record went through their step this
+    time (the engine's `on_passed`). Watches only the flow's steps that have open errors
+    with a known record, and looks each page's records up by key (bounded memory)."""
+
+    def __init__(self, integration_id: int, step_ids: Iterable[str]) -> None:
+        self.integration_id = integration_id
+        self.error_ids: set[int] = set()
+        self.steps = frozenset(
+            str(step)
+            for step in step_ids
+            if FlowError.objects.filter(
+                integration_id=integration_id, step_lineage_id=step, state=ErrorState.OPEN
+            )
+            .exclude(record_key="")
+            .exists()
+        )
+
+    def __call__(self, step: str, records: list[Any]) -> None:
+        keys = {record_key(step, r) for r in records}
+        self.error_ids.update(
+            FlowError.objects.filter(
+                integration_id=self.integration_id,
+                step_lineage_id=step,
+                state=ErrorState.OPEN,
+                record_key__in=keys,
+            )
+            .exclude(record_key="")
+            .values_list("pk", flat=True)
+        )
+
+
+def errors_auto_resolve(
+    *, run: Run, report: RunReport, passed: Iterable[int], now: datetime
+) -> int:
+    """Celigo's auto-resolve, in the run's store transaction after `errors_record`. An open
+    error of a record at a step is resolved by `auto` when a later live run (never a
+    retry or a test run) takes the same record through that step (`passed`, found by
+    `PassedRecords`: the cause was fixed elsewhere), or when the same record fails at that
+    step again in another way (the newest error of a record stays, as Celigo shows only
+    that). Errors this run opened or added an occurrence to stay open. One audit event
+    each. Returns how many were resolved."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    for e in report.errors:
+        if e.retry_record is not None:
+            keys[str(e.step)].add(record_key(e.step, e.retry_record))
+    wanted = sorted(set(passed))
+    if not wanted and not keys:
+        return 0
+    which = Q(pk__in=wanted) if wanted else Q(pk__in=[])
+    for step, found in keys.items():
+        which |= Q(step_lineage_id=step, record_key__in=found)
+    resolved = (
+        FlowError.objects.select_for_update(of=("self",))
+        .filter(which, integration_id=run.integration_id, state=ErrorState.OPEN)
+        .exclude(record_key="")
+        .exclude(run_id=run.pk)
+        .defer("retry_data", "record")
+        .order_by("pk")
+    )
+    done = 0
+    integration = run.integration
+    changes = [
+        {"field": "state", "old": ErrorState.OPEN.value, "new": ErrorState.RESOLVED.value},
+        {"field": "resolved_by", "old": None, "new": ResolvedBy.AUTO.value},
+        {"field": "run", "old": None, "new": run.pk},
+    ]
+    locked = list(resolved)
+    for start in range(0, len(locked), 2000):
+        chunk = locked[start : start + 2000]
+        FlowError.objects.filter(pk__in=[e.pk for e in chunk]).update(
+            state=ErrorState.RESOLVED, resolved_by=ResolvedBy.AUTO, resolved_at=now
+        )
+        append(
+            [
+                _event(
+                    integration,
+                    None,
+                    AuditAction.ERROR_RESOLVED,
+                    resource_type="error",
+                    resource_id=e.pk,
+                    resource_name=_error_name(e),
+                    changes=changes,
+                )
+                for e in chunk
+            ]
+        )
+        done += len(chunk)
+    return done
 
 
 # Retry ---------------------------------------------------------------------------------
@@ -785,29 +904,33 @@ def on_revision_event(sender: Any, revision: Revision, verb: str, **kwargs: Any)
 
 
 def errors_prune_retry_data(*, keep: int | None = None) -> int:
-    """Drop the retry data of all but the most recent `keep` errors of each step
-    (ILM_ERROR_RETRY_DATA_PER_STEP); those errors keep their summary and masked record.
-    Returns how many errors lost their retry data."""
+    """Drop the retry data of all but the most recent `keep` errors of each step of each
+    integration (ILM_ERROR_RETRY_DATA_PER_STEP; a clone's steps share lineage ids but not
+    errors); those errors keep their summary and masked record. Returns how many errors
+    lost their retry data."""
     keep = settings.ILM_ERROR_RETRY_DATA_PER_STEP if keep is None else keep
+    if keep < 0:
+        raise ValueError("keep is 0 or more.")
     pruned = 0
     steps = (
         FlowError.objects.filter(retry_data__isnull=False)
-        .values_list("step_lineage_id", flat=True)
+        .order_by()
+        .values_list("integration_id", "step_lineage_id")
         .distinct()
     )
-    for step in list(steps):
-        # The last_seen of the keep-th newest error of the step: everything older goes.
+    for integration_id, step in list(steps):
+        mine = FlowError.objects.filter(
+            integration_id=integration_id, step_lineage_id=step, retry_data__isnull=False
+        )
+        # The keep+1-th newest error of the step (index flowerror_recent): it and
+        # everything older go.
         edge = list(
-            FlowError.objects.filter(step_lineage_id=step, retry_data__isnull=False)
-            .order_by("-last_seen", "-pk")
-            .values_list("last_seen", "pk")[keep : keep + 1]
+            mine.order_by("-last_seen", "-pk").values_list("last_seen", "pk")[keep : keep + 1]
         )
         if not edge:
             continue
         last_seen, pk = edge[0]
-        pruned += FlowError.objects.filter(
-            Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk),
-            step_lineage_id=step,
-            retry_data__isnull=False,
+        pruned += mine.filter(
+            Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk)
         ).update(retry_data=None)
     return pruned
