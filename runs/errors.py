@@ -167,7 +167,11 @@ def _event(
 
 
 def _error_name(error: FlowError) -> str:
-    return f"Error {error.pk} of {error.flow_name} / {error.step_name}: {error.message[:120]}"
+    return _name(error.pk, error.flow_name, error.step_name, error.message)
+
+
+def _name(pk: int, flow_name: str, step_name: str, message: str) -> str:
+    return f"Error {pk} of {flow_name} / {step_name}: {message[:120]}"
 
 
 # Record (from a stored run) ------------------------------------------------------------
@@ -338,13 +342,14 @@ def errors_auto_resolve(
     which = Q(pk__in=wanted) if wanted else Q(pk__in=[])
     for step, found in keys.items():
         which |= Q(step_lineage_id=step, record_key__in=found)
-    resolved = (
+    # Rows locked in pk order, read as tuples: a run may resolve thousands at once.
+    locked = list(
         FlowError.objects.select_for_update(of=("self",))
         .filter(which, integration_id=run.integration_id, state=ErrorState.OPEN)
         .exclude(record_key="")
         .exclude(run_id=run.pk)
-        .defer("retry_data", "record")
         .order_by("pk")
+        .values_list("pk", "flow_name", "step_name", "message")
     )
     done = 0
     integration = run.integration
@@ -353,10 +358,9 @@ def errors_auto_resolve(
         {"field": "resolved_by", "old": None, "new": ResolvedBy.AUTO.value},
         {"field": "run", "old": None, "new": run.pk},
     ]
-    locked = list(resolved)
     for start in range(0, len(locked), 2000):
         chunk = locked[start : start + 2000]
-        FlowError.objects.filter(pk__in=[e.pk for e in chunk]).update(
+        FlowError.objects.filter(pk__in=[pk for pk, *_ in chunk]).update(
             state=ErrorState.RESOLVED, resolved_by=ResolvedBy.AUTO, resolved_at=now
         )
         append(
@@ -366,11 +370,11 @@ def errors_auto_resolve(
                     None,
                     AuditAction.ERROR_RESOLVED,
                     resource_type="error",
-                    resource_id=e.pk,
-                    resource_name=_error_name(e),
+                    resource_id=pk,
+                    resource_name=_name(pk, flow, step, message),
                     changes=changes,
                 )
-                for e in chunk
+                for pk, flow, step, message in chunk
             ]
         )
         done += len(chunk)
