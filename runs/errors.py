@@ -358,11 +358,25 @@ def errors_auto_resolve(
         {"field": "resolved_by", "old": None, "new": ResolvedBy.AUTO.value},
         {"field": "run", "old": None, "new": run.pk},
     ]
+    # Why, in words on the error (its resolve comment), by the run that did it.
+    went_through = f"Run #{run.pk} took this record through the step."
+    superseded = (
+        f"Run #{run.pk} failed this record at this step in another way; see its newest error."
+    )
+    passed_ids = set(wanted)
     for start in range(0, len(locked), 2000):
         chunk = locked[start : start + 2000]
-        FlowError.objects.filter(pk__in=[pk for pk, *_ in chunk]).update(
-            state=ErrorState.RESOLVED, resolved_by=ResolvedBy.AUTO, resolved_at=now
-        )
+        for comment, ids in (
+            (went_through, [pk for pk, *_ in chunk if pk in passed_ids]),
+            (superseded, [pk for pk, *_ in chunk if pk not in passed_ids]),
+        ):
+            if ids:
+                FlowError.objects.filter(pk__in=ids).update(
+                    state=ErrorState.RESOLVED,
+                    resolved_by=ResolvedBy.AUTO,
+                    resolved_at=now,
+                    resolve_comment=comment,
+                )
         append(
             [
                 _event(

@@ -34,6 +34,7 @@ def test_a_record_the_target_takes_on_a_later_run_resolves_its_error_by_auto(
     four = FlowError.objects.get(record__order_id=4)
     assert (two.state, two.resolved_by, two.resolved_by_user) == ("resolved", "auto", None)
     assert two.resolved_at is not None and two.retries == 0
+    assert two.resolve_comment == f"Run #{second.pk} took this record through the step."
     assert (four.state, four.occurrences) == ("open", 2)  # folded, not resolved
     listed = dev_api.get(
         f"/api/v1/integrations/{live_flow.integration_id}/errors?state=resolved"
@@ -53,9 +54,10 @@ def test_the_same_record_failing_again_in_another_way_keeps_only_its_newest_erro
     step = FlowStep.objects.get(flow=live_flow, name="Send to ERP")
     step.config = {**step.config, "path": "/sales-orders-v2"}
     step.save()
-    run_once(live_flow)
+    again = run_once(live_flow)
     old.refresh_from_db()
     assert (old.state, old.resolved_by) == ("resolved", "auto")
+    assert old.resolve_comment.startswith(f"Run #{again.pk} failed this record at this step")
     newest = FlowError.objects.filter(state="open")
     assert newest.count() == 5  # every order fails at the new path; one error each
     assert newest.get(record__order_id=3).message != old.message
