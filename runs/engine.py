@@ -46,7 +46,7 @@ import email.utils
 import random as _random
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -491,6 +491,8 @@ class _Run:
         self.url_guard = kw["url_guard"]
         self.max_errors: int = kw["max_errors"]
         self.max_pages: int = kw["max_pages"]
+        self.on_passed: Callable[[str, list[Any]], None] | None = kw.get("on_passed")
+        self.watch: frozenset[str] = frozenset(kw.get("watch_steps") or ())
         self.outputs: dict[str, dict[str, Any]] = {}
         # the current step's input records by index: an error's retry data
         self.step_inputs: dict[int, Any] = {}
@@ -802,6 +804,10 @@ class _Run:
         if step.kind == "import":
             items = self.send(step, items)
         items = self.hook(step, "postSubmit", items)
+        if self.on_passed is not None and items and step.lineage_id in self.watch:
+            # the records this step let through, as they entered it (auto-resolve)
+            inputs = self.step_inputs
+            self.on_passed(step.lineage_id, [inputs[i] for i, _ in items if i >= 0 and i in inputs])
         rep.records_out += len(items)
         rep.duration_ms += (self.clock() - started) * 1000
         return items
@@ -906,6 +912,8 @@ def execute(
     max_pages: int = 10000,
     rand: Callable[[], float] = _random.random,
     start_at: str | None = None,
+    on_passed: Callable[[str, list[Any]], None] | None = None,
+    watch_steps: Collection[str] = (),
 ) -> RunReport:
     """Run one flow of `document` and report what happened (see the module docstring).
 
@@ -914,6 +922,8 @@ def execute(
     `HookError` (runs.hooks.V8HookRunner). `caches` maps a lookup cache's lineage id to its
     {key: value} entries, `credentials` a connection's lineage id to its secrets.
     `start_at` (a step lineage id) skips the steps before it (a retry from a failing step).
+    `on_passed(step lineage id, records)` is called after each page at each step of
+    `watch_steps` with the records that step let through, as they entered it.
     `clock`, `sleep` and `rand` are injectable so tests do not wait.
     """
     if mode not in ("live", "test"):
@@ -956,6 +966,8 @@ def execute(
         url_guard=url_guard,
         max_errors=max_errors,
         max_pages=max_pages,
+        on_passed=on_passed,
+        watch_steps=watch_steps,
     )
     if mode == "test":
         # every import step says what it would send, also when that is nothing

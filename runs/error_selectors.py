@@ -135,6 +135,15 @@ def flows_touched(revision: Revision) -> set[uuid.UUID]:
     return out
 
 
+def _offered(revision: Revision, flows: set[uuid.UUID]) -> QuerySet[FlowError]:
+    return FlowError.objects.filter(
+        integration_id=revision.integration_id,
+        flow_lineage_id__in=flows,
+        state=ErrorState.OPEN,
+        retry_data__isnull=False,
+    )
+
+
 def retry_offer(revision: Revision) -> dict[str, Any]:
     """What the revision page offers after a merge: the open, retryable errors of the flows
     it touched, and the retries already made with it ({"errors", "count", "retries"})."""
@@ -144,14 +153,11 @@ def retry_offer(revision: Revision) -> dict[str, Any]:
     flows = flows_touched(revision)
     if not flows:
         return {"flows": 0, "ids": [], "count": 0, "retries": retries}
-    ids = list(
-        FlowError.objects.filter(
-            integration_id=revision.integration_id,
-            flow_lineage_id__in=flows,
-            state=ErrorState.OPEN,
-            retry_data__isnull=False,
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    ids = list(_offered(revision, flows).order_by("pk").values_list("pk", flat=True))
     return {"flows": len(flows), "ids": ids, "count": len(ids), "retries": retries}
+
+
+def retry_offer_count(revision: Revision) -> tuple[int, int]:
+    """(flows touched, open retryable errors of them): the offer's size, in one COUNT."""
+    flows = flows_touched(revision)
+    return (len(flows), _offered(revision, flows).count()) if flows else (0, 0)

@@ -211,8 +211,9 @@ def errors_bulk(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Resolved {done} error{'s' if done != 1 else ''}.")
         elif action == "assign":
             assignee = _assignee(request.POST.get("assignee", ""))
-            for error in FlowError.objects.filter(integration=integration, pk__in=ids):
-                errors.error_assign(error=error, user=request.user, assignee=assignee)
+            errors.errors_assign(
+                integration=integration, user=request.user, ids=ids, assignee=assignee
+            )
             who = assignee.get_username() if assignee else "nobody"
             messages.success(request, f"Assigned {len(ids)} error(s) to {who}.")
         else:

@@ -18,12 +18,16 @@ Permission is the caller's check (integrations.permissions: `view` to see errors
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -31,6 +35,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.chain import append
@@ -40,17 +45,22 @@ from audit.models import Event
 from integrations.credentials import fernet
 from integrations.json_input import json_value_check
 from integrations.models import Integration, User
-from integrations.permissions import can_see
+from integrations.permissions import can_see, integration_managers
 from revisions.document import document_of
+from revisions.models import Revision
 
+from . import error_selectors
 from .models import (
     ErrorRetry,
     ErrorRetryStatus,
     ErrorState,
     FlowError,
+    Notification,
+    NotificationKind,
     ResolvedBy,
     Run,
 )
+from .notifications import notify
 from .report import RunReport
 from .services import (
     MASK,
@@ -83,6 +93,23 @@ def fingerprint(step_lineage_id: str, message: str, record: Any) -> str:
     digest.update(b"\0")
     digest.update(body)
     return digest.hexdigest()
+
+
+@functools.cache
+def _record_key_secret(secret_key: str) -> bytes:
+    return hashlib.sha256(b"ilm.runs.errors.record_key\0" + secret_key.encode()).digest()
+
+
+def record_key(step_lineage_id: Any, record: Any) -> str:
+    """Which record, at which step: a keyed hash (HMAC over SECRET_KEY, so a record's
+    secrets cannot be guessed from it) of the step and the record as it entered the step.
+    A record that fails at a step and later goes through it has the same key both times
+    (auto-resolve); "" for no record."""
+    if record is None:
+        return ""
+    body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    message = str(step_lineage_id).encode() + b"\0" + body
+    return hmac.new(_record_key_secret(settings.SECRET_KEY), message, hashlib.sha256).hexdigest()
 
 
 def seal_record(record: Any) -> str | None:
@@ -140,7 +167,11 @@ def _event(
 
 
 def _error_name(error: FlowError) -> str:
-    return f"Error {error.pk} of {error.flow_name} / {error.step_name}: {error.message[:120]}"
+    return _name(error.pk, error.flow_name, error.step_name, error.message)
+
+
+def _name(pk: int, flow_name: str, step_name: str, message: str) -> str:
+    return f"Error {pk} of {flow_name} / {step_name}: {message[:120]}"
 
 
 # Record (from a stored run) ------------------------------------------------------------
@@ -172,12 +203,14 @@ def errors_record(
                 "http_status": e.http_status,
                 "excerpt": _clean_message(e.response_excerpt, secrets),
                 "retry": e.retry_record,
+                "key": record_key(e.step, e.retry_record),
                 "count": 1,
             }
         else:
             entry["count"] += 1
             if e.retry_record is not None:
                 entry["retry"] = e.retry_record
+                entry["key"] = record_key(e.step, e.retry_record)
     for attempt in range(2):
         try:
             with transaction.atomic():
@@ -219,6 +252,7 @@ def _fold(
                     response_excerpt=entry["excerpt"],
                     record=entry["record"],
                     retry_data=seal_record(entry["retry"]),
+                    record_key=entry["key"],
                     first_seen=now,
                     last_seen=now,
                     occurrences=entry["count"],
@@ -233,6 +267,7 @@ def _fold(
         error.response_excerpt = entry["excerpt"]
         if entry["retry"] is not None:
             error.retry_data = seal_record(entry["retry"])
+            error.record_key = entry["key"]
         seen.append(error)
     FlowError.objects.bulk_create(fresh, batch_size=500)
     FlowError.objects.bulk_update(
@@ -245,10 +280,119 @@ def _fold(
             "http_status",
             "response_excerpt",
             "retry_data",
+            "record_key",
         ],
         batch_size=500,
     )
     return len(fresh)
+
+
+# Auto-resolve --------------------------------------------------------------------------
+
+
+class PassedRecords:
+    """While a live run runs: the open errors whose record went through their step this
+    time (the engine's `on_passed`). Watches only the flow's steps that have open errors
+    with a known record, and looks each page's records up by key (bounded memory)."""
+
+    def __init__(self, integration_id: int, step_ids: Iterable[str]) -> None:
+        self.integration_id = integration_id
+        self.error_ids: set[int] = set()
+        self.steps = frozenset(
+            str(step)
+            for step in step_ids
+            if FlowError.objects.filter(
+                integration_id=integration_id, step_lineage_id=step, state=ErrorState.OPEN
+            )
+            .exclude(record_key="")
+            .exists()
+        )
+
+    def __call__(self, step: str, records: list[Any]) -> None:
+        keys = {record_key(step, r) for r in records}
+        self.error_ids.update(
+            FlowError.objects.filter(
+                integration_id=self.integration_id,
+                step_lineage_id=step,
+                state=ErrorState.OPEN,
+                record_key__in=keys,
+            )
+            .exclude(record_key="")
+            .values_list("pk", flat=True)
+        )
+
+
+def errors_auto_resolve(
+    *, run: Run, report: RunReport, passed: Iterable[int], now: datetime
+) -> int:
+    """Celigo's auto-resolve, in the run's store transaction after `errors_record`. An open
+    error of a record at a step is resolved by `auto` when a later live run (never a
+    retry or a test run) takes the same record through that step (`passed`, found by
+    `PassedRecords`: the cause was fixed elsewhere), or when the same record fails at that
+    step again in another way (the newest error of a record stays, as Celigo shows only
+    that). Errors this run opened or added an occurrence to stay open. One audit event
+    each. Returns how many were resolved."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    for e in report.errors:
+        if e.retry_record is not None:
+            keys[str(e.step)].add(record_key(e.step, e.retry_record))
+    wanted = sorted(set(passed))
+    if not wanted and not keys:
+        return 0
+    which = Q(pk__in=wanted) if wanted else Q(pk__in=[])
+    for step, found in keys.items():
+        which |= Q(step_lineage_id=step, record_key__in=found)
+    # Rows locked in pk order, read as tuples: a run may resolve thousands at once.
+    locked = list(
+        FlowError.objects.select_for_update(of=("self",))
+        .filter(which, integration_id=run.integration_id, state=ErrorState.OPEN)
+        .exclude(record_key="")
+        .exclude(run_id=run.pk)
+        .order_by("pk")
+        .values_list("pk", "flow_name", "step_name", "message")
+    )
+    done = 0
+    integration = run.integration
+    changes = [
+        {"field": "state", "old": ErrorState.OPEN.value, "new": ErrorState.RESOLVED.value},
+        {"field": "resolved_by", "old": None, "new": ResolvedBy.AUTO.value},
+        {"field": "run", "old": None, "new": run.pk},
+    ]
+    # Why, in words on the error (its resolve comment), by the run that did it.
+    went_through = f"Run #{run.pk} took this record through the step."
+    superseded = (
+        f"Run #{run.pk} failed this record at this step in another way; see its newest error."
+    )
+    passed_ids = set(wanted)
+    for start in range(0, len(locked), 2000):
+        chunk = locked[start : start + 2000]
+        for comment, ids in (
+            (went_through, [pk for pk, *_ in chunk if pk in passed_ids]),
+            (superseded, [pk for pk, *_ in chunk if pk not in passed_ids]),
+        ):
+            if ids:
+                FlowError.objects.filter(pk__in=ids).update(
+                    state=ErrorState.RESOLVED,
+                    resolved_by=ResolvedBy.AUTO,
+                    resolved_at=now,
+                    resolve_comment=comment,
+                )
+        append(
+            [
+                _event(
+                    integration,
+                    None,
+                    AuditAction.ERROR_RESOLVED,
+                    resource_type="error",
+                    resource_id=pk,
+                    resource_name=_name(pk, flow, step, message),
+                    changes=changes,
+                )
+                for pk, flow, step, message in chunk
+            ]
+        )
+        done += len(chunk)
+    return done
 
 
 # Retry ---------------------------------------------------------------------------------
@@ -641,24 +785,37 @@ def errors_resolve(
     return len(locked)
 
 
-def error_assign(*, error: FlowError, user: User | None, assignee: User | None) -> FlowError:
-    """Assign an error to `assignee` (None: unassign), audited. The assignee must be able to
-    see the error's integration (400 otherwise)."""
-    integration = error.integration
+def errors_assign(
+    *, integration: Integration, user: User | None, ids: Any, assignee: User | None
+) -> int:
+    """Assign the errors `ids` of `integration` to `assignee` (None: unassign), one audit
+    event for each error whose assignee changed. The assignee must be able to see the
+    integration (400 otherwise). Unless they assigned themselves, the assignee gets one
+    notification (and mail) once this commits: a link to the error, or to their open
+    errors of the integration when several were assigned at once. Returns how many
+    errors changed hands."""
+    wanted = _clean_ids(ids)
     if assignee is not None and not can_see(assignee, integration):
         raise RunRefused(
             f"{assignee.get_username()} cannot see {integration.name!r}; give them access first.",
             400,
             field="assignee",
         )
+    errors = _errors_of(integration, wanted)
+    new_id = assignee.pk if assignee is not None else None
+    new = assignee.get_username() if assignee is not None else None
     with transaction.atomic():
-        locked = FlowError.objects.select_for_update().get(pk=error.pk)
-        old = locked.assignee.get_username() if locked.assignee_id else None
-        new = assignee.get_username() if assignee is not None else None
-        if old == new:
-            return locked
-        locked.assignee = assignee
-        locked.save(update_fields=["assignee"])
+        locked = list(
+            FlowError.objects.select_for_update(of=("self",))
+            .filter(pk__in=[e.pk for e in errors])
+            .select_related("assignee")
+            .defer("retry_data")
+            .order_by("pk")
+        )
+        changed = [e for e in locked if e.assignee_id != new_id]
+        if not changed:
+            return 0
+        FlowError.objects.filter(pk__in=[e.pk for e in changed]).update(assignee=assignee)
         append(
             [
                 _event(
@@ -666,42 +823,132 @@ def error_assign(*, error: FlowError, user: User | None, assignee: User | None) 
                     user,
                     AuditAction.ERROR_ASSIGNED,
                     resource_type="error",
-                    resource_id=locked.pk,
-                    resource_name=_error_name(locked),
-                    changes=[{"field": "assignee", "old": old, "new": new}],
+                    resource_id=e.pk,
+                    resource_name=_error_name(e),
+                    changes=[
+                        {
+                            "field": "assignee",
+                            "old": e.assignee.get_username() if e.assignee_id else None,
+                            "new": new,
+                        }
+                    ],
                 )
+                for e in changed
             ]
         )
-    return locked
+        actor = _actor(user)
+        if assignee is not None and (actor is None or actor.pk != assignee.pk):
+            _notify_assigned(integration, actor, assignee, changed)
+    return len(changed)
+
+
+def _notify_assigned(
+    integration: Integration, actor: User | None, assignee: User, errors: list[FlowError]
+) -> None:
+    by = actor.get_username() if actor is not None else "ILM"
+    if len(errors) == 1:
+        (error,) = errors
+        title = f"Error assigned to you: {error.flow_name} / {error.step_name}"
+        body = f"{by} assigned you an error of {integration.name}: {error.message[:300]}"
+        url = reverse("runs:error", args=[error.pk])
+    else:
+        title = f"{len(errors)} errors of {integration.name} assigned to you"
+        flows = sorted({e.flow_name for e in errors})
+        body = f"{by} assigned you {len(errors)} errors of {', '.join(flows[:5])}" + (
+            f" and {len(flows) - 5} more flows." if len(flows) > 5 else "."
+        )
+        url = (
+            reverse("runs:errors", args=[integration.pk])
+            + "?"
+            + urlencode({"tab": "open", "assignee": assignee.get_username()})
+        )
+    notify(
+        [assignee],
+        kind=NotificationKind.ERROR_ASSIGNED,
+        title=title,
+        body=body,
+        url=url,
+        integration=integration,
+    )
+
+
+def error_assign(*, error: FlowError, user: User | None, assignee: User | None) -> FlowError:
+    """Assign one error (see `errors_assign`); returns it as it is now."""
+    errors_assign(integration=error.integration, user=user, ids=[error.pk], assignee=assignee)
+    return FlowError.objects.get(pk=error.pk)
+
+
+# Retry with the fix: the notification after a merge ------------------------------------
+
+
+def errors_offer_retry(*, revision: Revision) -> list[Notification]:
+    """After a pull is merged: when the flows it touched have open errors that can be
+    retried, tell the integration's managers (notification and mail, after commit) with a
+    link to the revision page, where "Retry N open errors of the flows this change
+    touched" is. Nothing when there is nothing to retry."""
+    flows, count = error_selectors.retry_offer_count(revision)
+    if not count:
+        return []
+    integration = revision.integration
+    errors_word = f"{count:,} open error{'s' if count != 1 else ''}"
+    flows_word = f"{flows} flow{'s' if flows != 1 else ''}"
+    with transaction.atomic():
+        return notify(
+            integration_managers(integration),
+            kind=NotificationKind.ERRORS_RETRY_OFFER,
+            title=f"Retry {errors_word} with the fix merged in pull #{revision.number}",
+            body=(
+                f"Pull #{revision.number} into {integration.name} changed {flows_word} "
+                f"with {errors_word}. Retry them with the flows as they are now from the "
+                "revision page."
+            ),
+            url=reverse("revisions:detail", args=[revision.pk]),
+            integration=integration,
+        )
+
+
+def on_revision_event(sender: Any, revision: Revision, verb: str, **kwargs: Any) -> None:
+    """`audit.signals.revision_event` (sent by revisions once an operation commits): a
+    merge may offer a retry with the fix. A failure here is logged; the merge stands."""
+    if verb != "merge":
+        return
+    try:
+        errors_offer_retry(revision=revision)
+    except Exception:
+        log.exception("Could not offer a retry of errors after revision %s", revision.pk)
 
 
 # Retention -----------------------------------------------------------------------------
 
 
 def errors_prune_retry_data(*, keep: int | None = None) -> int:
-    """Drop the retry data of all but the most recent `keep` errors of each step
-    (ILM_ERROR_RETRY_DATA_PER_STEP); those errors keep their summary and masked record.
-    Returns how many errors lost their retry data."""
+    """Drop the retry data of all but the most recent `keep` errors of each step of each
+    integration (ILM_ERROR_RETRY_DATA_PER_STEP; a clone's steps share lineage ids but not
+    errors); those errors keep their summary and masked record. Returns how many errors
+    lost their retry data."""
     keep = settings.ILM_ERROR_RETRY_DATA_PER_STEP if keep is None else keep
+    if keep < 0:
+        raise ValueError("keep is 0 or more.")
     pruned = 0
     steps = (
         FlowError.objects.filter(retry_data__isnull=False)
-        .values_list("step_lineage_id", flat=True)
+        .order_by()
+        .values_list("integration_id", "step_lineage_id")
         .distinct()
     )
-    for step in list(steps):
-        # The last_seen of the keep-th newest error of the step: everything older goes.
+    for integration_id, step in list(steps):
+        mine = FlowError.objects.filter(
+            integration_id=integration_id, step_lineage_id=step, retry_data__isnull=False
+        )
+        # The keep+1-th newest error of the step (index flowerror_recent): it and
+        # everything older go.
         edge = list(
-            FlowError.objects.filter(step_lineage_id=step, retry_data__isnull=False)
-            .order_by("-last_seen", "-pk")
-            .values_list("last_seen", "pk")[keep : keep + 1]
+            mine.order_by("-last_seen", "-pk").values_list("last_seen", "pk")[keep : keep + 1]
         )
         if not edge:
             continue
         last_seen, pk = edge[0]
-        pruned += FlowError.objects.filter(
-            Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk),
-            step_lineage_id=step,
-            retry_data__isnull=False,
+        pruned += mine.filter(
+            Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk)
         ).update(retry_data=None)
     return pruned

@@ -473,6 +473,9 @@ class FlowError(models.Model):
     response_excerpt = models.TextField(blank=True)
     record = models.JSONField(null=True, blank=True)  # masked
     retry_data = models.TextField(null=True, blank=True)  # Fernet token of the record
+    # Which record this is at its step (runs.errors.record_key: a keyed hash of the record
+    # as it entered the step); "" when not known (a whole page or batch). Auto-resolve.
+    record_key = models.CharField(max_length=64, blank=True, default="", db_default="")
     state = models.CharField(max_length=10, choices=ErrorState.choices, default=ErrorState.OPEN)
     resolved_by = models.CharField(max_length=10, choices=ResolvedBy.choices, blank=True)
     resolved_by_user = models.ForeignKey(
@@ -512,8 +515,18 @@ class FlowError(models.Model):
                 fields=["integration", "flow_lineage_id", "state", "-last_seen", "-id"],
                 name="flowerror_flow",
             ),
-            # Retention: the most recent errors of each step.
-            models.Index(fields=["step_lineage_id", "-last_seen", "-id"], name="flowerror_recent"),
+            # Retention: the most recent errors of each step of each integration (a clone's
+            # steps keep their lineage ids, so the integration is part of "a step").
+            models.Index(
+                fields=["integration", "step_lineage_id", "-last_seen", "-id"],
+                name="flowerror_recent",
+            ),
+            # Auto-resolve: the open errors of a record at a step.
+            models.Index(
+                fields=["integration", "step_lineage_id", "record_key"],
+                condition=models.Q(state="open") & ~models.Q(record_key=""),
+                name="flowerror_open_record",
+            ),
         ]
         constraints = [
             # One open error per fingerprint: folding is safe under concurrent runs.

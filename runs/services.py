@@ -328,6 +328,7 @@ def run_execute(*, run_id: int, transport: httpx.BaseTransport | None = None) ->
     if not mine:
         return run
     connections: dict[str, str] = {}
+    passed = None
     try:
         inputs = _inputs(run)
         secrets = _secret_values(inputs.credentials)
@@ -339,15 +340,32 @@ def run_execute(*, run_id: int, transport: httpx.BaseTransport | None = None) ->
             and str(body.get("flow")) == flow_id
             and body.get("connection")
         }
-        report = _execute(run, inputs, transport)
+        if run.mode == RunMode.LIVE:
+            from .errors import PassedRecords
+
+            passed = PassedRecords(run.integration_id, _flow_step_ids(inputs.document, flow_id))
+        report = _execute(run, inputs, transport, passed)
     except Exception as exc:  # a bug or an unreachable database must still end the run
         log.exception("Run %s stopped by an unexpected error", run.pk)
         report = RunReport(status="failed", message=f"The run stopped: {type(exc).__name__}.")
         secrets = set()
-    return _store(run, report, secrets, connections)
+        passed = None
+    return _store(run, report, secrets, connections, passed.error_ids if passed else set())
 
 
-def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -> RunReport:
+def _flow_step_ids(document: dict[str, Any], flow_lineage_id: str) -> list[str]:
+    return [
+        str(key)
+        for key, body in document["resources"].items()
+        if body.get("type") == "step" and str(body.get("flow")) == flow_lineage_id
+    ]
+
+
+def _execute(
+    run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None, passed: Any = None
+) -> RunReport:
+    """Run the engine for `run`; `passed` (runs.errors.PassedRecords) hears which records
+    went through the steps it watches."""
     pk = run.pk
 
     def on_page(report: RunReport) -> None:
@@ -374,6 +392,8 @@ def _execute(run: Run, inputs: _Inputs, transport: httpx.BaseTransport | None) -
         transport=transport,
         on_page=on_page,
         should_cancel=should_cancel,
+        on_passed=passed if passed is not None and passed.steps else None,
+        watch_steps=passed.steps if passed is not None else (),
     )
 
 
@@ -386,6 +406,8 @@ def execute_flow(
     transport: httpx.BaseTransport | None = None,
     on_page: Any = None,
     should_cancel: Any = None,
+    on_passed: Any = None,
+    watch_steps: Any = (),
 ) -> RunReport:
     """Run the engine over `inputs` with the site's limits, SSRF guard and (when the flow
     has hooks) a V8 hook runner: what runs and error retries share."""
@@ -406,6 +428,8 @@ def execute_flow(
         "max_errors": settings.ILM_RUN_MAX_ERRORS,
         "sample_size": settings.ILM_RUN_SAMPLE_SIZE,
         "start_at": start_at,
+        "on_passed": on_passed,
+        "watch_steps": watch_steps,
     }
     if not _uses_hooks(inputs.document, flow_lineage_id):
         return engine.execute(inputs.document, flow_lineage_id, hooks=None, **kwargs)
@@ -482,12 +506,17 @@ def _clean_message(text: str, secrets: set[str]) -> str:
 
 
 def _store(
-    run: Run, report: RunReport, secrets: set[str], connections: dict[str, str] | None = None
+    run: Run,
+    report: RunReport,
+    secrets: set[str],
+    connections: dict[str, str] | None = None,
+    passed: set[int] | None = None,
 ) -> Run:
     """Record the report on the run: O(steps) rows plus the first errors, and add it to
     its flow's hourly rollup, in one transaction. A run that is no longer running (marked
     interrupted by a redelivery meanwhile) keeps its status: a run ends once.
-    `connections`: step lineage id → the connection lineage id it called."""
+    `connections`: step lineage id → the connection lineage id it called; `passed`: the
+    open errors whose record went through their step (auto-resolved)."""
     connections = connections or {}
     now = timezone.now()
     status = report.status if report.status in FINAL_STATUSES else RunStatus.FAILED
@@ -524,6 +553,10 @@ def _store(
             from .errors import errors_record
 
             errors_record(run=claimed, report=report, secrets=secrets, step_names=names, now=now)
+        if run.mode == RunMode.LIVE and (passed or report.errors):
+            from .errors import errors_auto_resolve
+
+            errors_auto_resolve(run=claimed, report=report, passed=passed or (), now=now)
         errors = RunError.objects.bulk_create(
             [
                 RunError(

@@ -60,3 +60,32 @@ def test_from_a_tile_to_an_error_edit_its_record_retry_and_see_it_resolved(
     # The masked password went out as it was.
     assert next(r for r in world.received if r["order_id"] == 22)["password"] == "pw2"
     assert FlowError.objects.get().state == "resolved"
+
+
+def test_assigning_an_error_puts_it_in_the_assignees_bell_and_leads_them_to_it(
+    world, page, login, screenshot
+):
+    integration = FlowError.objects.get().integration
+    omar = UserFactory(username="omar", role=Role.MONITOR)
+    GrantFactory(integration=integration, user=omar, level=AccessLevel.MONITOR)
+    error = FlowError.objects.get()
+    login("dana")
+    page.goto(f"/errors/{error.pk}/")
+    page.get_by_label("Assign to").select_option("omar")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    expect(page.get_by_test_id("error-assignee")).to_have_text("omar")
+
+    page.context.clear_cookies()
+    login("omar")
+    bell = page.locator("#nav-bell")
+    expect(bell).to_have_attribute("aria-label", "Notifications, 1 unread")
+    bell.click()
+    page.wait_for_url("**/notifications/")
+    note = page.get_by_role("link", name="Error assigned to you: Orders to ERP / Send to ERP")
+    expect(page.locator(".notification").first).to_contain_text("dana assigned you an error")
+    screenshot("errors-assigned-notification")
+    screenshot("errors-assigned-notification-narrow", width=390)
+    note.click()
+    page.wait_for_url(f"**/errors/{error.pk}/")
+    expect(page.get_by_test_id("error-assignee")).to_have_text("omar")
+    expect(page.locator("#nav-bell")).to_have_attribute("aria-label", "Notifications, none unread")

@@ -461,3 +461,22 @@ def test_retry_after_as_an_http_date_and_a_huge_value_are_honoured_within_bounds
     assert report.status == "succeeded"
     assert 25 <= waits[0] <= 30
     assert waits[1] == 120  # a worker waits at most two minutes, whatever the server asks
+
+
+def test_on_passed_hears_each_watched_steps_records_that_went_through_as_they_entered_it():
+    heard: list[tuple[str, list]] = []
+    shop = Shop(orders=[{"id": i, "qty": i} for i in range(5, 10)])
+    report = run(
+        document(
+            paged_export(),
+            {"kind": "transform", "config": {"mappings": [{"source": "qty", "target": "qty"}]}},
+            importer(),
+        ),
+        shop,
+        on_passed=lambda step, records: heard.append((step, records)),
+        watch_steps={"s3"},
+    )
+    assert report.status == "partial"
+    # Only the import step (s3) is watched; qty 7 was refused there, so it is not heard.
+    assert [step for step, _ in heard] == ["s3"]
+    assert heard[0][1] == [{"qty": 5}, {"qty": 6}, {"qty": 8}, {"qty": 9}]

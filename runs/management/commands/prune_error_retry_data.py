@@ -2,7 +2,7 @@
 task does the same)."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from runs.errors import errors_prune_retry_data
 
@@ -23,8 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, keep=None, **options):
         if keep is not None and keep < 0:
-            self.stderr.write("--keep is 0 or more.")
-            return
+            raise CommandError("--keep is 0 or more.")
         kept = settings.ILM_ERROR_RETRY_DATA_PER_STEP if keep is None else keep
         pruned = errors_prune_retry_data(keep=kept)
         self.stdout.write(f"Dropped the retry data of {pruned} error(s); kept {kept} per step.")
