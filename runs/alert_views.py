@@ -60,7 +60,7 @@ def _context(request: HttpRequest, integration: Integration, **extra: Any) -> di
         "rules": rules,
         "may_manage": may_manage,
         "now": now,
-        "kinds": alerts.KINDS,
+        "params": alerts.PARAM_FIELDS,
     }
     if may_manage and "form" not in extra:
         context["form"] = AlertRuleForm(integration=integration)
@@ -76,7 +76,8 @@ def _render(
     context = _context(request, integration, **extra)
     if _htmx(request) and request.htmx.target == REGION:
         # htmx swaps only 2xx answers: form errors come back as 200 to be shown.
-        response = render(request, "runs/alerts.html#alerts-region", context)
+        context["bell_oob"] = True
+        response = render(request, "runs/alerts.html#alerts-region-swap", context)
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
         return response
     return render_integration_tab(
@@ -159,7 +160,12 @@ def alert_edit(request: HttpRequest, pk: int) -> HttpResponse:
         integration,
         tab="alerts",
         template="runs/alert_form.html",
-        context={"form": form, "rule": rule, "description": alerts.describe(rule)},
+        context={
+            "form": form,
+            "rule": rule,
+            "description": alerts.describe(rule),
+            "params": alerts.PARAM_FIELDS,
+        },
         status=status,
     )
 

@@ -162,15 +162,17 @@ class AlertRuleForm(forms.Form):
             (str(i), n) for i, n in flows
         ]
         for name in PARAM_FIELDS:
-            uses = [
-                (kind, p) for kind, spec in KINDS.items() for p in spec.params if p.field == name
-            ]
+            uses = [(k, p) for k, spec in KINDS.items() for p in spec.params if p.field == name]
+            integer = all(p.integer for _, p in uses)
             field = self.fields[name]
             field.widget.attrs.update(
                 {
                     "data-kinds": " ".join(kind for kind, _ in uses),
-                    "step": "1" if all(p.integer for _, p in uses) else "any",
-                    "inputmode": "numeric" if all(p.integer for _, p in uses) else "decimal",
+                    # The page names the parameter as the chosen kind does (alerts.js).
+                    "data-labels": json.dumps({kind: p.label for kind, p in uses}),
+                    "data-bounds": json.dumps({kind: p.bounds for kind, p in uses}),
+                    "step": "1" if integer else "any",
+                    "inputmode": "numeric" if integer else "decimal",
                 }
             )
             field.help_text = "; ".join(f"{p.label} ({p.bounds})" for _, p in uses)

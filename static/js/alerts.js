@@ -1,5 +1,6 @@
-// Alert rule forms: show only the parameters the chosen kind uses (each parameter field
-// lists its kinds in data-kinds). Without JavaScript every field shows, with its help.
+// Alert rule forms: show only the parameters the chosen kind uses, each named as that
+// kind names it (data-kinds, data-labels, data-bounds on each parameter's input, from
+// runs/alerts.py's KINDS). Without JavaScript every parameter shows, with its help.
 (function () {
   "use strict";
   function sync(form) {
@@ -9,6 +10,13 @@
       const field = input.closest(".field") || input;
       const used = input.dataset.kinds.split(" ").includes(kind.value);
       field.hidden = !used;
+      if (!used) return;
+      const label = form.querySelector(`label[for="${input.id}"]`);
+      const help = document.getElementById(`${input.id}_helptext`);
+      const labels = JSON.parse(input.dataset.labels || "{}");
+      const bounds = JSON.parse(input.dataset.bounds || "{}");
+      if (label && labels[kind.value]) label.textContent = labels[kind.value];
+      if (help && bounds[kind.value]) help.textContent = `From ${bounds[kind.value].replace(/^from /, "")}.`;
     });
   }
   function syncAll(root) {

@@ -81,6 +81,7 @@ def test_htmx_adds_a_rule_and_swaps_the_region(sandbox, dev_client):
     assert response.status_code == 200
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="alerts-region"')
+    assert 'id="nav-bell"' in html and 'hx-swap-oob="true"' in html  # the bell follows
     assert "Any flow: no successful run for 6 hours" in html
     assert "New alert rule" in html  # a fresh form for the next one
 
