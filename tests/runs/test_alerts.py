@@ -299,10 +299,13 @@ def test_a_rolled_back_evaluation_fires_nothing_and_mails_nobody(
 ):
     rule = _rule(sandbox, kind=AlertKind.FAILED_IN_A_ROW, runs=1, flow=orders)
     _runs(sandbox, orders, ["failed"])
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            _evaluate(rule)
-            raise RuntimeError("the worker died")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        _evaluate(rule)
+        raise RuntimeError("the worker died")
     rule.refresh_from_db()
     assert rule.state == AlertState.OK
     assert not AlertEvent.objects.exists() and not _alert_notes().exists()
