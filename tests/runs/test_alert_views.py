@@ -211,6 +211,7 @@ def test_the_tab_shows_the_state_last_fired_and_history(sandbox, orders, rule, d
     assert "History" in html
     tabs = dev_client.get(f"/integrations/{sandbox.pk}/flows/").content.decode()
     assert f'href="/integrations/{sandbox.pk}/alerts/"' in tabs
+    assert "1 alert firing" in tabs  # the Health panel says so
 
 
 def test_the_monitoring_page_lists_firing_alerts_the_user_may_see(sandbox, orders, rule, developer):
