@@ -76,3 +76,23 @@ def test_create_a_rule_see_it_fire_in_the_bell_and_mute_it(page, login, screensh
     page.goto("/monitoring/")
     expect(page.get_by_test_id("firing-alerts")).to_contain_text("2 failed runs in a row")
     screenshot("alerts-monitoring", full_page=False)
+
+    # Edit: the form comes back as saved, with the kind's own parameter only.
+    page.goto(f"/integrations/{integration.pk}/alerts/")
+    rule.get_by_role("link", name="Edit").click()
+    page.wait_for_url("**/alerts/*/edit/")
+    edit = page.locator("[data-alert-form]")
+    expect(edit.get_by_label("N: failed runs in a row")).to_have_value("2")
+    expect(edit.get_by_label("Hours (H)")).to_be_hidden()
+    screenshot("alerts-edit-narrow", width=390)
+    edit.get_by_label("N: failed runs in a row").fill("3")
+    edit.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"**/integrations/{integration.pk}/alerts/")
+    expect(rule).to_contain_text("Orders to ERP: 3 failed runs in a row")
+    # Two failures are no longer enough: it resolved by itself (muted: nobody told).
+    expect(rule.get_by_test_id("alert-state")).to_have_text("OK")
+    saved = AlertRule.objects.get()
+    assert (saved.runs, saved.state) == (3, AlertState.OK)
+    expect(page.locator("#nav-bell")).to_have_attribute("aria-label", "Notifications, none unread")
+    page.goto("/monitoring/")
+    expect(page.get_by_test_id("firing-alerts")).to_contain_text("No alert rule is firing")
