@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -206,7 +207,7 @@ def alert_rule_create(
             AuditAction.CREATED,
             [{"field": k, "old": None, "new": _plain(v)} for k, v in fields.items()],
         )
-        transaction.on_commit(lambda: _enqueue(rule.integration_id, rule.flow_lineage_id))
+        transaction.on_commit(_evaluate_soon(rule), robust=True)
     return rule
 
 
@@ -230,7 +231,7 @@ def alert_rule_update(
             setattr(locked, key, value)
         locked.save(update_fields=list(fields))
         _audit(locked, user, AuditAction.UPDATED, changes)
-        transaction.on_commit(lambda: _enqueue(locked.integration_id, locked.flow_lineage_id))
+        transaction.on_commit(_evaluate_soon(locked), robust=True)
     return locked, True
 
 
@@ -261,7 +262,7 @@ def alert_rule_mute(
         )
         if until is None:
             # Unmuted: a firing nobody was told of is told now, not at the next tick.
-            transaction.on_commit(lambda: _enqueue(locked.integration_id, locked.flow_lineage_id))
+            transaction.on_commit(_evaluate_soon(locked), robust=True)
     return locked
 
 
@@ -284,6 +285,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
+
+
+def _evaluate_soon(rule: AlertRule) -> Any:
+    """The on-commit callback that evaluates the rule's flow's rules. Robust: a broker that
+    is down does not turn a saved rule into an error page; the beat evaluates it anyway."""
+    return partial(_enqueue, rule.integration_id, rule.flow_lineage_id)
 
 
 def _enqueue(integration_id: int, flow_lineage_id: uuid.UUID | None) -> None:

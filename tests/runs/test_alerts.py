@@ -441,3 +441,29 @@ def test_a_mute_must_end_in_the_future_and_within_90_days(sandbox, developer):
     rule.refresh_from_db()
     assert rule.muted_until is None
     assert not Event.objects.filter(resource_type="alert", action="updated").exists()
+
+
+def test_evaluation_reads_a_fixed_number_of_queries_per_rule_however_many_runs(
+    sandbox, orders, django_assert_max_num_queries
+):
+    for kind, data in (
+        (AlertKind.SUCCESS_RATE, {"threshold": 50, "runs": 20}),
+        (AlertKind.FAILED_IN_A_ROW, {"runs": 3}),
+        (AlertKind.SLOW_P95, {"threshold": 500}),
+        (AlertKind.NO_SUCCESS, {"hours": 48}),
+    ):
+        _rule(sandbox, kind=kind, flow=orders, **data)
+    connection = uuid.uuid4()
+    for many in (5, 60):
+        for i in range(many):
+            make_run(
+                sandbox,
+                orders.lineage_id,
+                created_at=NOW - timedelta(minutes=50 - i * 0.5),
+                status="succeeded",
+                steps=[(connection, [0, 0, 4])],
+            )
+        # Per rule: lock, read (one or two), and the savepoint pair; no transition here.
+        with django_assert_max_num_queries(4 * 6 + 1):
+            counts = _evaluate(AlertRule.objects.first())
+        assert counts["evaluated"] == 4 and counts["fired"] == 0
