@@ -356,7 +356,9 @@ def _runs(rule: AlertRule) -> QuerySet[Run]:
     )
     if rule.flow_lineage_id:
         qs = qs.filter(flow_lineage_id=rule.flow_lineage_id)
-    return qs.order_by("-created_at", "-pk")
+    # Newest first by the time alone, so the (flow, -created_at) and (integration,
+    # -created_at) indexes give the order and the read stops after N rows.
+    return qs.order_by("-created_at")
 
 
 def _rollups(rule: AlertRule, model: type) -> QuerySet:
