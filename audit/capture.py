@@ -143,6 +143,7 @@ def resource_type_choices() -> list[tuple[str, str]]:
         ("access", "Access grant"),
         ("revision", "Revision"),
         ("run", "Flow run"),
+        ("alert", "Alert rule"),
         ("user", "User (sign-in)"),
     ]
     return choices

@@ -44,6 +44,8 @@ class Action(models.TextChoices):
     ERROR_RETRIED = "error_retried", "Errors retried"
     ERROR_RESOLVED = "error_resolved", "Error resolved"
     ERROR_ASSIGNED = "error_assigned", "Error assigned"
+    ALERT_FIRED = "alert_fired", "Alert fired"
+    ALERT_RESOLVED = "alert_resolved", "Alert resolved"
     SIGNED_IN = "signed_in", "Signed in"
     SIGNED_OUT = "signed_out", "Signed out"
     SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"

@@ -61,6 +61,10 @@ class Action(StrEnum):
     # Retrying errors sends their records live: a `manage` grant, and on a protected
     # production integration also what a live run needs (`run`, see ALSO_NEEDS).
     RETRY_ERRORS = "retry_errors"
+    # Alert rules (runs/alerts.py): create, edit, delete and mute them. Changes no
+    # configuration (allowed on protected integrations) but needs a `manage` grant; who
+    # may see the integration sees its rules read-only.
+    MANAGE_ALERTS = "manage_alerts"
 
 
 PROTECTED_DETAIL = "Production is protected: change a sandbox clone and pull."
@@ -85,6 +89,7 @@ _CHANGE = {
     Action.EDIT_CACHE_ENTRIES,
     Action.MANAGE_ERRORS,
     Action.RETRY_ERRORS,
+    Action.MANAGE_ALERTS,
 }
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -111,6 +116,7 @@ NEEDS_MANAGE_GRANT: frozenset[Action] = frozenset(
         Action.EDIT_CACHE_ENTRIES,
         Action.MANAGE_ERRORS,
         Action.RETRY_ERRORS,
+        Action.MANAGE_ALERTS,
     }
 )
 

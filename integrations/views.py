@@ -164,6 +164,7 @@ TABS: tuple[Tab, ...] = (
     # The runs app adds this page (by URL name: integrations does not import runs).
     Tab("runs", "Runs", "runs:tab"),
     Tab("errors", "Errors", "runs:errors"),
+    Tab("alerts", "Alerts", "runs:alerts"),
     Tab("revisions", "Revisions", "revisions:tab"),
     # The audit app adds this page; until its URL exists the tab is left out.
     Tab("audit", "Audit", "audit:integration"),

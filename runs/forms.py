@@ -9,6 +9,7 @@ from django import forms
 
 from integrations.models import Integration
 
+from .alerts import KINDS, PARAM_FIELDS
 from .models import RunMode, RunStatus
 
 MAX_TEST_RECORDS = 1000
@@ -140,3 +141,48 @@ class MonitoringFilterForm(forms.Form):
             if since > until:
                 raise forms.ValidationError("The From date is after the To date.")
         return data
+
+
+class AlertRuleForm(forms.Form):
+    """A rule's kind, flow and parameters; `runs.alerts.alert_rule_clean` judges them (the
+    bounds per kind are declared there). Each parameter field says which kinds use it, so
+    the page shows only the ones the chosen kind needs."""
+
+    kind = forms.ChoiceField(label="When")
+    flow_lineage_id = forms.ChoiceField(required=False, label="Flow")
+    threshold = forms.FloatField(required=False, label="Threshold")
+    runs = forms.IntegerField(required=False, label="Runs (N)")
+    hours = forms.IntegerField(required=False, label="Hours (H)")
+
+    def __init__(self, *args: Any, integration: Integration, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [(k, k.label) for k in KINDS]
+        flows = integration.flows.order_by("name", "pk").values_list("lineage_id", "name")
+        self.fields["flow_lineage_id"].choices = [("", "Any flow (all runs together)")] + [
+            (str(i), n) for i, n in flows
+        ]
+        for name in PARAM_FIELDS:
+            uses = [(k, p) for k, spec in KINDS.items() for p in spec.params if p.field == name]
+            integer = all(p.integer for _, p in uses)
+            field = self.fields[name]
+            field.widget.attrs.update(
+                {
+                    "data-kinds": " ".join(kind for kind, _ in uses),
+                    # The page names the parameter as the chosen kind does (alerts.js).
+                    "data-labels": json.dumps({kind: p.label for kind, p in uses}),
+                    "data-bounds": json.dumps({kind: p.bounds for kind, p in uses}),
+                    "step": "1" if integer else "any",
+                    "inputmode": "numeric" if integer else "decimal",
+                }
+            )
+            field.help_text = "; ".join(f"{p.label} ({p.bounds})" for _, p in uses)
+
+    def service_data(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)
+
+
+class AlertMuteForm(forms.Form):
+    muted_until = forms.DateTimeField(
+        label="Mute until (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )

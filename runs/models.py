@@ -547,3 +547,91 @@ class FlowError(models.Model):
     @property
     def retryable(self) -> bool:
         return self.retry_data is not None
+
+
+# Alerts --------------------------------------------------------------------------------
+# What each kind means, its parameters and their bounds are declared once, in runs/alerts.py.
+
+
+class AlertKind(models.TextChoices):
+    SUCCESS_RATE = "success_rate", "Success rate below X % over the last N runs"
+    FAILED_IN_A_ROW = "failed_in_a_row", "N failed runs in a row"
+    SLOW_P95 = "slow_p95", "p95 response time above T ms over 1 h"
+    NO_SUCCESS = "no_success", "No successful run for H hours"
+
+
+class AlertState(models.TextChoices):
+    OK = "ok", "OK"
+    FIRING = "firing", "Firing"
+
+
+class AlertRule(models.Model):
+    """A rule watching one integration's live runs, or one flow's (`runs.alerts` evaluates
+    it). It fires once when its condition starts to hold and resolves once when it
+    clears; `notified` says whether the managers were told of the current firing (a rule
+    that fired while muted tells them when the mute ends, if it still fires)."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    # None: every flow of the integration, taken together.
+    flow_lineage_id = models.UUIDField(null=True, blank=True)
+    flow_name = models.CharField(max_length=200, blank=True)  # shown if the flow goes away
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    threshold = models.FloatField(null=True, blank=True)  # X (%) or T (ms)
+    runs = models.PositiveIntegerField(null=True, blank=True)  # N
+    hours = models.PositiveIntegerField(null=True, blank=True)  # H
+    state = models.CharField(max_length=10, choices=AlertState.choices, default=AlertState.OK)
+    reason = models.TextField(blank=True)  # the figures at the last fire or resolve
+    fired_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    notified = models.BooleanField(default=False)
+    muted_until = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [
+            models.Index(fields=["integration", "flow_lineage_id"], name="alertrule_watch"),
+            models.Index(
+                fields=["integration"],
+                condition=models.Q(state="firing"),
+                name="alertrule_firing",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alert rule {self.pk} ({self.kind}) on {self.integration_id}"
+
+    @property
+    def is_firing(self) -> bool:
+        return self.state == AlertState.FIRING
+
+    def muted_at(self, moment) -> bool:
+        return self.muted_until is not None and self.muted_until > moment
+
+
+class AlertEventKind(models.TextChoices):
+    FIRED = "fired", "Fired"
+    RESOLVED = "resolved", "Resolved"
+
+
+class AlertEvent(models.Model):
+    """One fire or resolve of a rule: the history the Alerts tab shows (only ever added)."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=AlertEventKind.choices)
+    at = models.DateTimeField()
+    reason = models.TextField(blank=True)
+    # It happened while the rule was muted: nobody was told then.
+    muted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["rule", "-at"], name="alertevent_rule")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"

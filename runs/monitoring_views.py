@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from integrations.permissions import visible_integrations
 
-from . import health, monitoring
+from . import alerts, health, monitoring
 from .forms import MonitoringFilterForm
 
 
@@ -78,6 +78,7 @@ def monitoring_page(request: HttpRequest) -> HttpResponse:
             "rules": health.RULES,
             "status_counts": counts,
             "groups": monitoring.error_groups(scope),
+            "firing": alerts.firing(scope.integrations, scope.flow),
             "query": request.GET.urlencode(),
             "now": now,
         },

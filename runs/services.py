@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -38,6 +39,7 @@ from integrations.schedules import normalize_cron
 from revisions.document import document_of
 
 from . import engine, rollups
+from .alerts import enqueue_after_run
 from .models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -248,7 +250,7 @@ def _claim(run_id: int) -> tuple[Run, bool]:
             run.message = INTERRUPTED
             run.ended_at = now
             run.save(update_fields=["status", "message", "ended_at"])
-            rollups.rollup_run(run)
+            _ended(run)
             return run, False
         run.status = RunStatus.RUNNING
         run.started_at = now
@@ -505,6 +507,15 @@ def _clean_message(text: str, secrets: set[str]) -> str:
 # Store ---------------------------------------------------------------------------------
 
 
+def _ended(run: Run, **rows: Any) -> None:
+    """A run has ended (call in the transaction that ends it): add it to its flow's hourly
+    rollup and, once committed, evaluate the alert rules that watch its flow."""
+    rollups.rollup_run(run, **rows)
+    if rollups.counts(run):
+        integration_id, flow = run.integration_id, run.flow_lineage_id
+        transaction.on_commit(partial(enqueue_after_run, integration_id, flow), robust=True)
+
+
 def _store(
     run: Run,
     report: RunReport,
@@ -614,7 +625,7 @@ def _store(
                 flow_lineage_id=run.flow_lineage_id,
                 defaults={"run": claimed, "records": mask_record(report.samples, secrets)},
             )
-        rollups.rollup_run(claimed, steps=steps, errors=errors)
+        _ended(claimed, steps=steps, errors=errors)
     return claimed
 
 
@@ -634,7 +645,7 @@ def run_cancel(*, run: Run, user: User | None) -> Run:
             locked.message = "Canceled before it started."
         locked.cancel_requested = True
         locked.save(update_fields=["status", "ended_at", "message", "cancel_requested"])
-        rollups.rollup_run(locked)  # a queued run canceled has ended (no-op otherwise)
+        _ended(locked)  # a queued run canceled has ended (no-op otherwise)
         _audit(locked, AuditAction.RUN_CANCELED, user, flow=locked.flow_name, was=run.status)
     return locked
 

@@ -52,3 +52,12 @@ def retry_errors(retry_id: int) -> str:
 def errors_prune_retry_data() -> int:
     """Beat, daily: keep retry data for the most recent errors of each step only."""
     return errors.errors_prune_retry_data()
+
+
+@shared_task(name="runs.tasks.alerts_evaluate")
+def alerts_evaluate(integration_id: int | None = None, flow_lineage_id: str | None = None) -> dict:
+    """Beat, every minute: evaluate every alert rule; after a live run ends: the rules of
+    its integration that watch its flow. Safe twice: a rule fires and resolves once."""
+    from . import alerts
+
+    return alerts.alerts_evaluate(integration_id=integration_id, flow_lineage_id=flow_lineage_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import error_views, monitoring_views, views
+from . import alert_views, error_views, monitoring_views, views
 
 app_name = "runs"
 
@@ -19,6 +19,10 @@ urlpatterns = [
     path("integrations/<int:pk>/errors.csv", error_views.errors_csv, name="errors_csv"),
     path("integrations/<int:pk>/errors/bulk/", error_views.errors_bulk, name="errors_bulk"),
     path("errors/<int:pk>/", error_views.error_detail, name="error"),
+    path("integrations/<int:pk>/alerts/", alert_views.alerts_tab, name="alerts"),
+    path("alerts/<int:pk>/edit/", alert_views.alert_edit, name="alert_edit"),
+    path("alerts/<int:pk>/mute/", alert_views.alert_mute, name="alert_mute"),
+    path("alerts/<int:pk>/delete/", alert_views.alert_delete, name="alert_delete"),
     path("error-retries/<int:pk>/", error_views.error_retry, name="error_retry"),
     path(
         "revisions/<int:pk>/retry-errors/",

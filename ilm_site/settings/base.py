@@ -240,6 +240,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "runs.tasks.runs_tick",
         "schedule": crontab(),
     },
+    # Every minute: evaluate the alert rules (runs/alerts.py); a run that ends also has its
+    # flow's rules evaluated at once, so this catches time passing (no success for H hours,
+    # the last hour's p95) and mutes that end.
+    "alerts-evaluate": {
+        "task": "runs.tasks.alerts_evaluate",
+        "schedule": crontab(),
+    },
     "runs-prune": {
         "task": "runs.tasks.runs_prune_old",
         "schedule": crontab(minute=17, hour=3),

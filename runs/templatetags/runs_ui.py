@@ -13,7 +13,7 @@ from django import template
 from django.utils import timezone
 
 from .. import health, monitoring, selectors
-from ..models import FlowSample
+from ..models import AlertRule, AlertState, FlowSample
 
 register = template.Library()
 
@@ -98,4 +98,7 @@ def integration_health_panel(context: Any, integration) -> dict[str, Any]:
         "retries": sum(r["retries"] for r in rows),
         "records_in": sum(r["records_in"] for r in rows),
         "counts": {s: sum(1 for r in rows if r["health"].status == s) for s in health.Status},
+        "firing": AlertRule.objects.filter(
+            integration=integration, state=AlertState.FIRING
+        ).count(),
     }
