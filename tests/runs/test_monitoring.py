@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import timedelta
+from collections import Counter
+from datetime import UTC, timedelta
 
 import pytest
 from django.urls import reverse
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from integrations.models import AccessLevel
 from runs import health
+from runs.models import Run
 from tests.factories import (
     ConnectionFactory,
     FlowFactory,
@@ -242,4 +244,11 @@ def test_the_integration_page_has_a_health_panel_and_its_tile_a_sparkline(client
     assert "The last run failed" in page
     home = client.get(reverse("integrations:home")).content.decode()
     assert 'data-testid="tile-sparkline"' in home
-    assert "4 run(s), 75 % succeeded" in home
+    # One bar per UTC day: the fixture's four runs (3 h apart) may straddle midnight.
+    per_day = Counter(
+        at.astimezone(UTC).date()
+        for at in Run.objects.filter(integration=integration).values_list("created_at", flat=True)
+    )
+    for day, n in per_day.items():
+        assert f"{day:%b %d}: {n} run(s)" in home
+    assert sum(per_day.values()) == 4
