@@ -435,6 +435,72 @@ class ConnectionDayLatency(ConnectionLatency):
         return f"{self.connection_lineage_id} on {self.day:%Y-%m-%d}"
 
 
+class ErrorGroup(models.Model):
+    """The kept error records of one flow's live runs created in one UTC period, grouped
+    by step and message (the Monitoring page's "payload issues"): how many, first and
+    last seen, the latest run as an example. `digest` (sha256 of the step's lineage id
+    and the message) is what groups; the other texts are the greatest seen, as a
+    GROUP BY with Max would show them."""
+
+    flow_lineage_id = models.UUIDField()
+    flow_name = models.CharField(max_length=200, blank=True)
+    step_lineage_id = models.UUIDField()
+    step_name = models.CharField(max_length=200, blank=True)
+    digest = models.CharField(max_length=64)
+    message = models.TextField()
+    kind = models.CharField(max_length=20)
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    example_run_id = models.BigIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class ErrorGroupHour(ErrorGroup):
+    """Error groups of the runs created in one UTC hour (see `ErrorGroup`)."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    hour = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["hour", "integration"], name="errorgroup_hour_integration")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "hour", "digest"],
+                name="one_error_group_per_flow_hour",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} × {self.message[:60]} at {self.hour:%Y-%m-%d %H}:00"
+
+
+class ErrorGroupDay(ErrorGroup):
+    """Error groups of the runs created in one UTC day; the sum of its hours."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "integration"], name="errorgroup_day_integration")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "day", "digest"],
+                name="one_error_group_per_flow_day",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} × {self.message[:60]} on {self.day:%Y-%m-%d}"
+
+
 class ErrorState(models.TextChoices):
     OPEN = "open", "Open"
     RESOLVED = "resolved", "Resolved"

@@ -1,8 +1,8 @@
 """Reads of monitoring (the Monitoring page, the Health panel, the API, /metrics).
 
 Everything here reads the rollups (`runs.rollups`: per hour and per UTC day), never the
-runs, so the cost follows flows × periods, not runs; the payload issues read the kept
-error records of the range (`RunError`, indexed by time). Ranges are at hour resolution:
+runs, so the cost follows flows × periods, not runs; the payload issues read the error
+group rollups (kept error records grouped by step and message). Ranges are at hour resolution:
 a range covers the hours from the one holding `since` up to `until`, read as its whole
 UTC days from the day rows and the hours at its ends from the hour rows (`_periods`), so
 30 days cost about 30 + 48 rows per flow instead of 720.
@@ -21,22 +21,20 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from integrations.models import Connection, Flow, Integration, User
 from integrations.permissions import visible_integrations
 
-from . import health, histogram
+from . import health, histogram, rollups
 from .models import (
     BUCKET_FIELDS,
     ERROR_KIND_FIELDS,
     HTTP_CLASS_FIELDS,
     ErrorKind,
     FlowHourRollup,
-    RunError,
-    RunMode,
 )
 from .rollups import DAYS, HOURS, LEVELS, Level, day_of, hour_of
 from .selectors import next_run_at
@@ -443,31 +441,38 @@ def _connection_series(scope: Scope, step: str, times: list[datetime]) -> list[d
 
 def error_groups(scope: Scope, *, limit: int = ERROR_GROUPS) -> list[dict[str, Any]]:
     """The most frequent kept errors of live runs in the range, grouped by the same step
-    and message: count, first and last seen, the flow, an example run (the latest)."""
-    qs = RunError.objects.filter(
-        created_at__gte=scope.since,
-        created_at__lt=scope.until,
-        run__integration__in=scope.integrations.values("pk"),
-        run__mode=RunMode.LIVE,
-    )
-    if scope.flow:
-        qs = qs.filter(run__flow_lineage_id=scope.flow)
-    rows = (
-        qs.values("step_lineage_id", "message")
-        .annotate(
-            count=Count("pk"),
-            first_seen=Min("created_at"),
-            last_seen=Max("created_at"),
-            example_run=Max("run_id"),
-            step_name=Max("step_name"),
-            kind=Max("kind"),
-            http_status=Max("http_status"),
-            flow_name=Max(F("run__flow_name")),
-            integration_id=Max("run__integration_id"),
+    and message: count, first and last seen, the flow, an example run (the latest).
+    Read from the error group rollups (runs created in the range; one query per level)."""
+    found: dict[tuple[Any, str], dict[str, Any]] = {}
+    for level, q in _periods(scope.start, scope.until):
+        qs = level.errors.objects.filter(q, integration__in=scope.integrations.values("pk"))
+        if scope.flow:
+            qs = qs.filter(flow_lineage_id=scope.flow)
+        rows = (
+            qs.values("step_lineage_id", "message")
+            .annotate(
+                count=Sum("count"),
+                first_seen=Min("first_seen"),
+                last_seen=Max("last_seen"),
+                example_run_id=Max("example_run_id"),
+                step_name=Max("step_name"),
+                kind=Max("kind"),
+                http_status=Max("http_status"),
+                flow_name=Max("flow_name"),
+                integration_id=Max("integration_id"),
+            )
+            .order_by()
         )
-        .order_by("-count", "-last_seen")[:limit]
-    )
-    return list(rows)
+        for r in rows:
+            key = (r["step_lineage_id"], r["message"])
+            if key in found:
+                merged = rollups.group_added(found[key], r)
+                merged["integration_id"] = max(found[key]["integration_id"], r["integration_id"])
+                found[key] = merged
+            else:
+                found[key] = r
+    ranked = sorted(found.values(), key=lambda g: (-g["count"], -g["last_seen"].timestamp()))
+    return [{**g, "example_run": g.pop("example_run_id")} for g in ranked[:limit]]
 
 
 def integration_sparkline(

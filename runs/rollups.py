@@ -12,7 +12,13 @@ the row's fields, so the writer, the rebuild and the tests add up the same way:
      "errors", "retries": int,
      "errors_by_kind": {kind: n}, "http_classes": {"4xx"|"5xx"|"other": n},
      "latency": {connection lineage id: [bucket counts of runs.histogram]},
+     "groups": {digest: {"step_lineage_id", "step_name", "message", "kind",
+                "http_status", "flow_name", "count", "first_seen", "last_seen",
+                "example_run_id"}},
      "last_run_at": datetime | None, "last_status": str, "last_run_id": int | None}
+
+`groups` are the kept error records grouped by step and message (`digest_of`), the
+payload issues of the Monitoring page.
 
 A day row is the sum of its hours (the writers add a run to both; the rebuild folds
 hours into days with `added`), so a range can be read as whole days plus the hours at
@@ -23,6 +29,7 @@ starts after them.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +48,9 @@ from .models import (
     ConnectionDayLatency,
     ConnectionHourLatency,
     ConnectionLatency,
+    ErrorGroup,
+    ErrorGroupDay,
+    ErrorGroupHour,
     FlowDayRollup,
     FlowHourRollup,
     FlowRollup,
@@ -85,7 +95,7 @@ def http_class(status: int | None) -> str | None:
 
 def empty() -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(COUNTS, 0)
-    out.update(errors_by_kind={}, http_classes={}, latency={})
+    out.update(errors_by_kind={}, http_classes={}, latency={}, groups={})
     out.update(last_run_at=None, last_status="", last_run_id=None)
     return out
 
@@ -95,13 +105,18 @@ def counts(run: Run) -> bool:
     return run.mode == RunMode.LIVE and run.status in FINAL_STATUSES
 
 
+def digest_of(step_lineage_id: Any, message: str) -> str:
+    """What groups error records: the same step and the same message."""
+    return hashlib.sha256(f"{step_lineage_id}\n{message}".encode()).hexdigest()
+
+
 def figures_of(
     run: Run,
     steps: Iterable[tuple[Any, Sequence[int]]],
-    errors: Iterable[tuple[str, int | None]],
+    errors: Iterable[RunError],
 ) -> dict[str, Any]:
     """One ended run's contribution. `steps`: (connection lineage id or None, histogram)
-    per step; `errors`: (kind, http_status) per kept error record."""
+    per step; `errors`: the kept error records (anything with their fields)."""
     out = empty()
     out["runs"] = 1
     if run.status in (
@@ -113,11 +128,27 @@ def figures_of(
         out[str(run.status)] = 1
     for field in ("records_in", "records_out", "errors", "retries"):
         out[field] = getattr(run, field) or 0
-    for kind, status in errors:
+    for e in errors:
+        kind, status = e.kind, e.http_status
         out["errors_by_kind"][kind] = out["errors_by_kind"].get(kind, 0) + 1
         cls = http_class(status)
         if cls:
             out["http_classes"][cls] = out["http_classes"].get(cls, 0) + 1
+        one = {
+            "step_lineage_id": e.step_lineage_id,
+            "step_name": e.step_name or "",
+            "message": e.message,
+            "kind": kind,
+            "http_status": status,
+            "flow_name": run.flow_name,
+            "count": 1,
+            "first_seen": e.created_at,
+            "last_seen": e.created_at,
+            "example_run_id": run.pk,
+        }
+        digest = digest_of(e.step_lineage_id, e.message)
+        groups = out["groups"]
+        groups[digest] = group_added(groups[digest], one) if digest in groups else one
     for connection, hist in steps:
         if connection is None or not hist or not any(hist):
             continue
@@ -143,9 +174,29 @@ def added(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for key, hist in (b.get("latency") or {}).items():
         latency[key] = histogram.merge(latency.get(key, []), hist)
     out["latency"] = latency
+    groups = dict(a.get("groups") or {})
+    for digest, group in (b.get("groups") or {}).items():
+        groups[digest] = group_added(groups[digest], group) if digest in groups else group
+    out["groups"] = groups
     newer = b if _later(b, a) else a
     for field in ("last_run_at", "last_status", "last_run_id"):
         out[field] = newer.get(field)
+    return out
+
+
+def _greatest(x: Any, y: Any) -> Any:
+    return y if x is None else x if y is None else max(x, y)
+
+
+def group_added(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two error groups of the same digest as one: counts add, first and last seen
+    widen, the texts and the example run are the greatest (as Max in SQL)."""
+    out = dict(a)
+    out["count"] = a["count"] + b["count"]
+    out["first_seen"] = min(a["first_seen"], b["first_seen"])
+    out["last_seen"] = max(a["last_seen"], b["last_seen"])
+    for field in ("step_name", "kind", "http_status", "flow_name", "example_run_id"):
+        out[field] = _greatest(a[field], b[field])
     return out
 
 
@@ -170,12 +221,13 @@ class Level:
 
     rollup: type[FlowRollup]
     latency: type[ConnectionLatency]
+    errors: type[ErrorGroup]
     field: str
     start_of: Callable[[datetime], datetime]
 
 
-HOURS = Level(FlowHourRollup, ConnectionHourLatency, "hour", hour_of)
-DAYS = Level(FlowDayRollup, ConnectionDayLatency, "day", day_of)
+HOURS = Level(FlowHourRollup, ConnectionHourLatency, ErrorGroupHour, "hour", hour_of)
+DAYS = Level(FlowDayRollup, ConnectionDayLatency, ErrorGroupDay, "day", day_of)
 # Written in this order by every writer, so two writers lock rows in the same order.
 LEVELS = (HOURS, DAYS)
 
@@ -184,8 +236,26 @@ def key_of(run: Run, level: Level = HOURS) -> Key:
     return (run.integration_id, run.flow_lineage_id, level.start_of(run.created_at))
 
 
-def row_figures(row: FlowRollup, latencies: Iterable[ConnectionLatency]) -> dict[str, Any]:
-    """A stored row (and its latency rows) as a rollup dict."""
+GROUP_FIELDS = (
+    "step_lineage_id",
+    "step_name",
+    "message",
+    "kind",
+    "http_status",
+    "flow_name",
+    "count",
+    "first_seen",
+    "last_seen",
+    "example_run_id",
+)
+
+
+def row_figures(
+    row: FlowRollup,
+    latencies: Iterable[ConnectionLatency],
+    groups: Iterable[ErrorGroup] = (),
+) -> dict[str, Any]:
+    """A stored row (with its latency and error group rows) as a rollup dict."""
     out = {field: getattr(row, field) for field in COUNTS}
     out["errors_by_kind"] = {
         kind: getattr(row, f) for kind, f in ERROR_KIND_FIELDS.items() if getattr(row, f)
@@ -194,6 +264,7 @@ def row_figures(row: FlowRollup, latencies: Iterable[ConnectionLatency]) -> dict
         cls: getattr(row, f) for cls, f in HTTP_CLASS_FIELDS.items() if getattr(row, f)
     }
     out["latency"] = {str(lat.connection_lineage_id): lat.buckets for lat in latencies}
+    out["groups"] = {g.digest: {f: getattr(g, f) for f in GROUP_FIELDS} for g in groups}
     out.update(last_run_at=row.last_run_at, last_status=row.last_status)
     out["last_run_id"] = row.last_run_id
     return out
@@ -245,6 +316,27 @@ def _latency_rows(level: Level, key: Key, latency: dict[str, list[int]]) -> list
     return rows
 
 
+def _group_rows(level: Level, key: Key, groups: dict[str, dict[str, Any]]) -> list[Any]:
+    return [
+        level.errors(
+            integration_id=key[0],
+            flow_lineage_id=key[1],
+            digest=digest,
+            **{level.field: key[2]},
+            **group,
+        )
+        for digest, group in groups.items()
+    ]
+
+
+def _by_key(level: Level, rows: Iterable[Any]) -> dict[Key, list[Any]]:
+    out: dict[Key, list[Any]] = {}
+    for row in rows:
+        key = (row.integration_id, row.flow_lineage_id, getattr(row, level.field))
+        out.setdefault(key, []).append(row)
+    return out
+
+
 def _keys_filter(level: Level, keys: Iterable[Key]) -> Q:
     keys = list(keys)
     return Q(
@@ -259,8 +351,8 @@ def _add(level: Level, contributions: dict[Key, dict[str, Any]], names: dict[Key
     """Add figures to the rows of their keys (created when missing), in the caller's
     transaction. The rows are made to exist, then locked in primary-key order before they
     are read, so two writers of the same period (a flow's live runs follow each other, but
-    a rebuild may be running) both count; latency rows are only written under their
-    flow row's lock."""
+    a rebuild may be running) both count; latency and error group rows are only written
+    under their flow row's lock."""
     if not contributions:
         return
     where = _keys_filter(level, contributions)
@@ -271,29 +363,39 @@ def _add(level: Level, contributions: dict[Key, dict[str, Any]], names: dict[Key
         (r.integration_id, r.flow_lineage_id, getattr(r, level.field)): r
         for r in level.rollup.objects.select_for_update().filter(where).order_by("pk")
     }
-    latencies: dict[Key, list[Any]] = {}
-    for lat in level.latency.objects.filter(where):
-        key = (lat.integration_id, lat.flow_lineage_id, getattr(lat, level.field))
-        latencies.setdefault(key, []).append(lat)
-    changed, stale, fresh = [], [], []
+    latencies = _by_key(level, level.latency.objects.filter(where))
+    groups: dict[Key, list[Any]] = {}
+    if any(f["groups"] for f in contributions.values()):
+        groups = _by_key(level, level.errors.objects.filter(where))
+    changed, stale, fresh, stale_groups, fresh_groups = [], [], [], [], []
     for key, figures in contributions.items():
         row = rows[key]
         mine = latencies.get(key, [])
-        total = added(row_figures(row, mine), figures)
+        their_groups = groups.get(key, [])
+        total = added(row_figures(row, mine, their_groups), figures)
         _apply(row, total)
         if row.last_run_id == figures["last_run_id"]:
             row.flow_name = names[key]
         changed.append(row)
-        # Only the connections these runs called change; their rows are replaced.
+        # Only the connections and error groups these runs added to change; their rows
+        # are replaced.
         called = set(figures["latency"])
         stale.extend(lat.pk for lat in mine if str(lat.connection_lineage_id) in called)
         fresh.extend(
             _latency_rows(level, key, {c: total["latency"][c] for c in figures["latency"]})
         )
+        stale_groups.extend(g.pk for g in their_groups if g.digest in figures["groups"])
+        fresh_groups.extend(
+            _group_rows(level, key, {d: total["groups"][d] for d in figures["groups"]})
+        )
     level.rollup.objects.bulk_update(changed, [*FIGURE_FIELDS, "flow_name"], batch_size=500)
-    if stale:
-        level.latency.objects.filter(pk__in=stale).delete()
-    level.latency.objects.bulk_create(fresh, batch_size=1000)
+    for model, pks, new in (
+        (level.latency, stale, fresh),
+        (level.errors, stale_groups, fresh_groups),
+    ):
+        if pks:
+            model.objects.filter(pk__in=pks).delete()
+        model.objects.bulk_create(new, batch_size=1000)
 
 
 def rollup_run(
@@ -313,7 +415,9 @@ def rollup_run(
     if steps is None:
         steps = RunStep.objects.filter(run_id=run.pk).only("connection_lineage_id", "histogram")
     if errors is None:
-        errors = RunError.objects.filter(run_id=run.pk).only("kind", "http_status")
+        errors = RunError.objects.filter(run_id=run.pk).only(
+            "step_lineage_id", "step_name", "message", "kind", "http_status", "created_at"
+        )
     rollup_runs([(run, steps, errors)])
 
 
@@ -330,9 +434,7 @@ def rollup_runs(ended: Iterable[tuple[Run, Iterable[RunStep], Iterable[RunError]
         if not counts(run):
             continue
         figures = figures_of(
-            run,
-            ((s.connection_lineage_id, s.histogram or []) for s in steps),
-            ((e.kind, e.http_status) for e in errors),
+            run, ((s.connection_lineage_id, s.histogram or []) for s in steps), errors
         )
         key = key_of(run)
         hours[key] = added(hours.get(key) or empty(), figures)
@@ -371,7 +473,7 @@ def recount(runs: Iterable[Run], level: Level = HOURS) -> dict[Key, dict[str, An
         figures = figures_of(
             run,
             ((s.connection_lineage_id, s.histogram or []) for s in run.steps.all()),
-            ((e.kind, e.http_status) for e in run.error_records.all()),
+            run.error_records.all(),
         )
         totals[key] = added(totals.get(key) or empty(), figures)
     return totals
@@ -379,27 +481,20 @@ def recount(runs: Iterable[Run], level: Level = HOURS) -> dict[Key, dict[str, An
 
 def stored(level: Level = HOURS, *, since: datetime | None = None) -> dict[Key, dict[str, Any]]:
     """The rows of a level (from `since` on) as {key: figures}."""
-    rows = level.rollup.objects.all()
-    lats = level.latency.objects.all()
-    if since:
-        rows = rows.filter(**{f"{level.field}__gte": since})
-        lats = lats.filter(**{f"{level.field}__gte": since})
-    latencies: dict[Key, list[Any]] = {}
-    for lat in lats:
-        key = (lat.integration_id, lat.flow_lineage_id, getattr(lat, level.field))
-        latencies.setdefault(key, []).append(lat)
-    return {
-        (r.integration_id, r.flow_lineage_id, getattr(r, level.field)): row_figures(
-            r, latencies.get((r.integration_id, r.flow_lineage_id, getattr(r, level.field)), [])
-        )
-        for r in rows
-    }
+    after = {f"{level.field}__gte": since} if since else {}
+    latencies = _by_key(level, level.latency.objects.filter(**after))
+    groups = _by_key(level, level.errors.objects.filter(**after))
+    out = {}
+    for r in level.rollup.objects.filter(**after):
+        key = (r.integration_id, r.flow_lineage_id, getattr(r, level.field))
+        out[key] = row_figures(r, latencies.get(key, []), groups.get(key, []))
+    return out
 
 
 def _replace(
     level: Level, totals: dict[Key, dict[str, Any]], names: dict[Key, str], start: datetime | None
 ) -> None:
-    for model in (level.rollup, level.latency):
+    for model in (level.rollup, level.latency, level.errors):
         stale = model.objects.all()
         if start:
             stale = stale.filter(**{f"{level.field}__gte": start})
@@ -410,6 +505,10 @@ def _replace(
     )
     level.latency.objects.bulk_create(
         [row for key, f in totals.items() for row in _latency_rows(level, key, f["latency"])],
+        batch_size=1000,
+    )
+    level.errors.objects.bulk_create(
+        [row for key, f in totals.items() for row in _group_rows(level, key, f["groups"])],
         batch_size=1000,
     )
 
