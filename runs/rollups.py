@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection as db_connection
+from django.db import models, transaction
 from django.db.models import Q
 
 from . import histogram
@@ -388,7 +389,7 @@ def _add(level: Level, contributions: dict[Key, dict[str, Any]], names: dict[Key
         fresh_groups.extend(
             _group_rows(level, key, {d: total["groups"][d] for d in figures["groups"]})
         )
-    level.rollup.objects.bulk_update(changed, [*FIGURE_FIELDS, "flow_name"], batch_size=500)
+    _update(level.rollup, changed, [*FIGURE_FIELDS, "flow_name"])
     for model, pks, new in (
         (level.latency, stale, fresh),
         (level.errors, stale_groups, fresh_groups),
@@ -396,6 +397,36 @@ def _add(level: Level, contributions: dict[Key, dict[str, Any]], names: dict[Key
         if pks:
             model.objects.filter(pk__in=pks).delete()
         model.objects.bulk_create(new, batch_size=1000)
+
+
+def _update(model: type[models.Model], rows: list[Any], fields: Sequence[str]) -> None:
+    """Write `fields` of many rows. On PostgreSQL one UPDATE … FROM (VALUES …) per 1,000
+    rows: Django's bulk_update writes a CASE with a branch per row for every column,
+    which PostgreSQL evaluates row by row (quadratic in the batch)."""
+    if db_connection.vendor != "postgresql":
+        model.objects.bulk_update(rows, fields, batch_size=500)
+        return
+    meta = model._meta
+    columns = [meta.get_field(f) for f in fields]
+    pk = meta.pk.column
+    sets = ", ".join(f'"{c.column}" = v."{c.column}"::{c.db_type(db_connection)}' for c in columns)
+    names = ", ".join(f'"{c}"' for c in [pk, *(c.column for c in columns)])
+    with db_connection.cursor() as cursor:
+        for i in range(0, len(rows), 1000):
+            chunk = rows[i : i + 1000]
+            placeholder = "(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"
+            params: list[Any] = []
+            for row in chunk:
+                params.append(row.pk)
+                params.extend(
+                    c.get_db_prep_save(getattr(row, c.attname), db_connection) for c in columns
+                )
+            cursor.execute(
+                f'UPDATE "{meta.db_table}" AS t SET {sets} FROM (VALUES '
+                + ", ".join([placeholder] * len(chunk))
+                + f') AS v({names}) WHERE t."{pk}" = v."{pk}"::bigint',
+                params,
+            )
 
 
 def rollup_run(
