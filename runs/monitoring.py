@@ -232,6 +232,14 @@ def flow_rows(scope: Scope, *, now: datetime | None = None) -> list[dict[str, An
                 f[f"{field}_{window}"] = entry.get((window, field), 0)
         figures[key] = f  # type: ignore[index]
     latency = _latency_by(scope, ("integration_id", "flow_lineage_id"))
+    # Flows share a few schedules: work each one's next fire time out once.
+    fires: dict[str, datetime | None] = {}
+
+    def next_at(flow: Flow) -> datetime | None:
+        if flow.schedule not in fires:
+            fires[flow.schedule] = next_run_at(flow, now)
+        return fires[flow.schedule] if flow.enabled else None
+
     rows = []
     seen: set[tuple[int, uuid.UUID]] = set()
     for flow in flows.order_by("integration__name", "name", "pk"):
@@ -243,7 +251,7 @@ def flow_rows(scope: Scope, *, now: datetime | None = None) -> list[dict[str, An
             last_status=flow.last_status,
             last_run_id=flow.last_run_id,
         )
-        rows.append(_flow_row(flow.integration, flow, f, latency.get(key), now))
+        rows.append(_flow_row(flow.integration, flow, f, latency.get(key), now, next_at(flow)))
     # Flows removed since they ran still have their history in range.
     gone = [k for k, f in figures.items() if k not in seen and f["runs"]]
     if gone:
@@ -252,7 +260,9 @@ def flow_rows(scope: Scope, *, now: datetime | None = None) -> list[dict[str, An
         )
         for key in gone:
             integration = Integration(pk=key[0], name=names.get(key[0], ""))
-            rows.append(_flow_row(integration, None, figures[key], latency.get(key), now, key[1]))
+            rows.append(
+                _flow_row(integration, None, figures[key], latency.get(key), now, None, key[1])
+            )
     return rows
 
 
@@ -268,6 +278,7 @@ def _flow_row(
     f: dict[str, Any] | None,
     buckets: list[int] | None,
     now: datetime,
+    next_at: datetime | None = None,
     lineage: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     f = f or {}
@@ -300,7 +311,7 @@ def _flow_row(
         "last_run_at": f.get("last_run_at"),
         "last_status": f.get("last_status") or None,
         "last_run_id": f.get("last_run_id"),
-        "next_run_at": next_run_at(flow, now) if flow else None,
+        "next_run_at": next_at,
     }
 
 
