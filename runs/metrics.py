@@ -1,5 +1,6 @@
-"""Prometheus `/api/v1/metrics`: a custom collector that reads the hourly rollups of the
-integrations a user may see (no global counters: every scrape adds up the rollups, so
+"""Prometheus `/api/v1/metrics`: a custom collector that reads the daily rollups (each the
+sum of its hours, so a scrape adds up a row per flow per day) of the integrations a user
+may see (no global counters: every scrape adds up the rollups, so
 every process and a restart answer the same). Counters are totals since the oldest
 rollup kept; response times are Prometheus histograms in seconds with the runtime's
 fixed buckets (`runs.histogram`), per connection. The runtime keeps bucket counts, not
@@ -23,8 +24,8 @@ from . import histogram
 from .models import (
     BUCKET_FIELDS,
     ERROR_KIND_FIELDS,
-    ConnectionHourLatency,
-    FlowHourRollup,
+    ConnectionDayLatency,
+    FlowDayRollup,
 )
 
 FLOW_LABELS = ["integration", "flow", "flow_lineage_id"]
@@ -43,7 +44,7 @@ class RollupCollector(Collector):
         names = dict(self.integrations.values_list("pk", "name"))
         fields = [*STATUSES, "records_in", "records_out", "retries", *ERROR_KIND_FIELDS.values()]
         flows = (
-            FlowHourRollup.objects.filter(integration__in=ids)
+            FlowDayRollup.objects.filter(integration__in=ids)
             .values("integration_id", "flow_lineage_id")
             .annotate(**{f"sum_{f}": Sum(f) for f in fields}, name=_latest_name())
             .order_by("integration_id", "flow_lineage_id")
@@ -89,7 +90,7 @@ class RollupCollector(Collector):
             labels=["integration", "connection", "connection_lineage_id"],
         )
         rows = (
-            ConnectionHourLatency.objects.filter(integration__in=ids)
+            ConnectionDayLatency.objects.filter(integration__in=ids)
             .values("integration_id", "connection_lineage_id")
             .annotate(**{f"sum_{f}": Sum(f) for f in BUCKET_FIELDS})
             .order_by("integration_id", "connection_lineage_id")
@@ -122,9 +123,9 @@ class RollupCollector(Collector):
 
 
 def _latest_name() -> Any:
-    latest = FlowHourRollup.objects.filter(
+    latest = FlowDayRollup.objects.filter(
         integration_id=OuterRef("integration_id"), flow_lineage_id=OuterRef("flow_lineage_id")
-    ).order_by("-hour")
+    ).order_by("-day", "-last_run_at")
     return Subquery(latest.values("flow_name")[:1])
 
 

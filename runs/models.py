@@ -292,21 +292,19 @@ HTTP_CLASS_FIELDS: dict[str, str] = {cls: f"http_{cls}" for cls in HTTP_CLASSES}
 BUCKET_FIELDS: tuple[str, ...] = tuple(f"b{i:02d}" for i in range(histogram.SIZE))
 
 
-class FlowHourRollup(models.Model):
-    """One flow's live runs created in one UTC hour, added up (`runs.rollups` writes it).
+class FlowRollup(models.Model):
+    """One flow's live runs created in one UTC period, added up (`runs.rollups` writes it).
 
-    Written in the transaction that ends each run and rebuildable from the raw runs
-    (`manage.py monitoring_rollup --rebuild`). Monitoring reads these, never the runs.
+    Two levels hold the same figures: an hour (`FlowHourRollup`) and a UTC day
+    (`FlowDayRollup`), both written in the transaction that ends each run and rebuildable
+    from the raw runs (`manage.py monitoring_rollup --rebuild`). Monitoring reads these,
+    never the runs: days for the whole days of a range, hours for its ends.
     Error columns count the kept error records (`RunError`) by kind and, for those with
     an HTTP status, by its class; `errors` is every error, kept or not.
     """
 
-    integration = models.ForeignKey(
-        "integrations.Integration", on_delete=models.CASCADE, related_name="rollups"
-    )
     flow_lineage_id = models.UUIDField()
     flow_name = models.CharField(max_length=200)
-    hour = models.DateTimeField()
     runs = models.PositiveIntegerField(default=0)
     succeeded = models.PositiveIntegerField(default=0)
     partial = models.PositiveIntegerField(default=0)
@@ -319,6 +317,23 @@ class FlowHourRollup(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_status = models.CharField(max_length=10, blank=True)
     last_run_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+# Added before the concrete levels are declared, so both inherit them.
+for _field in (*ERROR_KIND_FIELDS.values(), *HTTP_CLASS_FIELDS.values()):
+    FlowRollup.add_to_class(_field, models.PositiveIntegerField(default=0))
+
+
+class FlowHourRollup(FlowRollup):
+    """A flow's live runs created in one UTC hour (see `FlowRollup`)."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="rollups"
+    )
+    hour = models.DateTimeField()
 
     class Meta:
         ordering = ["hour", "pk"]
@@ -335,20 +350,53 @@ class FlowHourRollup(models.Model):
         return f"{self.flow_name} at {self.hour:%Y-%m-%d %H}:00"
 
 
-for _field in (*ERROR_KIND_FIELDS.values(), *HTTP_CLASS_FIELDS.values()):
-    FlowHourRollup.add_to_class(_field, models.PositiveIntegerField(default=0))
-
-
-class ConnectionHourLatency(models.Model):
-    """The response times of one flow's calls to one connection in one UTC hour: the
-    counts per bucket of `runs.histogram.BUCKETS_MS` (columns b00 … b24), so a range's
-    percentiles come from summing bucket counts, as Prometheus histograms do."""
+class FlowDayRollup(FlowRollup):
+    """A flow's live runs created in one UTC day (midnight UTC); the sum of its hours."""
 
     integration = models.ForeignKey(
         "integrations.Integration", on_delete=models.CASCADE, related_name="+"
     )
+    day = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day", "pk"]
+        indexes = [models.Index(fields=["day", "integration"], name="rollup_day_integration")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "day"], name="one_rollup_per_flow_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow_name} on {self.day:%Y-%m-%d}"
+
+
+class ConnectionLatency(models.Model):
+    """The response times of one flow's calls to one connection in one UTC period: the
+    counts per bucket of `runs.histogram.BUCKETS_MS` (columns b00 … b24), so a range's
+    percentiles come from summing bucket counts, as Prometheus histograms do."""
+
     flow_lineage_id = models.UUIDField()
     connection_lineage_id = models.UUIDField()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def buckets(self) -> list[int]:
+        return [getattr(self, f) for f in BUCKET_FIELDS]
+
+
+for _field in BUCKET_FIELDS:
+    ConnectionLatency.add_to_class(_field, models.PositiveIntegerField(default=0))
+
+
+class ConnectionHourLatency(ConnectionLatency):
+    """Response times per connection in one UTC hour (see `ConnectionLatency`)."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
     hour = models.DateTimeField()
 
     class Meta:
@@ -364,13 +412,93 @@ class ConnectionHourLatency(models.Model):
     def __str__(self) -> str:
         return f"{self.connection_lineage_id} at {self.hour:%Y-%m-%d %H}:00"
 
-    @property
-    def buckets(self) -> list[int]:
-        return [getattr(self, f) for f in BUCKET_FIELDS]
+
+class ConnectionDayLatency(ConnectionLatency):
+    """Response times per connection in one UTC day (midnight UTC); the sum of its hours."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day", "pk"]
+        indexes = [models.Index(fields=["day", "integration"], name="latency_day_integration")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "connection_lineage_id", "day"],
+                name="one_latency_per_flow_connection_day",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_lineage_id} on {self.day:%Y-%m-%d}"
 
 
-for _field in BUCKET_FIELDS:
-    ConnectionHourLatency.add_to_class(_field, models.PositiveIntegerField(default=0))
+class ErrorGroup(models.Model):
+    """The kept error records of one flow's live runs created in one UTC period, grouped
+    by step and message (the Monitoring page's "payload issues"): how many, first and
+    last seen, the latest run as an example. `digest` (sha256 of the step's lineage id
+    and the message) is what groups; the other texts are the greatest seen, as a
+    GROUP BY with Max would show them."""
+
+    flow_lineage_id = models.UUIDField()
+    flow_name = models.CharField(max_length=200, blank=True)
+    step_lineage_id = models.UUIDField()
+    step_name = models.CharField(max_length=200, blank=True)
+    digest = models.CharField(max_length=64)
+    message = models.TextField()
+    kind = models.CharField(max_length=20)
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    example_run_id = models.BigIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class ErrorGroupHour(ErrorGroup):
+    """Error groups of the runs created in one UTC hour (see `ErrorGroup`)."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    hour = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["hour", "integration"], name="errorgroup_hour_integration")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "hour", "digest"],
+                name="one_error_group_per_flow_hour",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} × {self.message[:60]} at {self.hour:%Y-%m-%d %H}:00"
+
+
+class ErrorGroupDay(ErrorGroup):
+    """Error groups of the runs created in one UTC day; the sum of its hours."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "integration"], name="errorgroup_day_integration")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "flow_lineage_id", "day", "digest"],
+                name="one_error_group_per_flow_day",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} × {self.message[:60]} on {self.day:%Y-%m-%d}"
 
 
 class ErrorState(models.TextChoices):

@@ -8,14 +8,18 @@
 
 Data: 50 flows in 10 integrations, runs spread evenly over the last 30 days, 10 steps per
 run (two of them calling a connection, with a latency histogram), one kept error record
-per partial or failed run. The raw rows are written with PostgreSQL's `generate_series`
-in the shape `runs.services` stores them (10 M rows through the ORM would take the
-benchmark's whole budget); the rollups are then written by the rollup code itself,
-`runs.rollups.rollup_rebuild()`, which reads every run with its steps and errors: the
-same `figures_of`/`added` that a run's end calls. PostgreSQL only.
+per partial or failed run. Runs are recorded in batches the way the runtime records
+them, through its bulk path: the run, step and error rows in the shape
+`runs.services._store` writes them, sent with COPY (the bulk form of its bulk inserts),
+and each batch added to the hourly and daily rollups by `runs.rollups.rollup_runs`, the
+code a run's end calls (`rollup_run` is `rollup_runs` of one run). Calling `_store` once
+per run would take hours at this size (it locks, audits and writes row by row).
+PostgreSQL only.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ilm_mon_bench \\
         .venv/bin/python -m tests.bench.fig_monitoring [--runs-total 1000000] [--runs 5]
+
+`make bench` generates BENCH_MONITORING_RUNS runs (default 1,000,000).
 """
 
 from __future__ import annotations
@@ -28,14 +32,23 @@ import sys
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 FLOWS_PER_INTEGRATION = 5
 INTEGRATIONS = 10
 STEPS = 10
 DAYS = 30
+BATCH = 10_000
 MARK = "bench-monitoring"
+HISTOGRAM = [0, 0, 0, 0, 1, 2, 3, 4, 6, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+
+
+class StepFigures(NamedTuple):
+    """What the rollups read of a step row (`RunStep`): the connection and histogram."""
+
+    connection_lineage_id: uuid.UUID | None
+    histogram: list[int]
 
 
 def _flows() -> list[dict[str, Any]]:
@@ -64,102 +77,167 @@ def _flows() -> list[dict[str, Any]]:
                 flow = Flow.objects.create(
                     integration=integration, name=f"Flow {f}", schedule="*/5 * * * *"
                 )
-            out.append({"integration": integration, "flow": flow, "connections": conns})
+            out.append(_shape(integration, flow, conns))
     return out
 
 
-def generate(total: int) -> float:
-    """Write `total` runs with STEPS steps each (and errors), then the rollups. Seconds."""
-    from django.db import connection
+def _shape(integration: Any, flow: Any, conns: list[Any]) -> dict[str, Any]:
+    """A flow's steps as the runtime reports them: 10 steps, the first calling one
+    connection (export), the last another (import)."""
+    steps = []
+    for position in range(1, STEPS + 1):
+        conn = {1: conns[0].lineage_id, STEPS: conns[1].lineage_id}.get(position)
+        steps.append(
+            {
+                "lineage_id": uuid.uuid5(flow.lineage_id, str(position)),
+                "position": position,
+                "kind": "export" if position == 1 else "import" if position == STEPS else "map",
+                "connection": conn,
+                "calls": sum(HISTOGRAM) if conn else 0,
+                "histogram": HISTOGRAM if conn else [],
+            }
+        )
+    return {
+        "integration_id": integration.pk,
+        "lineage": flow.lineage_id,
+        "name": flow.name,
+        "steps": steps,
+        "figures": [StepFigures(s["connection"], s["histogram"]) for s in steps],
+    }
+
+
+def _copy(cursor: Any, table: str, columns: str, lines: list[str]) -> None:
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        copy.write("".join(lines))
+
+
+def generate(total: int, *, first: int = 0, upto: int | None = None, batch: int = BATCH) -> float:
+    """Record runs number `first` to `upto` (default `total`) of `total` spread over the
+    last DAYS days (run 1 is the newest) with their steps and errors, and roll them up.
+    Seconds."""
+    from django.db import connection, transaction
+    from django.utils import timezone
 
     from runs.models import Run, RunError, RunStep
-    from runs.rollups import rollup_rebuild
+    from runs.rollups import rollup_runs
 
     started = time.perf_counter()
     flows = _flows()
+    now = timezone.now()
+    span = DAYS * 86400
+    run_t, step_t, error_t = (m._meta.db_table for m in (Run, RunStep, RunError))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE bench_flows (n int, integration_id bigint, "
-            "lineage uuid, name text, c0 uuid, c1 uuid)"
-        )
-        for n, f in enumerate(flows):
-            cursor.execute(
-                "INSERT INTO bench_flows VALUES (%s, %s, %s, %s, %s, %s)",
-                [
-                    n,
-                    f["integration"].pk,
-                    f["flow"].lineage_id,
-                    f["flow"].name,
-                    f["connections"][0].lineage_id,
-                    f["connections"][1].lineage_id,
-                ],
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [run_t])
+        sequence = cursor.fetchone()[0]
+    upto = total if upto is None else upto
+    for low in range(first, upto, batch):
+        n = min(batch, upto - low)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [sequence, n])
+            ids = [row[0] for row in cursor.fetchall()]
+            ended, run_lines, step_lines, error_lines = [], [], [], []
+            for g, pk in zip(range(low + 1, low + n + 1), ids, strict=True):
+                flow = flows[g % len(flows)]
+                failed, partial = g % 53 == 0, g % 17 == 0
+                status = "failed" if failed else "partial" if partial else "succeeded"
+                bad = 1 if failed or partial else 0
+                at = now - timedelta(seconds=g * span / total)
+                run = Run(
+                    pk=pk,
+                    integration_id=flow["integration_id"],
+                    flow_lineage_id=flow["lineage"],
+                    flow_name=flow["name"],
+                    mode="live",
+                    trigger="schedule",
+                    status=status,
+                    created_at=at,
+                    started_at=at,
+                    ended_at=at + timedelta(seconds=2),
+                    records_in=100 + g % 50,
+                    records_out=100 + g % 50 - bad,
+                    errors=bad,
+                    retries=g % 3,
+                    pages=1,
+                )
+                t0, t1 = at.isoformat(), run.ended_at.isoformat()
+                run_lines.append(
+                    f"{pk}\t{run.integration_id}\t{run.flow_lineage_id}\t{run.flow_name}\t"
+                    f"live\tschedule\t{status}\t{t0}\t{t0}\t{t1}\t{run.records_in}\t"
+                    f"{run.records_out}\t{bad}\t{run.retries}\t1\t{{}}\tf\t[]\t\n"
+                )
+                for s in flow["steps"]:
+                    step_lines.append(
+                        f"{pk}\t{s['lineage_id']}\t{s['position']}\tStep {s['position']}\t"
+                        f"{s['kind']}\t{run.records_in}\t{run.records_out}\t0\t12.5\t"
+                        f"{s['calls']}\t0\t{s['histogram']}\t{s['connection'] or '\\N'}\n"
+                    )
+                errors = []
+                if bad:
+                    last = flow["steps"][-1]
+                    http = pk % 2 == 0
+                    error = RunError(
+                        run_id=pk,
+                        step_lineage_id=last["lineage_id"],
+                        step_name=f"Step {STEPS}",
+                        kind="http" if http else "mapping",
+                        message="POST /orders answered HTTP 422."
+                        if http
+                        else f"sku {pk % 40} is not in lookup cache SKU",
+                        http_status=422 if http else None,
+                        created_at=run.ended_at,
+                    )
+                    errors.append(error)
+                    error_lines.append(
+                        f"{pk}\t{error.step_lineage_id}\t{error.step_name}\t0\t{error.kind}\t"
+                        f"{error.message}\t{error.http_status or '\\N'}\t"
+                        f'{{"id": 1}}\t\t{t1}\n'
+                    )
+                ended.append((run, flow["figures"], errors))
+            raw = cursor.cursor
+            _copy(
+                raw,
+                run_t,
+                "id, integration_id, flow_lineage_id, flow_name, mode, trigger, status, "
+                "created_at, started_at, ended_at, records_in, records_out, errors, retries, "
+                "pages, progress, cancel_requested, output, message",
+                run_lines,
             )
-        run, step, error = Run._meta.db_table, RunStep._meta.db_table, RunError._meta.db_table
-        span = DAYS * 86400
-        cursor.execute(
-            f"""
-            INSERT INTO {run} (integration_id, flow_lineage_id, flow_name, mode, trigger,
-                status, created_at, started_at, ended_at, records_in, records_out, errors,
-                retries, pages, progress, cancel_requested, output, message)
-            SELECT f.integration_id, f.lineage, f.name, 'live', 'schedule',
-                CASE WHEN g %% 53 = 0 THEN 'failed' WHEN g %% 17 = 0 THEN 'partial'
-                     ELSE 'succeeded' END,
-                t, t, t + interval '2 seconds', 100 + g %% 50, 100 + g %% 50
-                    - CASE WHEN g %% 17 = 0 OR g %% 53 = 0 THEN 1 ELSE 0 END,
-                CASE WHEN g %% 17 = 0 OR g %% 53 = 0 THEN 1 ELSE 0 END, g %% 3, 1, '{{}}',
-                false, '[]', ''
-            FROM generate_series(1, %s) g
-            JOIN bench_flows f ON f.n = g %% {len(flows)}
-            CROSS JOIN LATERAL (SELECT now() - make_interval(secs => g::float8 * {span} / %s)
-                AS t) tt
-            """,
-            [total, total],
-        )
-        hist = "[0,0,0,0,1,2,3,4,6,3,2,1,1,0,0,0,0,0,0,0,0,0,0,0,0]"
-        cursor.execute(
-            f"""
-            INSERT INTO {step} (run_id, lineage_id, position, name, kind, records_in,
-                records_out, errors, duration_ms, http_calls, http_retries, histogram,
-                connection_lineage_id)
-            SELECT r.id, md5(r.flow_lineage_id::text || s)::uuid, s, 'Step ' || s,
-                CASE WHEN s = 1 THEN 'export' WHEN s = {STEPS} THEN 'import'
-                     ELSE 'transform' END,
-                r.records_in, r.records_out, 0, 12.5,
-                CASE WHEN s IN (1, {STEPS}) THEN 23 ELSE 0 END, 0,
-                CASE WHEN s IN (1, {STEPS}) THEN %s::jsonb ELSE '[]'::jsonb END,
-                CASE WHEN s = 1 THEN f.c0 WHEN s = {STEPS} THEN f.c1 END
-            FROM {run} r JOIN bench_flows f ON f.lineage = r.flow_lineage_id
-            CROSS JOIN generate_series(1, {STEPS}) s
-            """,
-            [hist],
-        )
-        cursor.execute(
-            f"""
-            INSERT INTO {error} (run_id, step_lineage_id, step_name, record_index, kind,
-                message, http_status, record, response_excerpt, created_at)
-            SELECT r.id, md5(r.flow_lineage_id::text || {STEPS})::uuid, 'Step {STEPS}',
-                0, CASE WHEN r.id %% 2 = 0 THEN 'http' ELSE 'mapping' END,
-                CASE WHEN r.id %% 2 = 0 THEN 'POST /orders answered HTTP 422.'
-                     ELSE 'sku ' || (r.id %% 40) || ' is not in lookup cache SKU' END,
-                CASE WHEN r.id %% 2 = 0 THEN 422 END, '{{"id": 1}}', '', r.created_at
-            FROM {run} r JOIN bench_flows f ON f.lineage = r.flow_lineage_id
-            WHERE r.errors > 0
-            """,
-            [],
-        )
-        cursor.execute("DROP TABLE bench_flows")
-        cursor.execute(f"ANALYZE {run}; ANALYZE {step}; ANALYZE {error}")
-    rollup_rebuild()
+            _copy(
+                raw,
+                step_t,
+                "run_id, lineage_id, position, name, kind, records_in, records_out, errors, "
+                "duration_ms, http_calls, http_retries, histogram, connection_lineage_id",
+                step_lines,
+            )
+            _copy(
+                raw,
+                error_t,
+                "run_id, step_lineage_id, step_name, record_index, kind, message, "
+                "http_status, record, response_excerpt, created_at",
+                error_lines,
+            )
+            rollup_runs(ended)
+        if (low // batch) % 5 == 0:
+            print(
+                f"  {low + n:,} runs recorded ({time.perf_counter() - started:.0f} s)", flush=True
+            )
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE runs_flowhourrollup; ANALYZE runs_connectionhourlatency")
+        for model in (Run, RunStep, RunError):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+        for table in (
+            "runs_flowhourrollup",
+            "runs_flowdayrollup",
+            "runs_connectionhourlatency",
+            "runs_connectiondaylatency",
+            "runs_errorgrouphour",
+            "runs_errorgroupday",
+        ):
+            cursor.execute(f"ANALYZE {table}")
     return time.perf_counter() - started
 
 
-def _median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
-
-
 def measure(runs: int) -> dict[str, Any]:
+    """Each measure's samples (seconds, or query counts), `runs` times (at least 5)."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.db.models import Count, Q, Sum
@@ -183,12 +261,13 @@ def measure(runs: int) -> dict[str, Any]:
     page_24h = reverse("runs:monitoring") + "?range=24h"
     api_24h = "/api/v1/monitoring/flows?page_size=500"
     since = (timezone.now() - timedelta(days=30)).isoformat()
+    api_30d = api_24h + f"&since={quote(since)}"
 
-    def get(c: Any, url: str, **params: Any) -> tuple[float, int]:
+    def get(c: Any, url: str) -> tuple[float, int]:
         gc.collect()
         with CaptureQueriesContext(connection) as captured:
             start = time.perf_counter()
-            response = c.get(url, params or None)
+            response = c.get(url)
             if response.status_code != 200:
                 raise RuntimeError(f"{url} answered {response.status_code}")
             t = time.perf_counter() - start
@@ -215,67 +294,130 @@ def measure(runs: int) -> dict[str, Any]:
 
     for url in (page_30d, page_24h):
         get(client, url)  # warm
-    page_t, page_q, day_q, api_t, api30_t, scan_t = [], [], [], [], [], []
+    get(api, api_24h)
+    out: dict[str, Any] = {k: [] for k in ("page_30d", "q_30d", "q_24h", "api_24h", "api_30d")}
+    out["scan"] = []
     for _ in range(max(5, runs)):
         t, q = get(client, page_30d)
-        page_t.append(t)
-        page_q.append(q)
-        day_q.append(get(client, page_24h)[1])
-        api_t.append(get(api, api_24h)[0])
-        api30_t.append(get(api, api_24h + f"&since={quote(since)}")[0])
+        out["page_30d"].append(t)
+        out["q_30d"].append(q)
+        out["q_24h"].append(get(client, page_24h)[1])
+        out["api_24h"].append(get(api, api_24h)[0])
+        out["api_30d"].append(get(api, api_30d)[0])
         gc.collect()
         start = time.perf_counter()
         scan()
-        scan_t.append(time.perf_counter() - start)
-    return {
-        "runs": Run.objects.count(),
-        "steps": RunStep.objects.count(),
-        "page_30d_ms": _median_ms(page_t),
-        "page_30d_queries": max(page_q),
-        "page_24h_queries": max(day_q),
-        "api_24h_ms": _median_ms(api_t),
-        "api_30d_ms": _median_ms(api30_t),
-        "scan_30d_ms": _median_ms(scan_t),
-        "api_30d_vs_scan": statistics.median(scan_t) / statistics.median(api30_t),
+        out["scan"].append(time.perf_counter() - start)
+    out["runs"] = Run.objects.count()
+    out["steps"] = RunStep.objects.count()
+    out["profile"] = {
+        "page": lambda: client.get(page_30d),
+        "api": lambda: api.get(api_24h),
     }
+    return out
+
+
+def page_queries() -> int:
+    """Queries of the 30-day Monitoring page (an administrator: every flow)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from integrations.models import User
+
+    admin = User.objects.filter(username=f"{MARK}-admin").first() or User.objects.create_user(
+        f"{MARK}-admin", password=uuid.uuid4().hex, role="administrator"
+    )
+    client = Client()
+    client.force_login(admin)
+    url = reverse("runs:monitoring") + "?range=30d"
+    client.get(url)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    return len(captured.captured_queries)
+
+
+def record(total: int, say: Any = print) -> int | None:
+    """Record what is missing of `total` runs; when starting below a tenth of them, the
+    page's query count at a tenth is returned (to compare with the count at `total`)."""
+    have = _have()
+    tenth = None
+    if have < total // 10:
+        say(
+            f"Fig 9 recorded {total // 10 - have:,} runs in "
+            f"{generate(total, first=have, upto=total // 10):.0f} s."
+        )
+        have = total // 10
+        tenth = page_queries()
+    if have < total:
+        say(f"Fig 9 recorded {total - have:,} runs in {generate(total, first=have):.0f} s.")
+    return tenth
+
+
+def _have() -> int:
+    from runs.models import Run
+
+    return Run.objects.filter(flow_name__startswith="Flow ", mode="live").count()
 
 
 def fig9_monitoring(ctx: Any) -> None:
     """monitoring at 1,000,000 runs / 10,000,000 steps: page 30 d, /monitoring/flows, raw scan"""
-    total = int(os.environ.get("BENCH_MONITORING_RUNS", "1000000"))
-    from runs.models import Run
+    from tests.bench.figures import explain_miss
+    from tests.bench.measure import hot_spots
 
-    if Run.objects.filter(flow_name__startswith="Flow ").count() < total:
-        ctx.notes.append(f"Fig 9 generated its data in {generate(total):.0f} s.")
+    total = int(os.environ.get("BENCH_MONITORING_RUNS", "1000000"))
+    tenth = record(total, ctx.notes.append)
     m = measure(ctx.runs)
-    ms = 1e-3
-    ctx.row(
+    ctx.method.append(
+        f"Fig 9: {m['runs']:,} live runs and {m['steps']:,} step records over 30 days (50"
+        " flows in 10 integrations, 2 connections each; 1 in 17 partial, 1 in 53 failed,"
+        " each with a kept error record), recorded in batches of 10,000 through the"
+        " runtime's bulk path (COPY of the rows runs.services stores, rollups by"
+        " runs.rollups.rollup_runs). Page = GET /monitoring/?range=30d as an"
+        " administrator through Django's test client; API = GET /api/v1/monitoring/flows"
+        " (24 h, and since 30 days ago). Baseline: the grid's per-flow counts and sums"
+        " over 30 days by a GROUP BY over the raw runs (no latency: that would read the"
+        " step rows too)."
+    )
+    page = ctx.row(
         "9",
         f"Monitoring page, 30 days ({m['runs']:,} runs)",
         "s",
-        [m["page_30d_ms"] * ms],
+        m["page_30d"],
         goal="≤ 150 ms",
         check=lambda v: v <= 0.150,
     )
-    ctx.row(
+    queries = ctx.row(
         "9",
-        "  queries (30 d; 24 h has the same count)",
+        "… queries (30 d)",
         "queries",
-        [m["page_30d_queries"]],
-        goal=f"= {m['page_24h_queries']}",
-        check=lambda v: v == m["page_24h_queries"],
+        m["q_30d"],
+        goal=f"= at {total // 10:,} runs ({tenth})" if tenth else "",
+        check=(lambda v: v <= tenth) if tenth else None,
     )
-    ctx.row(
+    ctx.row("9", "… queries (24 h)", "queries", m["q_24h"])
+    flows = ctx.row(
         "9",
         "GET /monitoring/flows (24 h)",
         "s",
-        [m["api_24h_ms"] * ms],
+        m["api_24h"],
         goal="≤ 100 ms",
         check=lambda v: v <= 0.100,
     )
+    ctx.row("9", "GET /monitoring/flows (30 d)", "s", m["api_30d"])
+    ctx.row("9", "scan of the raw runs, same per-flow sums (30 d)", "s", m["scan"])
     ctx.row(
-        "9", "GET /monitoring/flows (30 d) vs a scan of the raw runs", "×", [m["api_30d_vs_scan"]]
+        "9",
+        "raw scan time / /monitoring/flows (30 d) time",
+        "×",
+        [s / a for s, a in zip(m["scan"], m["api_30d"], strict=True)],
     )
+    for row, label, key in ((page, "fig9-monitoring-page", "page"), (flows, "fig9-flows", "api")):
+        if row.verdict == "MISS":
+            explain_miss(ctx, row, label, hot_spots(m["profile"][key]))
+    if queries.verdict == "MISS":
+        explain_miss(ctx, queries, "fig9-monitoring-queries", hot_spots(m["profile"]["page"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,16 +434,18 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.core.management import call_command
 
-    from runs.models import Run
-
     call_command("migrate", verbosity=0, interactive=False)
-    have = Run.objects.filter(flow_name__startswith="Flow ").count()
-    if have < args.runs_total:
-        print(f"generating {args.runs_total:,} runs …", flush=True)
-        print(f"generated in {generate(args.runs_total - have):.0f} s", flush=True)
+    tenth = record(args.runs_total)
     m = measure(args.runs)
-    for key, value in m.items():
-        print(f"{key:>20}: {value:,.1f}" if isinstance(value, float) else f"{key:>20}: {value:,}")
+    print(f"{'runs':>24}: {m['runs']:,}\n{'steps':>24}: {m['steps']:,}")
+    for key in ("page_30d", "api_24h", "api_30d", "scan"):
+        ms = sorted(v * 1000 for v in m[key])
+        print(f"{key + ' ms':>24}: median {statistics.median(ms):.1f} ({ms[0]:.1f}–{ms[-1]:.1f})")
+    print(f"{'queries 30 d / 24 h':>24}: {max(m['q_30d'])} / {max(m['q_24h'])}")
+    if tenth:
+        print(f"{'queries 30 d at 1/10':>24}: {tenth}")
+    ratios = [s / a for s, a in zip(m["scan"], m["api_30d"], strict=True)]
+    print(f"{'scan / api 30 d':>24}: {statistics.median(ratios):.1f}×")
     return 0
 
 

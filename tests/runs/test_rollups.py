@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runs import histogram, rollups
-from runs.models import ConnectionHourLatency, FlowHourRollup, Run
+from runs.models import ConnectionHourLatency, FlowDayRollup, FlowHourRollup, Run
 from runs.services import run_cancel, run_execute, run_start
 from tests.factories import IntegrationFactory
 from tests.runs.monitoring_data import make_run
@@ -26,21 +26,13 @@ FLOWS = [uuid.UUID(int=1), uuid.UUID(int=2)]
 CONNECTIONS = [uuid.UUID(int=10), uuid.UUID(int=11)]
 
 
-def stored() -> dict:
-    """The rollup rows as {(integration, flow, hour): figures}."""
-    latencies: dict = {}
-    for lat in ConnectionHourLatency.objects.all():
-        latencies.setdefault((lat.integration_id, lat.flow_lineage_id, lat.hour), []).append(lat)
-    return {
-        (r.integration_id, r.flow_lineage_id, r.hour): rollups.row_figures(
-            r, latencies.get((r.integration_id, r.flow_lineage_id, r.hour), [])
-        )
-        for r in FlowHourRollup.objects.all()
-    }
+def stored(level: rollups.Level = rollups.HOURS) -> dict:
+    """The rollup rows of a level as {(integration, flow, hour or day): figures}."""
+    return rollups.stored(level)
 
 
-def raw() -> dict:
-    return rollups.recount(Run.objects.prefetch_related("steps", "error_records"))
+def raw(level: rollups.Level = rollups.HOURS) -> dict:
+    return rollups.recount(Run.objects.prefetch_related("steps", "error_records"), level)
 
 
 def comparable(table: dict) -> dict:
@@ -54,7 +46,8 @@ def comparable(table: dict) -> dict:
 run_strategy = st.fixed_dictionaries(
     {
         "flow": st.sampled_from(FLOWS),
-        "minutes": st.integers(min_value=0, max_value=60 * 5),
+        # Up to three days from BASE, so runs share hours and days and span midnights.
+        "minutes": st.integers(min_value=0, max_value=60 * 72),
         "status": st.sampled_from(["succeeded", "partial", "failed", "canceled", "running"]),
         "mode": st.sampled_from(["live", "live", "live", "test"]),
         "records_in": st.integers(0, 500),
@@ -88,8 +81,9 @@ run_strategy = st.fixed_dictionaries(
 @given(runs=st.lists(run_strategy, max_size=12))
 def test_rollups_written_as_runs_end_equal_a_recount_from_the_raw_runs(runs):
     Run.objects.all().delete()
-    FlowHourRollup.objects.all().delete()
-    ConnectionHourLatency.objects.all().delete()
+    for level in rollups.LEVELS:
+        level.rollup.objects.all().delete()
+        level.latency.objects.all().delete()
     integration = IntegrationFactory()
     for spec in runs:
         if spec["status"] == "running":
@@ -109,12 +103,16 @@ def test_rollups_written_as_runs_end_equal_a_recount_from_the_raw_runs(runs):
         )
     expected = comparable(raw())
     assert comparable(stored()) == expected
+    # The day level is the same runs added up per UTC day.
+    expected_days = comparable(raw(rollups.DAYS))
+    assert comparable(stored(rollups.DAYS)) == expected_days
     counted = [s for s in runs if s["mode"] == "live" and s["status"] != "running"]
     assert sum(f["runs"] for f in expected.values()) == len(counted)
     assert sum(f["records_in"] for f in expected.values()) == sum(s["records_in"] for s in counted)
-    # The rebuild from the raw runs writes the same rows.
+    # The rebuild from the raw runs writes the same rows, at both levels.
     rollups.rollup_rebuild()
     assert comparable(stored()) == expected
+    assert comparable(stored(rollups.DAYS)) == expected_days
 
 
 def exact_percentile(values: list[float], q: float) -> float:
@@ -200,11 +198,14 @@ def test_the_command_rebuilds_from_a_given_hour_and_keeps_earlier_rows():
     call_command("monitoring_rollup", "--rebuild", "--since", "2026-11-02T05:30")
     rows = dict(FlowHourRollup.objects.values_list("hour", "records_in"))
     assert rows == {BASE: 999, BASE + timedelta(hours=5): 8}
+    # The day is refolded from its hours: the kept one and the rebuilt one.
+    assert list(FlowDayRollup.objects.values_list("day", "records_in")) == [(BASE, 999 + 8)]
     call_command("monitoring_rollup", "--rebuild")
     assert dict(FlowHourRollup.objects.values_list("hour", "records_in")) == {
         BASE: 3,
         BASE + timedelta(hours=5): 8,
     }
+    assert list(FlowDayRollup.objects.values_list("day", "records_in")) == [(BASE, 11)]
 
 
 @pytest.mark.parametrize("args", [[], ["--rebuild", "--since", "yesterday-ish"]])
