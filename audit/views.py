@@ -332,7 +332,8 @@ def change_rows(event: Event) -> list[ChangeRow]:
             rows.append(row)
             continue
         code = event.resource_type == "script" and field == "code"
-        rows.append(ChangeRow(field, old, new, diff=value_diff(old, new, code=code), refs=refs))
+        diff = value_diff(old, new, code=code, path=field)
+        rows.append(ChangeRow(field, old, new, diff=diff, refs=refs))
     return rows
 
 

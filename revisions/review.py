@@ -571,8 +571,13 @@ class FieldRow:
     diff: ValueDiff
     base_text: str = ""
     local_only: bool = False
-    # Words beside a value (a cron schedule's meaning): {"left", "right"}.
+    # Values that carry words beside them (cron schedules): {"left", "right"}.
     meaning: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def after(self) -> Any:
+        """The value on the right: theirs in a conflict, else what the merge writes."""
+        return self.ours if self.local_only and not self.conflict else self.theirs
 
     @property
     def key(self) -> str:
@@ -644,7 +649,7 @@ def field_rows(
         if "absent" in f:  # the engine says which sides lack the path (null is a value)
             gone = set(f["absent"])
             absent = ("ours" in gone, ("ours" if local_only else "theirs") in gone)
-        diff = value_diff(ours, theirs if conflict else after, code=code, absent=absent)
+        diff = value_diff(ours, theirs if conflict else after, code=code, absent=absent, path=path)
         row = FieldRow(
             path=path,
             conflict=conflict,
@@ -657,10 +662,12 @@ def field_rows(
             local_only=local_only,
         )
         if res.get("type") == "flow" and path == "schedule":
+            # Each side's cron line with its words, by the one cron-words helper (the
+            # `schedule` template filter); nothing to say about an absent or empty side.
             row.meaning = {
-                "left": describe_schedule(ours) if isinstance(ours, str) else "",
-                "right": describe_schedule(theirs if conflict else after)
-                if isinstance(theirs if conflict else after, str)
+                "left": ours if isinstance(ours, str) and describe_schedule(ours) else "",
+                "right": row.after
+                if isinstance(row.after, str) and describe_schedule(row.after)
                 else "",
             }
         rows.append(row)

@@ -59,6 +59,8 @@ def clone_source(context, integration, css: str = "") -> SafeString:
 def schedule(value: str | None) -> SafeString:
     """A cron schedule as code with its meaning beside it: "*/30 * * * *: every 30 minutes"
     (integrations.schedules.describe_schedule, the one cron-words helper)."""
+    if not value:
+        return mark_safe("")
     words = describe_schedule(value)
     if not words:
         return format_html('<code class="cron">{}</code>', value or "")
