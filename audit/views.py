@@ -278,6 +278,8 @@ class ChangeRow:
     # What the values refer to, by name: linked while it exists, "deleted …" once not.
     refs: list[Ref] = dc_field(default_factory=list)
     value_ref: Ref | None = None
+    # A flow's cron schedule: shown with its words beside it.
+    schedule: bool = False
 
 
 def _references(event: Event) -> tuple[dict[str, Ref], dict[str, Ref]]:
@@ -319,6 +321,7 @@ def change_rows(event: Event) -> list[ChangeRow]:
         field = str(change.get("field", ""))
         raw_old, raw_new = change.get("old"), change.get("new")
         old, new = shown(raw_old), shown(raw_new)
+        schedule = event.resource_type == "flow" and field == "schedule"
         refs: list[Ref] = []
         for ref in _refs_in(raw_new, by_id, recorded) + _refs_in(raw_old, by_id, recorded):
             if ref not in refs:
@@ -326,14 +329,22 @@ def change_rows(event: Event) -> list[ChangeRow]:
         if one_sided:
             raw = raw_new if event.action == EventAction.CREATED else raw_old
             text = as_text(new if event.action == EventAction.CREATED else old)
-            row = ChangeRow(field, old, new, value_text=text, multiline="\n" in text, refs=refs)
+            row = ChangeRow(
+                field,
+                old,
+                new,
+                value_text=text,
+                multiline="\n" in text,
+                refs=refs,
+                schedule=schedule,
+            )
             if isinstance(raw, str) and raw in recorded:  # the value is the reference
                 row.value_ref, row.refs = recorded[raw], []
             rows.append(row)
             continue
         code = event.resource_type == "script" and field == "code"
         diff = value_diff(old, new, code=code, path=field)
-        rows.append(ChangeRow(field, old, new, diff=diff, refs=refs))
+        rows.append(ChangeRow(field, old, new, diff=diff, refs=refs, schedule=schedule))
     return rows
 
 

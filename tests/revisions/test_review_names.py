@@ -221,9 +221,19 @@ def test_a_deleted_cache_reads_as_deleted_by_name_in_the_audit_and_comes_back_by
 
 
 def test_every_schedule_shown_carries_its_meaning(dev_client, integration):
+    from audit.models import Event
     from tests.factories import FlowFactory
 
-    flow = FlowFactory(integration=integration, name="Refunds", schedule="*/30 * * * *")
+    flow = FlowFactory(integration=integration, name="Refunds", schedule="0 * * * *")
+    flow.schedule = "*/30 * * * *"
+    flow.save()
+    created, updated = Event.objects.filter(resource_type="flow", resource_id=flow.pk).order_by(
+        "pk"
+    )
+    text = visible_text(dev_client.get(reverse("audit:event", args=[updated.pk])).content.decode())
+    assert "every hour" in text and "every 30 minutes" in text
+    text = visible_text(dev_client.get(reverse("audit:event", args=[created.pk])).content.decode())
+    assert "every hour" in text
     for url in (
         reverse("integrations:flow", args=[integration.pk, flow.pk]),
         reverse("integrations:flows", args=[integration.pk]),
