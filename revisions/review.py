@@ -573,6 +573,8 @@ class FieldRow:
     local_only: bool = False
     # Values that carry words beside them (cron schedules): {"left", "right"}.
     meaning: dict[str, str] = field(default_factory=dict)
+    # What the values refer to, linked by name (a step's connection, a hook's script).
+    refs: list[Ref] = field(default_factory=list)
 
     @property
     def after(self) -> Any:
@@ -661,6 +663,10 @@ def field_rows(
             base_text=as_text(base),
             local_only=local_only,
         )
+        for lid in sorted(ids_in(f.get("theirs"), f.get("ours"))):
+            ref = ref_names.get(lid)
+            if isinstance(ref, Ref) and ref.type_key and ref not in row.refs:
+                row.refs.append(ref)
         if res.get("type") == "flow" and path == "schedule":
             # Each side's cron line with its words, by the one cron-words helper (the
             # `schedule` template filter); nothing to say about an absent or empty side.

@@ -218,6 +218,8 @@ def test_a_deleted_cache_reads_as_deleted_by_name_in_the_audit_and_comes_back_by
     text = visible_text(html)
     assert "Country codes" in text and not UUID.search(text)
     assert "neither integration" not in text
+    # The hook's script, which still exists, is linked by name under the field.
+    assert f'<a href="{scripts_url}">Tax rounding</a>' in html
 
 
 def test_every_schedule_shown_carries_its_meaning(dev_client, integration):
