@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -26,6 +27,14 @@ from django.views.decorators.http import require_GET
 
 from integrations.models import Integration, User
 from integrations.permissions import Action, get_visible_integration, require
+from integrations.reference_names import (
+    Ref,
+    names_for,
+    referenced_ids,
+    refs_of_recorded,
+    shown_value,
+)
+from integrations.resources import RESOURCE_TYPES
 from integrations.value_diff import ValueDiff, as_text, value_diff
 
 from . import selectors
@@ -37,6 +46,7 @@ from .models import Action as EventAction
 
 RESULTS_TARGET = "audit-results"
 TYPE_LABELS = dict(resource_type_choices())
+UNKNOWN_REF = "(a resource this integration never had)"
 
 
 def _is_fragment(request: HttpRequest, target: str | None = None) -> bool:
@@ -265,20 +275,76 @@ class ChangeRow:
     # A created or deleted resource has one value per field, not a before and an after.
     value_text: str = ""
     multiline: bool = False
+    # What the values refer to, by name: linked while it exists, "deleted …" once not.
+    refs: list[Ref] = dc_field(default_factory=list)
+    value_ref: Ref | None = None
+    # A flow's cron schedule: shown with its words beside it.
+    schedule: bool = False
+
+
+def _references(event: Event) -> tuple[dict[str, Ref], dict[str, Ref]]:
+    """What the event's values refer to: lineage ids in configs (a mapping's cache, a
+    hook's script) and foreign keys recorded as "Name (#pk)" (a step's flow, connection),
+    each {value: Ref}. The names are looked up in the event's integration."""
+    changes = event.changes or []
+    rt = RESOURCE_TYPES.get(event.resource_type)
+    by_id: dict[str, Ref] = {}
+    if event.integration_id:
+        ids = referenced_ids(*(c.get(side) for c in changes for side in ("old", "new")))
+        by_id = names_for(ids, [event.integration_id])
+    recorded: dict[str, Ref] = {}
+    for c in changes:
+        target = rt.refs.get(str(c.get("field"))) if rt else None
+        if target:
+            recorded.update(refs_of_recorded(target, (c.get("old"), c.get("new"))))
+    return by_id, recorded
+
+
+def _refs_in(value: Any, by_id: dict[str, Ref], recorded: dict[str, Ref]) -> list[Ref]:
+    if isinstance(value, str) and value in recorded:
+        return [recorded[value]]
+    return [by_id[i] for i in sorted(referenced_ids(value)) if i in by_id]
 
 
 def change_rows(event: Event) -> list[ChangeRow]:
+    """The event's field changes as people read them: references by name, never ids."""
     one_sided = event.action in (EventAction.CREATED, EventAction.DELETED)
+    by_id, recorded = _references(event)
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, str) and value in recorded:
+            return str(recorded[value])
+        return shown_value(value, by_id, unknown=UNKNOWN_REF)
+
     rows = []
     for change in event.changes or []:
         field = str(change.get("field", ""))
-        old, new = change.get("old"), change.get("new")
+        raw_old, raw_new = change.get("old"), change.get("new")
+        old, new = shown(raw_old), shown(raw_new)
+        schedule = event.resource_type == "flow" and field == "schedule"
+        refs: list[Ref] = []
+        for ref in _refs_in(raw_new, by_id, recorded) + _refs_in(raw_old, by_id, recorded):
+            if ref not in refs:
+                refs.append(ref)
         if one_sided:
+            raw = raw_new if event.action == EventAction.CREATED else raw_old
             text = as_text(new if event.action == EventAction.CREATED else old)
-            rows.append(ChangeRow(field, old, new, value_text=text, multiline="\n" in text))
+            row = ChangeRow(
+                field,
+                old,
+                new,
+                value_text=text,
+                multiline="\n" in text,
+                refs=refs,
+                schedule=schedule,
+            )
+            if isinstance(raw, str) and raw in recorded:  # the value is the reference
+                row.value_ref, row.refs = recorded[raw], []
+            rows.append(row)
             continue
         code = event.resource_type == "script" and field == "code"
-        rows.append(ChangeRow(field, old, new, diff=value_diff(old, new, code=code)))
+        diff = value_diff(old, new, code=code, path=field)
+        rows.append(ChangeRow(field, old, new, diff=diff, refs=refs, schedule=schedule))
     return rows
 
 
@@ -294,6 +360,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "type_label": TYPE_LABELS.get(event.resource_type, event.resource_type),
         "rows": change_rows(event),
         "one_sided": event.action in (EventAction.CREATED, EventAction.DELETED),
+        "operation_short": str(event.operation_id)[:8],
     }
     if _is_fragment(request):
         return _respond(request, render(request, "audit/_changes.html", context))

@@ -26,6 +26,7 @@ from .models import (
     StepKind,
     User,
 )
+from .reference_names import names_for
 from .resources import RESOURCE_TYPES, validate_ignore_fields
 from .schedules import validate_cron
 
@@ -494,11 +495,11 @@ class StepForm(_NameMixin, StoredValuesForm):
         # A mapping through a cache since deleted shows it as missing rather than as no cache,
         # so saving the step does not quietly drop the reference (the service names it).
         known = {value for value, _name in caches}
-        for m in stored:
-            cache = m.get("lookup_cache")
-            if cache and str(cache) not in known:
-                known.add(str(cache))
-                caches.append((str(cache), f"missing cache ({cache})"))
+        gone = {str(m["lookup_cache"]) for m in stored if m.get("lookup_cache")} - known
+        names = names_for(gone, [integration.pk]) if gone else {}
+        for cache in sorted(gone):
+            ref = names.get(cache)
+            caches.append((cache, f"missing cache: {ref}" if ref else "missing cache"))
         self.mappings = MappingFormSet(
             self.data if self.is_bound else None,
             initial=[

@@ -56,6 +56,19 @@ class ValueDiff:
     rows: list[LineRow] = field(default_factory=list)
     added: int = 0
     removed: int = 0
+    # Short values in monospace only when they are code-like (see `reads_as_code`).
+    mono: bool = True
+
+
+# Short values written in a code-like syntax: a cron line, a function name, a record path,
+# anything inside a step's config. Names, descriptions and flags read in plain type.
+CODE_LIKE_FIELDS = frozenset({"schedule", "function", "key_path", "config", "settings", "code"})
+
+
+def reads_as_code(path: str) -> bool:
+    """Whether a field's value shows in monospace (a name never does)."""
+    head = path.split(".", 1)[0].split("[", 1)[0]
+    return head in CODE_LIKE_FIELDS
 
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
@@ -156,13 +169,27 @@ def _fold(rows: list[LineRow], context: int) -> list[LineRow]:
 
 
 def value_diff(
-    before: Any, after: Any, *, code: bool = False, absent: tuple[bool, bool] | None = None
+    before: Any,
+    after: Any,
+    *,
+    code: bool = False,
+    absent: tuple[bool, bool] | None = None,
+    path: str | None = None,
 ) -> ValueDiff:
     """Two field values as a word diff (short values) or a line diff (code, JSON, text).
 
     `absent` says which side does not have the field at all; without it, None means absent.
-    A side that has the field with a JSON null then shows `null`.
+    A side that has the field with a JSON null then shows `null`. `path` names the field:
+    a short value is in monospace only if that field reads as code.
     """
+    diff = _value_diff(before, after, code=code, absent=absent)
+    diff.mono = path is None or reads_as_code(path)
+    return diff
+
+
+def _value_diff(
+    before: Any, after: Any, *, code: bool, absent: tuple[bool, bool] | None
+) -> ValueDiff:
     left_absent, right_absent = absent if absent is not None else (before is None, after is None)
     a = "" if left_absent else ("null" if before is None else as_text(before))
     b = "" if right_absent else ("null" if after is None else as_text(after))

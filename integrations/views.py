@@ -58,6 +58,7 @@ from .permissions import (
     require,
     visible_integrations,
 )
+from .reference_names import names_for, referenced_ids
 from .selectors import namesake_warning
 
 TAB_TARGET = "tab-content"
@@ -691,14 +692,13 @@ def flow_detail(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
     integration = _integration(request, pk)
     flow = get_object_or_404(Flow, pk=rid, integration=integration)
     steps = list(flow.steps.select_related("connection").order_by("position", "pk"))
-    caches = {
-        str(lineage): (cpk, name)
-        for lineage, cpk, name in integration.lookupcaches.values_list("lineage_id", "pk", "name")
-    }
+    # Mappings' caches and hooks' scripts by name (a deleted one says so).
+    refs = names_for(referenced_ids(*(step.config for step in steps)), [integration.pk])
     rows = []
     for step in steps:
+        config = step.config if isinstance(step.config, dict) else {}
         mappings = []
-        for m in (step.config or {}).get("mappings", []):
+        for m in config.get("mappings", []):
             if not isinstance(m, dict):
                 continue
             cache = str(m.get("lookup_cache") or "")
@@ -706,11 +706,13 @@ def flow_detail(request: HttpRequest, pk: int, rid: int) -> HttpResponse:
                 {
                     "source": m.get("source"),
                     "target": m.get("target"),
-                    "cache_name": caches.get(cache, (None, "missing cache"))[1] if cache else "",
-                    "cache_pk": caches.get(cache, (None, ""))[0],
+                    "cache": refs.get(cache) if cache else None,
+                    "cache_missing": bool(cache) and cache not in refs,
                 }
             )
-        rows.append({"step": step, "mappings": mappings})
+        hooks = config.get("hooks") if isinstance(config.get("hooks"), dict) else {}
+        hooks = [(name, refs.get(str(script))) for name, script in sorted(hooks.items())]
+        rows.append({"step": step, "mappings": mappings, "hooks": hooks})
     return render_integration_tab(
         request,
         integration,

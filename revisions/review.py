@@ -21,6 +21,9 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from integrations.reference_names import REFERABLE_TYPES, Ref, names_for
+from integrations.reference_names import referenced_ids as ids_in
+from integrations.reference_names import shown_value as _shown_value
 from integrations.resources import LIST_KEYS, RESOURCE_TYPES, SECRET_FIELDS
 from integrations.schedules import describe_schedule
 from integrations.value_diff import ValueDiff, _similar, as_text, scrub, value_diff, word_diff
@@ -568,8 +571,15 @@ class FieldRow:
     diff: ValueDiff
     base_text: str = ""
     local_only: bool = False
-    # Words beside a value (a cron schedule's meaning): {"left", "right"}.
+    # Values that carry words beside them (cron schedules): {"left", "right"}.
     meaning: dict[str, str] = field(default_factory=dict)
+    # What the values refer to, linked by name (a step's connection, a hook's script).
+    refs: list[Ref] = field(default_factory=list)
+
+    @property
+    def after(self) -> Any:
+        """The value on the right: theirs in a conflict, else what the merge writes."""
+        return self.ours if self.local_only and not self.conflict else self.theirs
 
     @property
     def key(self) -> str:
@@ -580,27 +590,13 @@ def _is_code(type_key: str, path: str) -> bool:
     return type_key == "script" and path == "code"
 
 
-@dataclass
-class Ref:
-    """A resource another one refers to: its name, and where its page is."""
-
-    name: str
-    url: str = ""
+NEITHER = "(a resource in neither integration)"
 
 
 def shown_value(value: Any, refs: dict[str, Any]) -> Any:
     """The value with every reference (a lineage id) replaced by the thing's name, at any
     depth, and secrets dropped: reviewers read names, never ids."""
-    if isinstance(value, str) and _UUID.match(value):
-        ref = refs.get(value)
-        if ref is None:
-            return "(a resource in neither integration)"
-        return ref.name if isinstance(ref, Ref) else str(ref)
-    if isinstance(value, dict):
-        return {k: shown_value(v, refs) for k, v in value.items() if k not in SECRET_FIELDS}
-    if isinstance(value, list):
-        return [shown_value(v, refs) for v in value]
-    return value
+    return _shown_value(value, refs, unknown=NEITHER)
 
 
 def field_rows(
@@ -655,7 +651,7 @@ def field_rows(
         if "absent" in f:  # the engine says which sides lack the path (null is a value)
             gone = set(f["absent"])
             absent = ("ours" in gone, ("ours" if local_only else "theirs") in gone)
-        diff = value_diff(ours, theirs if conflict else after, code=code, absent=absent)
+        diff = value_diff(ours, theirs if conflict else after, code=code, absent=absent, path=path)
         row = FieldRow(
             path=path,
             conflict=conflict,
@@ -667,11 +663,17 @@ def field_rows(
             base_text=as_text(base),
             local_only=local_only,
         )
+        for lid in sorted(ids_in(f.get("theirs"), f.get("ours"))):
+            ref = ref_names.get(lid)
+            if isinstance(ref, Ref) and ref.type_key and ref not in row.refs:
+                row.refs.append(ref)
         if res.get("type") == "flow" and path == "schedule":
+            # Each side's cron line with its words, by the one cron-words helper (the
+            # `schedule` template filter); nothing to say about an absent or empty side.
             row.meaning = {
-                "left": describe_schedule(ours) if isinstance(ours, str) else "",
-                "right": describe_schedule(theirs if conflict else after)
-                if isinstance(theirs if conflict else after, str)
+                "left": ours if isinstance(ours, str) and describe_schedule(ours) else "",
+                "right": row.after
+                if isinstance(row.after, str) and describe_schedule(row.after)
                 else "",
             }
         rows.append(row)
@@ -918,7 +920,7 @@ def _cell_text(element: dict[str, Any] | None, column: str, refs: dict) -> tuple
     if column == "lookup_cache" and isinstance(value, str):
         ref = refs.get(value)
         if isinstance(ref, Ref):
-            return ref.name, ref.url
+            return str(ref), ref.url
         if ref is not None:
             return str(ref), ""
         return "(a lookup cache in neither integration)", ""
@@ -973,65 +975,21 @@ def whole_conflict(res: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
 def referenced_ids(res: dict[str, Any]) -> set[str]:
     """Lineage ids a resource's changed fields refer to (connections, flows, caches)."""
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str) and _UUID.match(value):
-            found.add(value)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    for f in res.get("fields") or []:
-        for side in ("base", "ours", "theirs"):
-            walk(f.get(side))
-    return found
+    return ids_in(
+        *(f.get(side) for f in res.get("fields") or [] for side in ("base", "ours", "theirs"))
+    )
 
 
-REFERABLE_TYPES = ("connection", "flow", "lookup_cache", "script")
-_REF_TABS = {
-    "connection": "connections",
-    "flow": "flow",
-    "lookup_cache": "cache",
-    "script": "scripts",
-}
-
-
-def names_for(ids: set[str], integration_ids: list[int]) -> dict[str, Ref]:
-    """The resources with these lineage ids in the given integrations, by lineage id: their
-    names and pages (one query per referable type; the first integration wins)."""
-    if not ids:
-        return {}
-    found: dict[str, Ref] = {}
-    rank = {pk: i for i, pk in enumerate(integration_ids)}
-    for key in REFERABLE_TYPES:
-        rt = RESOURCE_TYPES[key]
-        rows = sorted(
-            rt.model.objects.filter(
-                integration_id__in=integration_ids, lineage_id__in=list(ids)
-            ).values_list("lineage_id", "name", "integration_id", "pk"),
-            key=lambda r: rank.get(r[2], 99),
-        )
-        for lid, name, integration_id, pk in rows:
-            if str(lid) in found:
-                continue
-            found[str(lid)] = Ref(name, _ref_url(key, integration_id, pk))
-    return found
-
-
-def _ref_url(type_key: str, integration_id: int, pk: int) -> str:
-    tab = _REF_TABS[type_key]
-    if tab in ("flow", "cache"):
-        return reverse(f"integrations:{tab}", args=[integration_id, pk])
-    return reverse(f"integrations:{tab}", args=[integration_id])
+def document_names(*documents: dict[str, Any]) -> dict[str, str]:
+    """{lineage id: name} of every resource in these stored documents (the first wins)."""
+    names: dict[str, str] = {}
+    for doc in documents:
+        for lid, body in (doc.get("resources") or {}).items():
+            if body.get("name"):
+                names.setdefault(str(lid), str(body["name"]))
+    return names
 
 
 def full_body_fields(res: dict[str, Any], body: dict[str, Any] | None, side: str) -> None:
@@ -1086,10 +1044,22 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
     """A stored document as the integration's tabs show it, read-only: flows with their
     steps (mappings as a table, references by name), connections, lookup caches, scripts.
 
-    Names come from the document itself: they are the names at the time it was stored.
+    Names come from the document itself: they are the names at the time it was stored. A
+    reference links to the thing's page while the integration still has it.
     """
     resources = doc.get("resources") or {}
-    refs = {lid: Ref(body.get("name") or "(unnamed)") for lid, body in resources.items()}
+    alive = names_for(
+        (lid for lid, body in resources.items() if body.get("type") in REFERABLE_TYPES),
+        [integration.pk],
+    )
+    refs = {
+        lid: Ref(
+            body.get("name") or "(unnamed)",
+            alive[lid].url if lid in alive else "",
+            body.get("type", ""),
+        )
+        for lid, body in resources.items()
+    }
     by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for lid, body in resources.items():
         by_type.setdefault(body.get("type", ""), []).append((lid, body))
@@ -1101,7 +1071,7 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
     for _lid, body in by_type.get("step", []):
         config = body.get("config") if isinstance(body.get("config"), dict) else {}
         mappings = [
-            {column: _cell_text(m, column, refs)[0] for column in MAPPING_COLUMNS}
+            {column: _cell_text(m, column, refs) for column in MAPPING_COLUMNS}
             for m in (config.get("mappings") or [])
             if isinstance(m, dict)
         ]
@@ -1112,11 +1082,9 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
                 "name": body.get("name") or "(unnamed)",
                 "kind": str(body.get("kind") or "").capitalize(),
                 "position": body.get("position") or 0,
-                "connection": shown_value(body.get("connection"), refs)
-                if body.get("connection")
-                else "",
+                "connection": refs.get(str(body.get("connection") or "")),
                 "mappings": mappings,
-                "hooks": [(hook, shown_value(script, refs)) for hook, script in hooks.items()],
+                "hooks": [(hook, refs.get(str(script))) for hook, script in hooks.items()],
                 "settings": as_text(shown_value(rest, refs)) if rest else "",
             }
         )
@@ -1131,7 +1099,6 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
                 "description": body.get("description") or "",
                 "enabled": bool(body.get("enabled", True)),
                 "schedule": schedule,
-                "schedule_words": describe_schedule(schedule) if schedule else "",
                 "steps": steps,
             }
         )

@@ -821,7 +821,7 @@ def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
 # Revert -------------------------------------------------------------------------------
 
 
-def _revert_target(revision: Revision, side: str) -> Tree:
+def revert_target(revision: Revision, side: str) -> Tree:
     if side not in REVERT_SIDES:
         raise ValidationError({"to": ['Revert to "after" or "before" the revision.']})
     if revision.status != S.COMPLETED:
@@ -839,7 +839,7 @@ def _revert_target(revision: Revision, side: str) -> Tree:
 
 def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]:
     """The changes reverting to the state after (or before) `revision` would make."""
-    tree = _revert_target(revision, side)
+    tree = revert_target(revision, side)
     current = document_of(revision.integration)
     (target,) = documents_of_trees(tree)
     return engine.diff(
@@ -940,7 +940,7 @@ def revert_execute(revision: Revision) -> Revision:
         restored = revision.reverted_to
         if restored is None:
             raise InvalidState("The revision to restore was deleted; nothing was changed.")
-        tree = _revert_target(restored, revision.revert_side or "after")
+        tree = revert_target(restored, revision.revert_side or "after")
         integration = _lock_integration(revision.integration_id)
         if revision.target_version is not None and integration.version != revision.target_version:
             raise _revert_stale(integration, revision.target_version, integration.version)

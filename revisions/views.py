@@ -54,6 +54,7 @@ from .models import Blob, PullBatch, Revision, RevisionStatus, RevisionType
 from .review import (
     ACTIVE_STATUSES,
     REVIEWABLE_STATUSES,
+    document_names,
     field_rows,
     filter_revisions,
     find_resource,
@@ -452,24 +453,34 @@ def _resource_fragment(
     read_only: bool,
     extra: dict | None = None,
     ours_body: dict | None = None,
+    documents: tuple[dict[str, Any], ...] = (),
 ) -> HttpResponse:
     context = {
         "revision": revision,
         "integration": revision.integration,
         "read_only": read_only,
-        **_diff_context(revision, res, two_way=two_way, ours_body=ours_body),
+        **_diff_context(revision, res, two_way=two_way, ours_body=ours_body, documents=documents),
         **(extra or {}),
     }
     return _render(request, "revisions/resource.html", context, partial="resource-diff")
 
 
 def _diff_context(
-    revision: Revision, res: dict[str, Any], *, two_way: bool, ours_body: dict | None = None
+    revision: Revision,
+    res: dict[str, Any],
+    *,
+    two_way: bool,
+    ours_body: dict | None = None,
+    documents: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
-    """What the field diff of one resource needs (shared by the lazy load and resolve)."""
+    """What the field diff of one resource needs (shared by the lazy load and resolve).
+
+    `documents`: stored states the diff is between, which name what no longer exists."""
     rows = field_rows(
         res,
-        ref_names=names_for(referenced_ids(res), _name_scope(revision)),
+        ref_names=names_for(
+            referenced_ids(res), _name_scope(revision), known=document_names(*documents)
+        ),
         two_way=two_way,
         ours_body=ours_body
         if ours_body is not None
@@ -538,7 +549,7 @@ def _compare(request: HttpRequest, pk: int):
         if other is None
         else f"#{other.number} {other.description or other.get_type_display()}",
     }
-    return revision, other, raw, changes, left, labels
+    return revision, other, raw, changes, (left, right), labels
 
 
 @login_required
@@ -546,7 +557,7 @@ def _compare(request: HttpRequest, pk: int):
 def compare(request: HttpRequest, pk: int) -> HttpResponse:
     """What changed from one revision's state to another's, or to now: the review's
     components, read-only."""
-    revision, other, raw, changes, _left, labels = _compare(request, pk)
+    revision, other, raw, changes, _states, labels = _compare(request, pk)
     integration = revision.integration
     resources = changes.get("resources") or []
     groups = group_resources(resources, revision=revision)
@@ -580,7 +591,7 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def compare_resource(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
-    revision, other, raw, changes, left, labels = _compare(request, pk)
+    revision, other, raw, changes, (left, right), labels = _compare(request, pk)
     res = find_resource(changes.get("resources") or [], lineage_id)
     if res is None:
         raise Http404("This resource is the same in both states.")
@@ -592,6 +603,7 @@ def compare_resource(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
         read_only=True,
         extra=labels,
         ours_body=(left.get("resources") or {}).get(str(lineage_id)),
+        documents=(right, left),
     )
 
 
@@ -1043,7 +1055,13 @@ def revert_resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpRespo
     if res is None:
         raise Http404("The revert does not change this resource.")
     return _resource_fragment(
-        request, revision, res, two_way=True, read_only=True, extra={"side": side}
+        request,
+        revision,
+        res,
+        two_way=True,
+        read_only=True,
+        extra={"side": side},
+        documents=documents_of_trees(services.revert_target(revision, side)),
     )
 
 

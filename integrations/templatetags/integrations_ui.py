@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from integrations.permissions import HIDDEN_INTEGRATION_NAME, can_see
+from integrations.schedules import describe_schedule
 
 register = template.Library()
 
@@ -52,3 +53,17 @@ def clone_source(context, integration, css: str = "") -> SafeString:
         return format_html('<span class="muted">{}</span>', HIDDEN_INTEGRATION_NAME)
     url = reverse("integrations:detail", args=[source.pk])
     return format_html('<a class="{}" href="{}">{}</a>', css, url, source.name)
+
+
+@register.filter
+def schedule(value: str | None) -> SafeString:
+    """A cron schedule as code with its meaning beside it: "*/30 * * * *: every 30 minutes"
+    (integrations.schedules.describe_schedule, the one cron-words helper)."""
+    if not value:
+        return mark_safe("")
+    words = describe_schedule(value)
+    if not words:
+        return format_html('<code class="cron">{}</code>', value or "")
+    return format_html(
+        '<code class="cron">{}</code><span class="cron-words">: {}</span>', value, words
+    )

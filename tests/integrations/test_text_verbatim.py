@@ -385,7 +385,7 @@ def test_saving_a_step_whose_cache_was_deleted_names_the_missing_cache_and_keeps
     step = FlowStep.objects.get(integration=origin)
     page = reverse("integrations:step_edit", args=[origin.pk, step.flow_id, step.pk])
     html = client.get(page).content.decode()
-    assert f"missing cache ({cache.lineage_id})" in html
+    assert f"missing cache: deleted lookup cache «{cache.name}»" in html
     response = client.post(page, submission_of(html))
     # Refused with the reason, rather than saved with the reference quietly dropped.
     assert response.status_code == 400

@@ -1058,7 +1058,8 @@ def test_flow_page_marks_a_mapping_whose_cache_is_gone(dev_client, integration):
     assert "Old map" in dev_client.get(url("flow", integration.pk, flow.pk)).content.decode()
     dev_client.post(url("resource_delete", integration.pk, "caches", cache.pk))
     html = dev_client.get(url("flow", integration.pk, flow.pk)).content.decode()
-    assert "missing cache" in html and "badge-danger" in html
+    assert "deleted lookup cache «Old map»" in html and "badge-danger" in html
+    assert str(cache.lineage_id) not in html
 
 
 def test_a_second_integration_with_the_same_name_in_an_environment_is_warned_about(

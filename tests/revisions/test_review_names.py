@@ -81,6 +81,169 @@ def test_no_id_in_the_visible_text_of_any_demo_pull_review():
     assert "every 30 minutes" in text and "at 15 minutes past the hour" in text
 
 
+def _assert_no_id(client: Client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    text = visible_text(response.content.decode())
+    assert not UUID.search(text), (url, UUID.search(text).group(0))
+    assert not ID_PREFIX.search(text), (url, ID_PREFIX.search(text).group(0))
+    return text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_id_in_the_visible_text_of_the_demo_audit_revert_compare_and_snapshot_pages():
+    from audit.models import Event
+    from revisions import services
+    from revisions.models import RevisionStatus
+
+    call_command("load_demo", stdout=StringIO())
+    admin = User.objects.get(username="admin")
+    sandbox = Revision.objects.get(type=RevisionType.CLONE).integration
+    services.snapshot_create(integration=sandbox, user=admin, description="Trial")
+    client = Client()
+    client.force_login(admin)
+
+    # Every audit event, the steps' configs (mappings' caches, hooks' scripts) included.
+    events = list(Event.objects.values_list("pk", "integration_id"))
+    assert any(
+        e.changes and any(c["field"] == "config" for c in e.changes)
+        for e in Event.objects.filter(resource_type="step")
+    )
+    for integration_id in {i for _, i in events if i}:
+        _assert_no_id(client, reverse("audit:integration", args=[integration_id]))
+    _assert_no_id(client, reverse("audit:log"))
+    for pk, _ in events:
+        _assert_no_id(client, reverse("audit:event", args=[pk]))
+
+    completed = Revision.objects.filter(status=RevisionStatus.COMPLETED, tree_after__isnull=False)
+    assert completed.filter(type=RevisionType.SNAPSHOT).exists()
+    for revision in completed:
+        # The snapshot (or clone) page: what the state holds, by name.
+        _assert_no_id(client, reverse("revisions:detail", args=[revision.pk]))
+        # The revert preview and every resource it changes.
+        _assert_no_id(client, reverse("revisions:revert", args=[revision.pk]))
+        for res in services.revert_preview(revision=revision)["resources"]:
+            _assert_no_id(
+                client,
+                reverse("revisions:revert_resource", args=[revision.pk, res["lineage_id"]])
+                + "?to=after",
+            )
+        # Compare with now, and every resource that differs.
+        _assert_no_id(client, reverse("revisions:compare", args=[revision.pk]) + "?with=now")
+        changes, _, _ = selectors_compare(revision)
+        for res in changes["resources"]:
+            _assert_no_id(
+                client,
+                reverse("revisions:compare_resource", args=[revision.pk, res["lineage_id"]])
+                + "?with=now",
+            )
+
+    # The step whose mapping uses a lookup cache names the cache, linked, on its audit event.
+    event = next(
+        e
+        for e in Event.objects.filter(resource_type="step", action="created")
+        if any(
+            m.get("lookup_cache")
+            for c in e.changes
+            if c["field"] == "config"
+            for m in (c["new"] or {}).get("mappings", [])
+        )
+    )
+    html = client.get(reverse("audit:event", args=[event.pk])).content.decode()
+    assert "Refers to lookup cache" in visible_text(html)
+
+
+def selectors_compare(revision):
+    from revisions.selectors import compare_states
+
+    return compare_states(revision.integration, revision, None)
+
+
+def test_a_deleted_cache_reads_as_deleted_by_name_in_the_audit_and_comes_back_by_name_in_a_revert(
+    admin_client_, integration, developer
+):
+    from audit.models import Event
+    from integrations.services import resource_delete
+    from revisions import services
+    from tests.factories import FlowFactory, LookupCacheFactory, ScriptFactory, StepFactory
+
+    cache = LookupCacheFactory(integration=integration, name="Country codes")
+    script = ScriptFactory(integration=integration, name="Tax rounding")
+    flow = FlowFactory(integration=integration, name="Orders")
+    step = StepFactory(
+        flow=flow,
+        name="Map",
+        config={
+            "mappings": [
+                {"source": "cc", "target": "country", "lookup_cache": str(cache.lineage_id)}
+            ],
+            "hooks": {"preMap": str(script.lineage_id)},
+        },
+    )
+    snapshot = services.snapshot_create(integration=integration, user=developer)
+    step.config = {"mappings": [{"source": "cc", "target": "country", "lookup_cache": None}]}
+    step.save()
+    resource_delete(instance=cache)
+
+    # The audit event of the step's change names the cache it no longer uses, as deleted,
+    # and the script by name with a link to it.
+    event = Event.objects.filter(resource_type="step", action="updated").latest("pk")
+    html = admin_client_.get(reverse("audit:event", args=[event.pk])).content.decode()
+    text = visible_text(html)
+    assert "deleted lookup cache «Country codes»" in text
+    assert "Tax rounding" in text and not UUID.search(text)
+    scripts_url = reverse("integrations:scripts", args=[integration.pk])
+    assert f'<a href="{scripts_url}">Tax rounding</a>' in html
+    # A foreign key reads as the name, linked to its page, without the recorded "(#pk)".
+    created = Event.objects.filter(resource_type="step", action="created").latest("pk")
+    html = admin_client_.get(reverse("audit:event", args=[created.pk])).content.decode()
+    flow_url = reverse("integrations:flow", args=[integration.pk, flow.pk])
+    assert f'<a href="{flow_url}">Orders</a>' in html
+    assert f"(#{flow.pk})" not in visible_text(html)
+    # The cache's creation event, now that it is gone, still names it.
+    assert "Country codes" in visible_text(
+        admin_client_.get(
+            reverse(
+                "audit:event",
+                args=[Event.objects.filter(resource_type="lookup_cache").earliest("pk").pk],
+            )
+        ).content.decode()
+    )
+
+    # Reverting to the snapshot brings the cache back: the preview names it from the
+    # stored state, not as an unknown resource.
+    html = admin_client_.get(
+        reverse("revisions:revert_resource", args=[snapshot.pk, step.lineage_id]) + "?to=after"
+    ).content.decode()
+    text = visible_text(html)
+    assert "Country codes" in text and not UUID.search(text)
+    assert "neither integration" not in text
+    # The hook's script, which still exists, is linked by name under the field.
+    assert f'<a href="{scripts_url}">Tax rounding</a>' in html
+
+
+def test_every_schedule_shown_carries_its_meaning(dev_client, integration):
+    from audit.models import Event
+    from tests.factories import FlowFactory
+
+    flow = FlowFactory(integration=integration, name="Refunds", schedule="0 * * * *")
+    flow.schedule = "*/30 * * * *"
+    flow.save()
+    created, updated = Event.objects.filter(resource_type="flow", resource_id=flow.pk).order_by(
+        "pk"
+    )
+    text = visible_text(dev_client.get(reverse("audit:event", args=[updated.pk])).content.decode())
+    assert "every hour" in text and "every 30 minutes" in text
+    text = visible_text(dev_client.get(reverse("audit:event", args=[created.pk])).content.decode())
+    assert "every hour" in text
+    for url in (
+        reverse("integrations:flow", args=[integration.pk, flow.pk]),
+        reverse("integrations:flows", args=[integration.pk]),
+    ):
+        text = " ".join(visible_text(dev_client.get(url).content.decode()).split())
+        assert re.search(r"\*/30 \* \* \* \* ?: every 30 minutes", text), url
+
+
 CACHE = "0b7d4a4e-4f3c-4c3f-9d59-3b9f3f1c2a10"
 SCRIPT = "1b7d4a4e-4f3c-4c3f-9d59-3b9f3f1c2a11"
 GONE = "2b7d4a4e-4f3c-4c3f-9d59-3b9f3f1c2a12"
