@@ -18,7 +18,7 @@ from django.urls import reverse
 from audit.history import audited_history
 
 from .credentials import EncryptedJSONField
-from .schedules import validate_schedule_field
+from .schedules import normalize_cron, validate_schedule_field
 
 # History rows written by a revision operation (clone, merge, revert) carry a change
 # reason starting with this (revisions.apply.change_reason), so pages of this app can tell
@@ -203,6 +203,10 @@ class Flow(Resource):
 
     class Meta(Resource.Meta):
         constraints = [_unique_lineage("flow")]
+
+    def clean(self) -> None:
+        # Stored in one form whoever writes it (the field's validator refused bad cron).
+        self.schedule = normalize_cron(self.schedule)
 
 
 class StepKind(models.TextChoices):

@@ -282,14 +282,6 @@ class RejectView(ApiView):
         return _answer(revision)
 
 
-def _side(revision: Revision, side: str) -> str:
-    if side == "before" and revision.type not in (RevisionType.PULL, RevisionType.REVERT):
-        raise serializers.ValidationError(
-            {"to": ["'before' is for pulls and reverts; a snapshot or clone has one state."]}
-        )
-    return side
-
-
 class RevertView(ApiView):
     @extend_schema(
         summary="Restore the state this revision left (after) or found (before); 202",
@@ -307,7 +299,7 @@ class RevertView(ApiView):
         new = services.revert_start(
             revision=revision,
             user=request.user,
-            side=_side(revision, data["to"]),
+            side=data["to"],
             description=data["description"],
             version=data["version"],
         )
@@ -323,13 +315,11 @@ class RevertPreviewView(ApiView):
     def get(self, request, pk: int):
         revision = _revision(request, pk)
         side = request.query_params.get("to") or "after"
-        if side not in ("after", "before"):
-            raise serializers.ValidationError({"to": ["Use 'after' or 'before'."]})
         # Read before the preview: a change in between makes the revert refuse, not skip it.
         version = Integration.objects.values_list("version", flat=True).get(
             pk=revision.integration_id
         )
-        preview = services.revert_preview(revision=revision, side=_side(revision, side))
+        preview = services.revert_preview(revision=revision, side=side)
         return Response({**changes_out(preview), "version": version})
 
 

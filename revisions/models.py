@@ -55,6 +55,10 @@ EXCLUSIVE_TYPES: frozenset[str] = frozenset(
     {RevisionType.PULL, RevisionType.REVERT, RevisionType.CLONE}
 )
 
+# Types whose revision found one state and left another: only these revert to "before"
+# (a snapshot or a clone has one state).
+TWO_STATE_TYPES: frozenset[str] = frozenset({RevisionType.PULL, RevisionType.REVERT})
+
 
 class InvalidTransition(Exception):
     pass
@@ -134,7 +138,7 @@ class Revision(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="auto_snapshots"
     )
     celery_task_id = models.CharField(max_length=64, blank=True)
-    # clone: copy the lookup-cache entries too (checked against the 5 MB limit).
+    # clone: copy the lookup-cache entries too (checked against ILM_CLONE_CACHE_DATA_LIMIT_BYTES).
     copy_cache_data = models.BooleanField(default=False)
     # The integration's sync points ({other integration id: tree hash}) when the revision
     # started and when it completed: a revert restores the ones of the state it restores.
@@ -170,6 +174,10 @@ class Revision(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def has_two_states(self) -> bool:
+        return self.type in TWO_STATE_TYPES
 
     def can_move_to(self, status: str) -> bool:
         return status in TRANSITIONS[self.status]

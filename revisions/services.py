@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -92,12 +93,20 @@ from .selectors import (
 S = RevisionStatus
 T = RevisionType
 
-# Lookup-cache data is copied into a clone only below this many bytes (5 MB).
-CACHE_COPY_LIMIT = 5 * 1024 * 1024
 REVERT_SIDES = ("after", "before")
 
 
 # Small shared pieces ------------------------------------------------------------------
+
+
+def cache_copy_limit() -> int:
+    """Bytes below which a clone copies lookup-cache entries (its setting, 5 MB)."""
+    return settings.ILM_CLONE_CACHE_DATA_LIMIT_BYTES
+
+
+def cache_copy_limit_text() -> str:
+    """The clone limit as people read it ("5 MB")."""
+    return f"{cache_copy_limit() / 1048576:g} MB"
 
 
 def _send(revision: Revision, verb: str, user: Any, **detail: Any) -> None:
@@ -234,7 +243,7 @@ def integration_clone(
     """Create a clone of `source` (new pks, same lineage ids); the copy runs in a task.
 
     Lookup-cache entries are copied only when asked and only while their total size is
-    under 5 MB. Connection credentials are never copied.
+    under `cache_copy_limit()`. Connection credentials are never copied.
     """
     name = (name or "").strip()
     errors: dict[str, list[str]] = {}
@@ -246,13 +255,13 @@ def integration_clone(
         raise ValidationError(errors)
     if copy_cache_data:
         size = cache_data_bytes(source.pk)
-        if size >= CACHE_COPY_LIMIT:
+        if size >= cache_copy_limit():
             raise ValidationError(
                 {
                     "include_lookup_cache_data": [
                         f"The lookup caches of {source.name} hold {size / 1048576:.1f} MB; "
-                        "cache data is copied only under 5 MB. Clone without it, or clear "
-                        "some entries first."
+                        f"cache data is copied only under {cache_copy_limit_text()}. Clone "
+                        "without it, or clear some entries first."
                     ]
                 }
             )
@@ -320,10 +329,10 @@ def clone_execute(revision: Revision) -> Revision:
 
 def _copy_cache_entries(source: Integration, clone: Integration, revision: Revision) -> int:
     size = cache_data_bytes(source.pk)
-    if size >= CACHE_COPY_LIMIT:
+    if size >= cache_copy_limit():
         raise ValidationError(
             f"The lookup caches of {source.name} grew to {size / 1048576:.1f} MB; cache data "
-            "is copied only under 5 MB. Clone again without cache data."
+            f"is copied only under {cache_copy_limit_text()}. Clone again without cache data."
         )
     caches = {
         c.lineage_id: c
@@ -822,8 +831,14 @@ def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
 
 
 def _revert_target(revision: Revision, side: str) -> Tree:
+    """The tree a revert to `side` of `revision` restores; the one place the sides' rules
+    live (the page shows the ValidationError on its form, the API answers 400 with it)."""
     if side not in REVERT_SIDES:
-        raise ValidationError({"to": ['Revert to "after" or "before" the revision.']})
+        raise ValidationError({"to": ["Use 'after' or 'before'."]})
+    if side == "before" and not revision.has_two_states:
+        raise ValidationError(
+            {"to": ["'before' is for pulls and reverts; a snapshot or clone has one state."]}
+        )
     if revision.status != S.COMPLETED:
         raise InvalidState(
             f"{_label(revision)} is {revision.get_status_display().lower()}; only completed "
@@ -873,6 +888,7 @@ def revert_start(
     runs only if the integration is still at that version when the task applies it, so
     it never discards a change made after it was asked for.
     """
+    _revert_target(revision, side)
     integration = revision.integration
     integration.refresh_from_db(fields=["version"])
     if version is not None and version != integration.version:

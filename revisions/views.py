@@ -347,7 +347,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
         context["box"] = merge_box(
             revision, user=request.user, allowed=allowed, summary=summary, approval=approval
         )
-    if revision.type in (RevisionType.PULL, RevisionType.REVERT):
+    if revision.has_two_states:
         context["snapshots"] = snapshots_around(revision)
     context["empty_caches"] = selectors.caches_left_empty(revision)
     if revision.status == RevisionStatus.COMPLETED and revision.tree_after_id:
@@ -357,7 +357,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
             "before": bool(revision.tree_before_id) and revision.tree_before_id == current,
         }
         context["compare_url"] = reverse("revisions:compare", args=[revision.pk])
-        if revision.type in (RevisionType.SNAPSHOT, RevisionType.CLONE):
+        if not revision.has_two_states:
             (doc,) = documents_of_trees(revision.tree_after)
             context["contents"] = state_contents(doc, revision.integration)
     return context
@@ -931,13 +931,10 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
 # Revert ---------------------------------------------------------------------------------
 
 
-def _revert_side(request: HttpRequest, revision: Revision) -> str:
-    side = request.GET.get("to") or request.POST.get("to") or "after"
-    if side not in ("after", "before"):
-        side = "after"
-    if side == "before" and revision.type not in (RevisionType.PULL, RevisionType.REVERT):
-        side = "after"
-    return side
+def _revert_side(request: HttpRequest) -> str:
+    # Which sides a revision has is the service's rule: a side it refuses shows as the
+    # form's error (revisions.services._revert_target).
+    return request.POST.get("to") or request.GET.get("to") or "after"
 
 
 @login_required
@@ -945,8 +942,8 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: preview exactly what the revert changes. POST: start it."""
     revision = _revision(request, pk, trees=True)
     require(request.user, Action.REVERT, revision.integration)
-    side = _revert_side(request, revision)
-    form = RevertForm(request.POST or None, initial={"to": side})
+    side = _revert_side(request)
+    form = RevertForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             new = services.revert_start(
@@ -981,6 +978,11 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         nothing = None
     except RevisionError as exc:
         preview, nothing = {"resources": []}, str(exc)
+    except ValidationError as exc:  # a side this revision does not have
+        refused = _error_text(exc)
+        preview, nothing = {"resources": []}, refused
+    else:
+        refused = ""
     resources = preview.get("resources") or []
     if not resources and nothing is None:
         nothing = "The integration is already in this state: there is nothing to revert."
@@ -995,6 +997,7 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         "summary": summary_of(_summarise(preview)),
         "groups": groups,
         "nothing": nothing,
+        "refused": refused,
         "revert_mode": True,
         "version": integration.version,
         "blocked": blocked,
@@ -1004,7 +1007,8 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
     _page_resources(request, context)
     if _is_fragment(request) and request.htmx.target == MORE_TARGET:
         return _render(request, "revisions/_resources.html", context)
-    return _render(request, "revisions/revert.html", context, status=400 if form.errors else 200)
+    failed = form.errors or refused
+    return _render(request, "revisions/revert.html", context, status=400 if failed else 200)
 
 
 def _cache_names(resources: list[dict[str, Any]], action: str) -> list[str]:
@@ -1034,10 +1038,10 @@ def _summarise(changes: dict[str, Any]) -> dict[str, Any]:
 def revert_resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
     revision = _revision(request, pk, trees=True)
     require(request.user, Action.REVERT, revision.integration)
-    side = _revert_side(request, revision)
+    side = _revert_side(request)
     try:
         preview = services.revert_preview(revision=revision, side=side)
-    except RevisionError:
+    except (RevisionError, ValidationError):
         preview = {"resources": []}
     res = find_resource(preview.get("resources") or [], lineage_id)
     if res is None:

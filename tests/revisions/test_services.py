@@ -551,7 +551,7 @@ def test_revert_needs_a_known_side_and_a_completed_revision(prod, sandbox, devel
     with pytest.raises(ValidationError):
         services.revert_preview(revision=snap, side="sideways")
     clone_rev = Revision.objects.get(integration=sandbox, type=RevisionType.CLONE)
-    with pytest.raises(ValidationError, match="no recorded state before"):
+    with pytest.raises(ValidationError, match="a snapshot or clone has one state"):
         services.revert_preview(revision=clone_rev, side="before")
 
 
