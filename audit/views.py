@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET
 
 from integrations.models import Integration, User
 from integrations.permissions import Action, get_visible_integration, require
+from integrations.resources import is_code_field
 from integrations.value_diff import ValueDiff, as_text, value_diff
 
 from . import selectors
@@ -277,7 +278,7 @@ def change_rows(event: Event) -> list[ChangeRow]:
             text = as_text(new if event.action == EventAction.CREATED else old)
             rows.append(ChangeRow(field, old, new, value_text=text, multiline="\n" in text))
             continue
-        code = event.resource_type == "script" and field == "code"
+        code = is_code_field(event.resource_type, field)
         rows.append(ChangeRow(field, old, new, diff=value_diff(old, new, code=code)))
     return rows
 

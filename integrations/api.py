@@ -226,39 +226,37 @@ class ResourceListView(ApiView):
         return RESOURCE_SERIALIZERS[self.type_key]
 
     def _parent(self, request, pk: int, action: Action):
-        if self.type_key == "step":
-            flow = self._flow(request, pk)
-            require(request.user, action, flow.integration)
-            return flow.integration, flow
+        """The integration, and the parent resource for a type that has one (a step's
+        flow): the list lives under the parent's URL."""
+        rt = RESOURCE_TYPES[self.type_key]
+        if rt.parent:
+            parent_rt = RESOURCE_TYPES[rt.refs[rt.parent]]
+            parent = (
+                parent_rt.model.objects.select_related("integration")
+                .filter(pk=pk, integration__in=visible_integrations(request.user))
+                .first()
+            )
+            if parent is None:
+                raise Http404(f"No such {parent_rt.label.lower()}.")
+            require(request.user, action, parent.integration)
+            return parent.integration, parent
         return _integration(request, pk, action), None
 
-    @staticmethod
-    def _flow(request, pk: int):
-        flow = (
-            RESOURCE_TYPES["flow"]
-            .model.objects.select_related("integration")
-            .filter(pk=pk, integration__in=visible_integrations(request.user))
-            .first()
-        )
-        if flow is None:
-            raise Http404("No such flow.")
-        return flow
-
     def get(self, request, pk: int):
-        integration, flow = self._parent(request, pk, Action.VIEW)
+        integration, parent = self._parent(request, pk, Action.VIEW)
         qs = _resource_queryset(self.type_key).filter(integration=integration)
-        if flow is not None:
-            qs = qs.filter(flow=flow)
+        if parent is not None:
+            qs = qs.filter(**{RESOURCE_TYPES[self.type_key].parent: parent})
         page = self.paginate_queryset(
             qs.order_by(*RESOURCE_TYPES[self.type_key].model._meta.ordering)
         )
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def post(self, request, pk: int):
-        integration, flow = self._parent(request, pk, Action.EDIT)
+        integration, parent = self._parent(request, pk, Action.EDIT)
         data = _valid(self.get_serializer_class(), request.data)
-        if flow is not None:
-            data["flow"] = flow.pk
+        if parent is not None:
+            data[RESOURCE_TYPES[self.type_key].parent] = parent.pk
         instance = services.resource_create(
             integration=integration, type_key=self.type_key, data=data
         )

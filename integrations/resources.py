@@ -10,6 +10,7 @@ so no document ever holds them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import models as m
+from .schedules import describe_schedule
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,14 @@ class ResourceType:
     # conflict); everything else shows the element by that identity. `config.hooks` is
     # an object by hook name already, so it is walked key by key without a declaration.
     list_keys: dict[str, str] = field(default_factory=dict)
+    # Fields holding program text: their changes are shown line by line (review, audit).
+    code_fields: tuple[str, ...] = ()
+    # Field -> words for its value, shown beside it in a review (a schedule's meaning).
+    described_fields: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    # Checks of a body's values beyond the model's field checks that need no database
+    # (apply and package import run it per body; the model's clean() runs the full one).
+    # Raises ValidationError naming the field.
+    validate: Callable[[Mapping[str, Any]], None] | None = None
 
     def queryset(self, integration_id: int) -> models.QuerySet:
         qs = self.model.objects.filter(integration_id=integration_id)
@@ -63,9 +73,21 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "Lookup caches",
             ("name", "key_path", "settings"),
         ),
-        ResourceType("script", m.Script, "Script", "Scripts", ("name", "function", "code")),
         ResourceType(
-            "flow", m.Flow, "Flow", "Flows", ("name", "description", "enabled", "schedule")
+            "script",
+            m.Script,
+            "Script",
+            "Scripts",
+            ("name", "function", "code"),
+            code_fields=("code",),
+        ),
+        ResourceType(
+            "flow",
+            m.Flow,
+            "Flow",
+            "Flows",
+            ("name", "description", "enabled", "schedule"),
+            described_fields={"schedule": describe_schedule},
         ),
         ResourceType(
             "step",
@@ -76,6 +98,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             refs={"flow": "flow", "connection": "connection"},
             parent="flow",
             list_keys={"config.mappings": "target"},
+            validate=lambda values: validate_step_config_field(values.get("config")),
         ),
     )
 }
@@ -102,6 +125,22 @@ SECRET_FIELDS: frozenset[str] = frozenset(
 LIST_KEYS: dict[str, dict[str, str]] = {
     rt.key: dict(rt.list_keys) for rt in RESOURCE_TYPES.values() if rt.list_keys
 }
+
+# {resource type: field naming its parent}, as the diff engine takes it.
+PARENT_FIELDS: dict[str, str] = {rt.key: rt.parent for rt in RESOURCE_TYPES.values() if rt.parent}
+
+
+def is_code_field(type_key: str, field_name: str) -> bool:
+    """Whether a field holds program text (a line diff shows its changes)."""
+    rt = RESOURCE_TYPES.get(type_key)
+    return rt is not None and field_name in rt.code_fields
+
+
+def field_meaning(type_key: str, field_name: str, value: Any) -> str:
+    """Words for a field's value where its type declares them ("" otherwise)."""
+    rt = RESOURCE_TYPES.get(type_key)
+    describe = rt.described_fields.get(field_name) if rt is not None else None
+    return describe(value) if describe is not None and isinstance(value, str) else ""
 
 
 def resource_type_for(instance_or_model: Any) -> ResourceType | None:
@@ -155,6 +194,14 @@ def validate_step_config(config: Any, *, integration_id: int | None) -> None:
                 raise ValidationError(
                     f"Mapping {i} refers to a lookup cache that is not in this integration."
                 )
+
+
+def validate_step_config_field(config: Any) -> None:
+    """`validate_step_config` without the database, its refusal on the `config` field."""
+    try:
+        validate_step_config(config, integration_id=None)
+    except ValidationError as exc:
+        raise ValidationError({"config": exc.messages}) from None
 
 
 def validate_ignore_fields(value: Any) -> dict[str, list[str]]:

@@ -311,6 +311,7 @@ def _resource_entry(
     theirs: Any,
     ignore: Mapping[str, Iterable[str]],
     keys: Mapping[str, Mapping[str, str]] | None = None,
+    parents: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """The changeset entry of one resource whose theirs differs from base and from ours."""
     some = next(b for b in (theirs, ours, base) if b is not MISSING)
@@ -350,9 +351,8 @@ def _resource_entry(
             fields.append(_field(text, b, o, t, not _same(o, b), **extra))
         if not fields:
             return None
-    parent = None
-    if rtype == "step":
-        parent = some.get("flow")
+    parent_field = (parents or {}).get(rtype)
+    parent = some.get(parent_field) if parent_field else None
     return {
         "lineage_id": lineage_id,
         "type": rtype,
@@ -380,13 +380,16 @@ def three_way(
     *,
     ignore: Mapping[str, Iterable[str]] | None = None,
     keys: Mapping[str, Mapping[str, str]] | None = None,
+    parents: Mapping[str, str] | None = None,
     hashes: tuple[Mapping[str, str], Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """What merging theirs into ours brings, relative to their common base.
 
     `ignore` is {resource type: [path, ...]}: those paths (and everything under them) of
     modified resources are neither shown nor carried. `keys` is {resource type: {list
-    path: identity field}}: those lists are diffed element by element. `hashes` (base,
+    path: identity field}}: those lists are diffed element by element. `parents` is
+    {resource type: field naming its parent}: an entry's `parent` is that field's value
+    (a step's flow), None for other types. `hashes` (base,
     ours, theirs) maps lineage id → body hash; when given, resources are compared by hash
     first.
     """
@@ -422,7 +425,7 @@ def three_way(
         b, o, t = b_res.get(lid, MISSING), o_res.get(lid, MISSING), t_res.get(lid, MISSING)
         if _same(o, t) or _same(b, t) or (o is MISSING and t is MISSING):
             continue
-        entry = _resource_entry(lid, b, o, t, ignore, keys)
+        entry = _resource_entry(lid, b, o, t, ignore, keys, parents)
         if entry is not None:
             resources.append(entry)
     resources.sort(key=_sort_key)

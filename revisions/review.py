@@ -21,7 +21,13 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from integrations.resources import LIST_KEYS, RESOURCE_TYPES, SECRET_FIELDS
+from integrations.resources import (
+    LIST_KEYS,
+    RESOURCE_TYPES,
+    SECRET_FIELDS,
+    field_meaning,
+    is_code_field,
+)
 from integrations.schedules import describe_schedule
 from integrations.value_diff import ValueDiff, _similar, as_text, scrub, value_diff, word_diff
 
@@ -576,10 +582,6 @@ class FieldRow:
         return re.sub(r"[^A-Za-z0-9_-]", "-", self.path)
 
 
-def _is_code(type_key: str, path: str) -> bool:
-    return type_key == "script" and path == "code"
-
-
 @dataclass
 class Ref:
     """A resource another one refers to: its name, and where its page is."""
@@ -648,7 +650,7 @@ def field_rows(
             continue
         base, ours, theirs = shown(f.get("base")), shown(f.get("ours")), shown(f.get("theirs"))
         conflict = bool(f.get("conflict"))
-        code = _is_code(res.get("type", ""), path)
+        code = is_code_field(res.get("type", ""), path)
         local_only = (not two_way) and not conflict and theirs == base and ours != base
         after = ours if local_only else theirs
         absent = None
@@ -667,13 +669,10 @@ def field_rows(
             base_text=as_text(base),
             local_only=local_only,
         )
-        if res.get("type") == "flow" and path == "schedule":
-            row.meaning = {
-                "left": describe_schedule(ours) if isinstance(ours, str) else "",
-                "right": describe_schedule(theirs if conflict else after)
-                if isinstance(theirs if conflict else after, str)
-                else "",
-            }
+        left = field_meaning(res.get("type", ""), path, ours)
+        right = field_meaning(res.get("type", ""), path, theirs if conflict else after)
+        if left or right:
+            row.meaning = {"left": left, "right": right}
         rows.append(row)
     for table in tables.values():
         table.build(ours_body, ref_names, two_way=two_way)
@@ -996,7 +995,8 @@ def referenced_ids(res: dict[str, Any]) -> set[str]:
     return found
 
 
-REFERABLE_TYPES = ("connection", "flow", "lookup_cache", "script")
+# What a reference can name: the types with a page of their own (not a flow's steps).
+REFERABLE_TYPES = tuple(key for key, rt in RESOURCE_TYPES.items() if not rt.parent)
 _REF_TABS = {
     "connection": "connections",
     "flow": "flow",

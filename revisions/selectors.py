@@ -9,7 +9,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from integrations.models import Integration, LookupCache, LookupCacheEntry, User
 from integrations.permissions import Action, can, visible_integrations
-from integrations.resources import LIST_KEYS
+from integrations.resources import LIST_KEYS, PARENT_FIELDS
 
 from . import diff as engine
 from .document import body_hash, document_hashes, document_of, documents_of_trees, tree_hash
@@ -253,7 +253,7 @@ def compare_states(
     else:
         left, right = documents_of_trees(left_tree, right_tree)
         hashes = (left_tree.entries, right_tree.entries)
-    changes = engine.diff(left, right, keys=LIST_KEYS, hashes=hashes)
+    changes = engine.diff(left, right, keys=LIST_KEYS, parents=PARENT_FIELDS, hashes=hashes)
     return changes, left, right
 
 

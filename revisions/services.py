@@ -38,7 +38,7 @@ from integrations.models import (
     User,
 )
 from integrations.permissions import forget_grants
-from integrations.resources import LIST_KEYS
+from integrations.resources import LIST_KEYS, PARENT_FIELDS
 from integrations.services import cache_data_bytes, starts_protected
 from integrations.versioning import mark_changed
 
@@ -407,6 +407,7 @@ def _three_way_now(
         theirs,
         ignore=target.ignore_fields or {},
         keys=LIST_KEYS,
+        parents=PARENT_FIELDS,
         hashes=(base_tree.entries if base_tree else {}, ours_tree.entries, theirs_tree.entries),
     )
     return changes, base_tree, ours_tree, theirs_tree
@@ -858,7 +859,11 @@ def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]
     current = document_of(revision.integration)
     (target,) = documents_of_trees(tree)
     return engine.diff(
-        current, target, keys=LIST_KEYS, hashes=(document_hashes(current), tree.entries)
+        current,
+        target,
+        keys=LIST_KEYS,
+        parents=PARENT_FIELDS,
+        hashes=(document_hashes(current), tree.entries),
     )
 
 
