@@ -121,6 +121,25 @@ SECRET_FIELDS: frozenset[str] = frozenset(
 )
 
 
+def hide_secrets(value: Any, *, mask: str | None = None) -> Any:
+    """A copy of `value` with every secret key (SECRET_FIELDS) hidden, at any depth.
+
+    The one rule for secrets in shown values: `mask` None drops the key (a diff shows no
+    such field), a mask string keeps the key with that in place of its value (the audit
+    log says a secret was there).
+    """
+    if isinstance(value, dict):
+        if mask is None:
+            return {k: hide_secrets(v) for k, v in value.items() if k not in SECRET_FIELDS}
+        return {
+            k: (mask if k in SECRET_FIELDS else hide_secrets(v, mask=mask))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [hide_secrets(v, mask=mask) for v in value]
+    return value
+
+
 # {resource type: {list path: identity field}}, as the diff engine takes it.
 LIST_KEYS: dict[str, dict[str, str]] = {
     rt.key: dict(rt.list_keys) for rt in RESOURCE_TYPES.values() if rt.list_keys

@@ -26,10 +26,11 @@ from integrations.resources import (
     RESOURCE_TYPES,
     SECRET_FIELDS,
     field_meaning,
+    hide_secrets,
     is_code_field,
 )
 from integrations.schedules import describe_schedule
-from integrations.value_diff import ValueDiff, _similar, as_text, scrub, value_diff, word_diff
+from integrations.value_diff import ValueDiff, _similar, as_text, value_diff, word_diff
 
 from .diff import Key, parse_path
 from .models import (
@@ -1144,7 +1145,7 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
                 "name": body.get("name") or "(unnamed)",
                 "kind": body.get("kind") or "",
                 "base_url": config.get("base_url") or "",
-                "settings": as_text(scrub(config)) if config else "",
+                "settings": as_text(hide_secrets(config)) if config else "",
             }
         )
     groups.append({"key": "connections", "label": "Connections", "items": connections})
