@@ -34,23 +34,14 @@ from integrations.value_diff import ValueDiff, _similar, as_text, value_diff, wo
 
 from .diff import Key, parse_path
 from .models import (
-    OPEN_STATUSES,
+    ACTIVE_STATUSES,
+    REVIEWABLE_STATUSES,
     Approval,
     ApprovalDecision,
     Blob,
     Revision,
     RevisionStatus,
     RevisionType,
-)
-
-# The engine is working on these without a person: pages poll them. Ready and awaiting
-# approval are open too, but wait for a reviewer, so nothing polls them.
-ACTIVE_STATUSES: frozenset[str] = OPEN_STATUSES - {
-    RevisionStatus.READY,
-    RevisionStatus.AWAITING_APPROVAL,
-}
-REVIEWABLE_STATUSES: frozenset[str] = frozenset(
-    {RevisionStatus.READY, RevisionStatus.AWAITING_APPROVAL}
 )
 
 # Order a reviewer reads an integration in: what it talks to, what it does, its helpers.

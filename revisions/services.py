@@ -69,7 +69,6 @@ from .errors import (
     UnresolvedConflicts,
 )
 from .models import (
-    OPEN_STATUSES,
     Approval,
     ApprovalDecision,
     ChangeSet,
@@ -814,10 +813,7 @@ def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
     """Cancel an open pull (not once it is merging) or a revert not yet running."""
     with transaction.atomic():
         locked = Revision.objects.select_for_update().get(pk=revision.pk)
-        cancellable = (locked.type == T.PULL and locked.status in OPEN_STATUSES - {S.MERGING}) or (
-            locked.type == T.REVERT and locked.status in (S.QUEUED, S.AWAITING_APPROVAL)
-        )
-        if not cancellable:
+        if not locked.is_cancellable:
             raise InvalidState(
                 f"{_label(locked)} is {locked.get_status_display().lower()} and cannot be "
                 "canceled; only an open pull that is not merging can."

@@ -50,10 +50,16 @@ from .forms import (
     RevisionFilterForm,
     SnapshotForm,
 )
-from .models import Blob, PullBatch, Revision, RevisionStatus, RevisionType
-from .review import (
+from .models import (
     ACTIVE_STATUSES,
     REVIEWABLE_STATUSES,
+    Blob,
+    PullBatch,
+    Revision,
+    RevisionStatus,
+    RevisionType,
+)
+from .review import (
     field_rows,
     filter_revisions,
     find_resource,
@@ -333,7 +339,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
         "summary": summary,
         "only_conflicts": only == "conflicts",
         "approval": approval,
-        "active": revision.status in ACTIVE_STATUSES,
+        "active": revision.is_active,
         "read_only": revision.status != RevisionStatus.READY or "resolve" not in allowed,
     }
     if changes is not None:
