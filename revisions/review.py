@@ -32,7 +32,7 @@ from integrations.resources import (
 from integrations.schedules import describe_schedule
 from integrations.value_diff import ValueDiff, _similar, as_text, value_diff, word_diff
 
-from .diff import Key, parse_path
+from .diff import Changeset, Key, parse_path
 from .models import (
     ACTIVE_STATUSES,
     REVIEWABLE_STATUSES,
@@ -411,7 +411,7 @@ def find_resource(resources: list[dict[str, Any]], lineage_id: str) -> dict[str,
     return None
 
 
-def summary_of(changes: dict[str, Any]) -> dict[str, Any]:
+def summary_of(changes: Changeset) -> dict[str, Any]:
     """The changeset summary with every count present (missing ones are 0)."""
     summary = dict(changes.get("summary") or {})
     for key in ("added", "modified", "deleted", "conflicts", "unresolved"):

@@ -52,6 +52,7 @@ from .approval_state import (
     revert_hash,
     revert_needs_approval,
 )
+from .diff import Changeset
 from .document import (
     document_hashes,
     document_of,
@@ -392,7 +393,7 @@ def pull_create(
 
 def _three_way_now(
     target: Integration, source: Integration
-) -> tuple[dict[str, Any], Tree | None, Tree, Tree]:
+) -> tuple[Changeset, Tree | None, Tree, Tree]:
     """The changeset of pulling `source` into `target` now, and its base, ours, theirs."""
     ours = document_of(target)
     theirs = document_of(source)
@@ -412,13 +413,13 @@ def _three_way_now(
     return changes, base_tree, ours_tree, theirs_tree
 
 
-def pull_changes(*, target: Integration, source: Integration) -> dict[str, Any]:
+def pull_changes(*, target: Integration, source: Integration) -> Changeset:
     """What a pull of `source` into `target` would show now, without opening one."""
     _check_family(target, source)
     return _three_way_now(target, source)[0]
 
 
-def _compute(revision: Revision) -> dict[str, Any]:
+def _compute(revision: Revision) -> Changeset:
     """Compute (or recompute) a pull's changeset; keeps the resolutions that still apply."""
     source = revision.source_integration
     if source is None:
@@ -849,7 +850,7 @@ def _revert_target(revision: Revision, side: str) -> Tree:
     return tree
 
 
-def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]:
+def revert_preview(*, revision: Revision, side: str = "after") -> Changeset:
     """The changes reverting to the state after (or before) `revision` would make."""
     tree = _revert_target(revision, side)
     current = document_of(revision.integration)

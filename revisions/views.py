@@ -37,6 +37,7 @@ from integrations.resources import LIST_KEYS, RESOURCE_TYPES
 from integrations.selectors import namesake_warning
 
 from . import approvals, batches, selectors, services
+from .diff import Changeset, empty_changeset
 from .document import documents_of_trees
 from .errors import RevisionError, StaleReview
 from .forms import (
@@ -310,7 +311,7 @@ def clone_create(request: HttpRequest, pk: int) -> HttpResponse:
 # One revision: review page for pulls, result page for the others ----------------------
 
 
-def _changes(revision: Revision) -> dict[str, Any] | None:
+def _changes(revision: Revision) -> Changeset | None:
     if revision.type != RevisionType.PULL or revision.status in (
         RevisionStatus.QUEUED,
         RevisionStatus.RUNNING,
@@ -983,10 +984,10 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         preview = services.revert_preview(revision=revision, side=side)
         nothing = None
     except RevisionError as exc:
-        preview, nothing = {"resources": []}, str(exc)
+        preview, nothing = empty_changeset(), str(exc)
     except ValidationError as exc:  # a side this revision does not have
         refused = _error_text(exc)
-        preview, nothing = {"resources": []}, refused
+        preview, nothing = empty_changeset(), refused
     else:
         refused = ""
     resources = preview.get("resources") or []
@@ -1000,7 +1001,7 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         "perms_ilm": allowed_actions(request.user, revision.integration),
         "side": side,
         "form": form,
-        "summary": summary_of(_summarise(preview)),
+        "summary": summary_of(preview),
         "groups": groups,
         "nothing": nothing,
         "refused": refused,
@@ -1026,19 +1027,6 @@ def _cache_names(resources: list[dict[str, Any]], action: str) -> list[str]:
     )
 
 
-def _summarise(changes: dict[str, Any]) -> dict[str, Any]:
-    """A revert preview may come without a summary: count its actions."""
-    if changes.get("summary"):
-        return changes
-    summary: dict[str, Any] = {"added": 0, "modified": 0, "deleted": 0, "by_type": {}}
-    for res in changes.get("resources") or []:
-        action = res.get("action", "modified")
-        summary[action] = summary.get(action, 0) + 1
-        per = summary["by_type"].setdefault(res.get("type", ""), {})
-        per[action] = per.get(action, 0) + 1
-    return {**changes, "summary": summary}
-
-
 @login_required
 @require_GET
 def revert_resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
@@ -1048,7 +1036,7 @@ def revert_resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpRespo
     try:
         preview = services.revert_preview(revision=revision, side=side)
     except (RevisionError, ValidationError):
-        preview = {"resources": []}
+        preview = empty_changeset()
     res = find_resource(preview.get("resources") or [], lineage_id)
     if res is None:
         raise Http404("The revert does not change this resource.")
