@@ -24,6 +24,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
+from integrations.fragments import is_fragment
 from integrations.models import Integration, User
 from integrations.permissions import Action, get_visible_integration, require
 from integrations.resources import is_code_field
@@ -38,13 +39,6 @@ from .models import Action as EventAction
 
 RESULTS_TARGET = "audit-results"
 TYPE_LABELS = dict(resource_type_choices())
-
-
-def _is_fragment(request: HttpRequest, target: str | None = None) -> bool:
-    htmx = getattr(request, "htmx", None)
-    if not htmx or htmx.boosted or htmx.history_restore_request:
-        return False
-    return target is None or htmx.target == target
 
 
 @dataclass
@@ -176,7 +170,7 @@ def log(request: HttpRequest) -> HttpResponse:
     context["integrations"] = Integration.objects.order_by("name", "pk").values_list("pk", "name")
     context["usernames"] = User.objects.order_by("username").values_list("username", flat=True)
     status = 400 if browse.error else 200
-    if _is_fragment(request, RESULTS_TARGET):
+    if is_fragment(request, RESULTS_TARGET):
         return _respond(request, render(request, "audit/_results.html", context, status=status))
     return _respond(request, render(request, "audit/log.html", context, status=status))
 
@@ -219,7 +213,7 @@ def integration_log(request: HttpRequest, pk: int) -> HttpResponse:
     )
     context["integration"] = integration
     status = 400 if browse.error else 200
-    if _is_fragment(request, RESULTS_TARGET):
+    if is_fragment(request, RESULTS_TARGET):
         return _respond(request, render(request, "audit/_results.html", context, status=status))
     return _respond(
         request,
@@ -296,6 +290,6 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "rows": change_rows(event),
         "one_sided": event.action in (EventAction.CREATED, EventAction.DELETED),
     }
-    if _is_fragment(request):
+    if is_fragment(request):
         return _respond(request, render(request, "audit/_changes.html", context))
     return _respond(request, render(request, "audit/event.html", context))

@@ -39,6 +39,7 @@ from .forms import (
     StepForm,
     apply_service_errors,
 )
+from .fragments import is_fragment
 from .models import (
     OPERATION_REASON_PREFIX,
     Connection,
@@ -62,13 +63,6 @@ from .selectors import namesake_warning
 
 TAB_TARGET = "tab-content"
 TILES_TARGET = "tiles"
-
-
-def _is_fragment(request: HttpRequest, target: str) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(
-        htmx and not htmx.boosted and not htmx.history_restore_request and htmx.target == target
-    )
 
 
 def _count(model, **outer) -> Subquery:
@@ -127,7 +121,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "may_create": can(user, Action.CREATE_INTEGRATION),
     }
     template = "integrations/home.html"
-    if _is_fragment(request, TILES_TARGET):
+    if is_fragment(request, TILES_TARGET):
         template += "#tiles"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])
@@ -214,7 +208,7 @@ def render_integration_tab(
     """
     tabs = integration_tabs(integration, tab)
     active = next((t for t in tabs if t["active"]), None)
-    fragment = _is_fragment(request, TAB_TARGET)
+    fragment = is_fragment(request, TAB_TARGET)
     ctx = {
         "integration": integration,
         "tabs": tabs,

@@ -7,7 +7,6 @@ page and its htmx fragment (`template.html#partial`), with `Vary: HX-Request`.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -24,7 +23,14 @@ from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import (
+    HTMX_STOP_POLLING,
+    HttpResponseClientRedirect,
+    HttpResponseClientRefresh,
+    trigger_client_event,
+)
 
+from integrations.fragments import is_fragment
 from integrations.models import Integration
 from integrations.permissions import (
     Action,
@@ -97,12 +103,8 @@ def _revision(request: HttpRequest, pk: int, *, trees: bool = False) -> Revision
     return revision
 
 
-def _is_fragment(request: HttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
-
-
 def _render(request, template: str, context: dict, *, partial: str | None = None, status=200):
-    name = f"{template}#{partial}" if partial and _is_fragment(request) else template
+    name = f"{template}#{partial}" if partial and is_fragment(request) else template
     response = render(request, name, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -110,19 +112,16 @@ def _render(request, template: str, context: dict, *, partial: str | None = None
 
 def _back(request: HttpRequest, url: str) -> HttpResponse:
     """After a POST: a plain redirect, or for htmx a client-side one (no swap of a page)."""
-    if _is_fragment(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
+    if is_fragment(request):
+        return HttpResponseClientRedirect(url)
     return redirect(url)
 
 
 def _refused(request: HttpRequest, url: str, message: str) -> HttpResponse:
     """An engine refusal (state conflict, bad input): say why, change nothing."""
-    if _is_fragment(request):
+    if is_fragment(request):
         response = HttpResponse(message, status=409, content_type="text/plain")
-        response["HX-Trigger"] = json.dumps({"ilm:toast": message})
-        return response
+        return trigger_client_event(response, "ilm:toast", {"value": message})
     messages.error(request, message)
     return redirect(url)
 
@@ -182,7 +181,7 @@ def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
         "snapshot_form": SnapshotForm(),
         "has_family": selectors.family_of(integration, request.user).exists(),
     }
-    if _is_fragment(request) and request.htmx.target == "revisions-table":
+    if is_fragment(request, "revisions-table"):
         return _render(request, "revisions/tab.html", context, partial="revisions-table")
     response = render_integration_tab(
         request, integration, tab="revisions", template="revisions/tab.html", context=context
@@ -377,9 +376,9 @@ def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _review_context(request, revision, only=request.GET.get("only", ""))
     if "groups" in context:
         _page_resources(request, context)
-    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+    if is_fragment(request, MORE_TARGET):
         return _render(request, "revisions/_resources.html", context)
-    partial = "resource-list" if request.htmx and request.htmx.target == "resource-list" else None
+    partial = "resource-list" if is_fragment(request, "resource-list") else None
     # The list is swapped alone: the "All changes / Only conflicts" toggle comes with it
     # out of band, so the pressed button always names what the list shows.
     context["filter_oob"] = partial is not None
@@ -434,10 +433,10 @@ def revision_status(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         context = {"revision": revision, "active": working, "polled": True}
         response = render(request, "revisions/detail.html#progress", context)
-        if not working and _is_fragment(request):
-            response["HX-Refresh"] = "true"
+        if not working and is_fragment(request):
+            response = HttpResponseClientRefresh()
     if not working:
-        response.status_code = 286
+        response.status_code = HTMX_STOP_POLLING
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -579,7 +578,7 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
         **labels,
     }
     _page_resources(request, context)
-    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+    if is_fragment(request, MORE_TARGET):
         return _render(request, "revisions/_resources.html", context)
     return _render(request, "revisions/compare.html", context)
 
@@ -767,7 +766,7 @@ def resolve(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except (RevisionError, ValidationError) as exc:
         return _refused(request, url, _error_text(exc))
-    if not _is_fragment(request):
+    if not is_fragment(request):
         return redirect(f"{url}#res-{lineage_id}")
     return _after_resolution(request, revision, lineage_id)
 
@@ -803,7 +802,7 @@ def include(request: HttpRequest, pk: int) -> HttpResponse:
             )
     except (RevisionError, ValidationError) as exc:
         return _refused(request, url, _error_text(exc))
-    if not _is_fragment(request):
+    if not is_fragment(request):
         return redirect(f"{url}#res-{lineage_id}")
     return _after_resolution(request, revision, lineage_id)
 
@@ -896,7 +895,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
             revision=revision, user=request.user, comment=form.cleaned_data.get("comment", "")
         )
     except (RevisionError, ValidationError) as exc:
-        if _is_fragment(request):
+        if is_fragment(request):
             return _refused(request, _detail_url(revision), _error_text(exc))
         # Said on the page itself, with the approver's comment still in its box: a refusal
         # must not cost them what they wrote.
@@ -1012,7 +1011,7 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         "caches_gone": _cache_names(resources, "deleted"),
     }
     _page_resources(request, context)
-    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+    if is_fragment(request, MORE_TARGET):
         return _render(request, "revisions/_resources.html", context)
     failed = form.errors or refused
     return _render(request, "revisions/revert.html", context, status=400 if failed else 200)
@@ -1163,8 +1162,8 @@ def pull_batch(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     context = _batch_context(request, batch)
     response = _render(request, "revisions/batch.html", context, partial="batch-table")
-    if _is_fragment(request) and not context["working"]:
-        response.status_code = 286
+    if is_fragment(request) and not context["working"]:
+        response.status_code = HTMX_STOP_POLLING
     return response
 
 
