@@ -36,10 +36,6 @@ class Role(models.TextChoices):
 class User(AbstractUser):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.DEVELOPER)
 
-    @property
-    def is_administrator(self) -> bool:
-        return self.role == Role.ADMINISTRATOR or self.is_superuser
-
     def __str__(self) -> str:
         return self.get_full_name() or self.username
 

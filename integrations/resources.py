@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.urls import reverse
 
 from . import models as m
 from .schedules import describe_schedule
@@ -45,6 +46,10 @@ class ResourceType:
     # (apply and package import run it per body; the model's clean() runs the full one).
     # Raises ValidationError naming the field.
     validate: Callable[[Mapping[str, Any]], None] | None = None
+    # Where people see it: the URL name of the integration tab listing it, and of its own
+    # page where it has one (both take the integration's pk; the page then its pk).
+    tab: str | None = None
+    page: str | None = None
 
     def queryset(self, integration_id: int) -> models.QuerySet:
         qs = self.model.objects.filter(integration_id=integration_id)
@@ -65,6 +70,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "Connections",
             ("name", "kind", "config"),
             secret_fields=("credentials",),
+            tab="integrations:connections",
         ),
         ResourceType(
             "lookup_cache",
@@ -72,6 +78,8 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "Lookup cache",
             "Lookup caches",
             ("name", "key_path", "settings"),
+            tab="integrations:caches",
+            page="integrations:cache",
         ),
         ResourceType(
             "script",
@@ -80,6 +88,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "Scripts",
             ("name", "function", "code"),
             code_fields=("code",),
+            tab="integrations:scripts",
         ),
         ResourceType(
             "flow",
@@ -88,6 +97,8 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "Flows",
             ("name", "description", "enabled", "schedule"),
             described_fields={"schedule": describe_schedule},
+            tab="integrations:flows",
+            page="integrations:flow",
         ),
         ResourceType(
             "step",
@@ -147,6 +158,16 @@ LIST_KEYS: dict[str, dict[str, str]] = {
 
 # {resource type: field naming its parent}, as the diff engine takes it.
 PARENT_FIELDS: dict[str, str] = {rt.key: rt.parent for rt in RESOURCE_TYPES.values() if rt.parent}
+
+
+def resource_url(type_key: str, integration_id: int, pk: int) -> str:
+    """Where a resource is shown: its own page, else the tab that lists it."""
+    rt = RESOURCE_TYPES[type_key]
+    if rt.page:
+        return reverse(rt.page, args=[integration_id, pk])
+    if rt.tab:
+        return reverse(rt.tab, args=[integration_id])
+    raise ValueError(f"A {rt.label.lower()} has no page of its own.")
 
 
 def is_code_field(type_key: str, field_name: str) -> bool:

@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from integrations.api_base import ApiView
+from integrations.api_base import ApiView, validated
 from integrations.models import Environment, Integration
 from integrations.permissions import (
     Action,
@@ -70,12 +70,6 @@ class RevisionFilter(django_filters.FilterSet):
         fields = ("type", "status", "created_by")
 
 
-def _valid(serializer_class, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _integration(request, pk: int, action: Action = Action.VIEW) -> Integration:
     integration = get_visible_integration(request.user, pk)
     require(request.user, action, integration)
@@ -124,7 +118,7 @@ class IntegrationRevisionsView(ApiView):
     )
     def post(self, request, pk: int):
         integration = get_visible_integration(request.user, pk)
-        data = _valid(RevisionCreateSerializer, request.data)
+        data = validated(RevisionCreateSerializer, request.data)
         if data["type"] == RevisionType.SNAPSHOT:
             require(request.user, Action.SNAPSHOT, integration)
             revision = services.snapshot_create(
@@ -189,7 +183,7 @@ class ResolutionsView(ApiView):
     )
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.RESOLVE)
-        data = _valid(ResolutionsSerializer, request.data)
+        data = validated(ResolutionsSerializer, request.data)
         resolutions = [
             {
                 "lineage_id": str(r["lineage_id"]),
@@ -207,7 +201,7 @@ class ResolutionsView(ApiView):
 def _operate(request, pk: int, action: Action, operation, body=CommentSerializer, code=200):
     """A POST on one revision: check, validate, call one engine operation, answer the revision."""
     revision = _revision(request, pk, action)
-    data = _valid(body, request.data) if body is not None else {}
+    data = validated(body, request.data) if body is not None else {}
     result = operation(revision=revision, user=request.user, **data)
     return _answer(result if isinstance(result, Revision) else revision, code)
 
@@ -277,7 +271,7 @@ class RejectView(ApiView):
     )
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.APPROVE)
-        data = _valid(CommentSerializer, request.data)
+        data = validated(CommentSerializer, request.data)
         approvals.approval_reject(revision=revision, user=request.user, comment=data["comment"])
         return _answer(revision)
 
@@ -295,7 +289,7 @@ class RevertView(ApiView):
     )
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.REVERT)
-        data = _valid(RevertSerializer, request.data)
+        data = validated(RevertSerializer, request.data)
         new = services.revert_start(
             revision=revision,
             user=request.user,
@@ -351,7 +345,7 @@ class CloneView(ApiView):
     )
     def post(self, request, pk: int):
         source = _integration(request, pk, Action.CLONE)
-        data = _valid(CloneSerializer, request.data)
+        data = validated(CloneSerializer, request.data)
         environment = data.get("environment") or Environment.SANDBOX
         if environment == Environment.PRODUCTION:
             require(request.user, Action.CLONE_TO_PRODUCTION, source)
@@ -396,7 +390,7 @@ class PackageImportView(ApiView):
     )
     def post(self, request):
         require(request.user, Action.IMPORT_PACKAGE)
-        data = _valid(PackageImportSerializer, request.data)
+        data = validated(PackageImportSerializer, request.data)
         require_environment(request.user, data["environment"])
         integration = packages.package_import(
             package=_package(data),
@@ -417,7 +411,7 @@ class PackagePullView(ApiView):
     def post(self, request, pk: int):
         integration = _integration(request, pk, Action.PULL)
         require(request.user, Action.IMPORT_PACKAGE, integration)
-        data = _valid(PackagePullSerializer, request.data)
+        data = validated(PackagePullSerializer, request.data)
         revision = packages.package_pull(
             package=_package(data),
             target=integration,
@@ -448,7 +442,7 @@ class PullIntoView(ApiView):
     def post(self, request, pk: int):
         source = get_visible_integration(request.user, pk)
         require(request.user, Action.PULL)
-        data = _valid(PullIntoSerializer, request.data)
+        data = validated(PullIntoSerializer, request.data)
         batch = batches.pull_batch_create(
             source=source,
             targets=data["targets"],

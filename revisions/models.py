@@ -148,7 +148,6 @@ class Revision(models.Model):
     operation = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="auto_snapshots"
     )
-    celery_task_id = models.CharField(max_length=64, blank=True)
     # clone: copy the lookup-cache entries too (checked against ILM_CLONE_CACHE_DATA_LIMIT_BYTES).
     copy_cache_data = models.BooleanField(default=False)
     # The integration's sync points ({other integration id: tree hash}) when the revision

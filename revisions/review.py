@@ -28,6 +28,7 @@ from integrations.resources import (
     field_meaning,
     hide_secrets,
     is_code_field,
+    resource_url,
 )
 from integrations.schedules import describe_schedule
 from integrations.value_diff import ValueDiff, _similar, as_text, value_diff, word_diff
@@ -252,28 +253,21 @@ def _item_of(res: dict[str, Any]) -> ResourceItem:
     )
 
 
-def _trees_of(revision: Revision) -> list[Any]:
-    return [
-        t
-        for t in (
-            getattr(revision, "source_tree", None),
-            getattr(revision, "tree_before", None),
-            getattr(revision, "base_tree", None),
-            getattr(revision, "tree_after", None),
-        )
-        if t is not None
-    ]
+ALL_TREES = ("source_tree", "tree_before", "base_tree", "tree_after")
 
 
-def stored_bodies(revision: Revision, lineage_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Resource bodies by lineage id, from the first of the revision's trees holding each.
+def stored_bodies(
+    revision: Revision, lineage_ids: Iterable[str], trees: tuple[str, ...] = ALL_TREES
+) -> dict[str, dict[str, Any]]:
+    """Resource bodies by lineage id, from the first of the revision's `trees` (attribute
+    names, in the order to look) holding each.
 
     One query whatever the number of ids.
     """
-    trees = _trees_of(revision)
+    held = [t for t in (getattr(revision, attr, None) for attr in trees) if t is not None]
     hashes: dict[str, str] = {}
     for lid in lineage_ids:
-        for tree in trees:
+        for tree in held:
             h = (tree.entries or {}).get(lid)
             if h:
                 hashes[lid] = h
@@ -987,14 +981,8 @@ def referenced_ids(res: dict[str, Any]) -> set[str]:
     return found
 
 
-# What a reference can name: the types with a page of their own (not a flow's steps).
-REFERABLE_TYPES = tuple(key for key, rt in RESOURCE_TYPES.items() if not rt.parent)
-_REF_TABS = {
-    "connection": "connections",
-    "flow": "flow",
-    "lookup_cache": "cache",
-    "script": "scripts",
-}
+# What a reference can name: the types people see on a page or tab (not a flow's steps).
+REFERABLE_TYPES = tuple(key for key, rt in RESOURCE_TYPES.items() if rt.tab or rt.page)
 
 
 def names_for(ids: set[str], integration_ids: list[int]) -> dict[str, Ref]:
@@ -1015,15 +1003,8 @@ def names_for(ids: set[str], integration_ids: list[int]) -> dict[str, Ref]:
         for lid, name, integration_id, pk in rows:
             if str(lid) in found:
                 continue
-            found[str(lid)] = Ref(name, _ref_url(key, integration_id, pk))
+            found[str(lid)] = Ref(name, resource_url(key, integration_id, pk))
     return found
-
-
-def _ref_url(type_key: str, integration_id: int, pk: int) -> str:
-    tab = _REF_TABS[type_key]
-    if tab in ("flow", "cache"):
-        return reverse(f"integrations:{tab}", args=[integration_id, pk])
-    return reverse(f"integrations:{tab}", args=[integration_id])
 
 
 def full_body_fields(res: dict[str, Any], body: dict[str, Any] | None, side: str) -> None:

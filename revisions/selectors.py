@@ -258,7 +258,7 @@ def compare_states(
     return changes, left, right
 
 
-# Approval queue (api helper): keep these two functions last in this file.
+# Approval queue --------------------------------------------------------------------------
 
 
 def approval_queue(user: User) -> QuerySet[Revision]:

@@ -27,7 +27,6 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from audit.context import Source, acting
-from audit.signals import revision_event
 from integrations.models import (
     AccessLevel,
     Environment,
@@ -69,6 +68,7 @@ from .errors import (
     StaleReview,
     UnresolvedConflicts,
 )
+from .events import send_revision_event
 from .models import (
     Approval,
     ApprovalDecision,
@@ -107,14 +107,6 @@ def cache_copy_limit() -> int:
 def cache_copy_limit_text() -> str:
     """The clone limit as people read it ("5 MB")."""
     return f"{cache_copy_limit() / 1048576:g} MB"
-
-
-def _send(revision: Revision, verb: str, user: Any, **detail: Any) -> None:
-    transaction.on_commit(
-        lambda: revision_event.send(
-            sender=Revision, revision=revision, verb=verb, user=user, detail=detail
-        )
-    )
 
 
 def _enqueue(task: Any, revision: Revision, **kwargs: Any) -> None:
@@ -206,7 +198,7 @@ def _snapshot(
         sync_before=state,
         sync_after=state,
     )
-    _send(revision, "snapshot", user, automatic=operation is not None)
+    send_revision_event(revision, "snapshot", user, automatic=operation is not None)
     return revision
 
 
@@ -323,7 +315,9 @@ def clone_execute(revision: Revision) -> Revision:
             sync_after=sync_state(clone.pk),
             started_at=revision.started_at or timezone.now(),
         )
-        _send(revision, "clone", revision.created_by, source=source.pk, cache_entries=copied)
+        send_revision_event(
+            revision, "clone", revision.created_by, source=source.pk, cache_entries=copied
+        )
     return revision
 
 
@@ -457,7 +451,9 @@ def pull_execute(revision: Revision) -> Revision:
         if revision.status == S.QUEUED:
             revision.move_to(S.RUNNING, started_at=timezone.now())
         revision.move_to(S.READY, **fields)
-        _send(revision, "pull", revision.created_by, source=revision.source_integration_id)
+        send_revision_event(
+            revision, "pull", revision.created_by, source=revision.source_integration_id
+        )
     return revision
 
 
@@ -472,7 +468,7 @@ def pull_refresh(*, revision: Revision, user: User | None) -> Revision:
             )
         fields = _compute(locked)
         locked.move_to(S.READY, **fields)
-        _send(locked, "pull", user, refreshed=True)
+        send_revision_event(locked, "pull", user, refreshed=True)
     _copy_state(locked, revision)
     return revision
 
@@ -643,7 +639,7 @@ def approvals_lapse_stale(*, revision: Revision, user: User | None = None) -> in
             approval.save(update_fields=["decision", "decided_at"])
         if revision.status == RevisionStatus.AWAITING_APPROVAL:
             revision.move_to(RevisionStatus.READY)
-        _send(revision, "approval_lapsed", user, approvals=[a.pk for a in stale])
+        send_revision_event(revision, "approval_lapsed", user, approvals=[a.pk for a in stale])
     return len(stale)
 
 
@@ -803,7 +799,7 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
             sync_before=sync_before,
             sync_after=sync_state(target.pk),
         )
-        _send(revision, "merge", user, source=revision.source_integration_id)
+        send_revision_event(revision, "merge", user, source=revision.source_integration_id)
     return revision
 
 
@@ -820,7 +816,7 @@ def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
                 "canceled; only an open pull that is not merging can."
             )
         locked.move_to(S.CANCELED)
-        _send(locked, "cancel", user)
+        send_revision_event(locked, "cancel", user)
     _copy_state(locked, revision)
     return revision
 
@@ -934,7 +930,7 @@ def revert_approval_open(*, revision: Revision, user: User | None) -> Approval:
         request_comment=revision.description,
         changeset_hash=revert_hash(revision),
     )
-    _send(revision, "approval_requested", user, comment=approval.request_comment)
+    send_revision_event(revision, "approval_requested", user, comment=approval.request_comment)
     return approval
 
 
@@ -998,7 +994,9 @@ def revert_execute(revision: Revision) -> Revision:
             sync_before=sync_before,
             sync_after=sync_state(integration.pk),
         )
-        _send(revision, "revert", user, reverted_to=restored.pk, side=revision.revert_side)
+        send_revision_event(
+            revision, "revert", user, reverted_to=restored.pk, side=revision.revert_side
+        )
     return revision
 
 
@@ -1021,7 +1019,7 @@ def revision_fail(revision_id: int, error: str, *, user: Any = None) -> Revision
         if revision is None or revision.is_final:
             return revision
         revision.move_to(S.FAILED, error=error[:5000])
-        _send(revision, "fail", user or revision.created_by, error=error[:500])
+        send_revision_event(revision, "fail", user or revision.created_by, error=error[:500])
     return revision
 
 

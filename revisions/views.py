@@ -60,7 +60,6 @@ from .forms import (
 from .models import (
     ACTIVE_STATUSES,
     REVIEWABLE_STATUSES,
-    Blob,
     PullBatch,
     Revision,
     RevisionStatus,
@@ -82,6 +81,7 @@ from .review import (
     row_actions,
     snapshots_around,
     state_contents,
+    stored_bodies,
     summary_of,
     whole_conflict,
 )
@@ -498,7 +498,7 @@ def _ours_body(revision: Revision, res: dict[str, Any], *, two_way: bool) -> dic
         return None
     lineage_id = str(res["lineage_id"])
     if not two_way:
-        return _body_of(revision, ("tree_before",), lineage_id)
+        return stored_bodies(revision, [lineage_id], ("tree_before",)).get(lineage_id)
     rt = RESOURCE_TYPES[res["type"]]
     columns = sorted({path_head(p) for p in keyed})
     row = (
@@ -628,17 +628,6 @@ def compare_pick(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"{reverse('revisions:compare', args=[older.pk])}?with={newer.pk}")
 
 
-def _body_of(revision: Revision, tree_attrs: tuple[str, ...], lineage_id: str) -> dict | None:
-    """A resource's stored body from the first of the revision's trees that holds it."""
-    for attr in tree_attrs:
-        tree = getattr(revision, attr, None)
-        h = (tree.entries or {}).get(str(lineage_id)) if tree is not None else None
-        if h:
-            blob = Blob.objects.filter(hash=h).first()
-            return blob.body if blob else None
-    return None
-
-
 @login_required
 @require_GET
 def resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
@@ -660,10 +649,10 @@ def _with_whole_body(revision: Revision, res: dict[str, Any]) -> None:
         return
     lineage_id = str(res["lineage_id"])
     if res.get("action") == "added":
-        body = _body_of(revision, ("source_tree", "tree_after"), lineage_id)
+        body = stored_bodies(revision, [lineage_id], ("source_tree", "tree_after")).get(lineage_id)
         full_body_fields(res, body, "theirs")
     elif res.get("action") == "deleted":
-        body = _body_of(revision, ("tree_before", "base_tree"), lineage_id)
+        body = stored_bodies(revision, [lineage_id], ("tree_before", "base_tree")).get(lineage_id)
         full_body_fields(res, body, "ours")
 
 

@@ -18,7 +18,7 @@ from integrations.models import (
 from integrations.services import resource_create, resource_delete, resource_update
 from revisions import selectors, services, tasks
 from revisions.diff import INTEGRATION_KEY
-from revisions.document import document_of, document_of_tree
+from revisions.document import document_of
 from revisions.errors import (
     ApprovalRequired,
     InvalidState,
@@ -37,6 +37,7 @@ from tests.factories import (
     ScriptFactory,
     StepFactory,
 )
+from tests.revisions.conftest import document_of_tree
 
 pytestmark = pytest.mark.django_db
 S = RevisionStatus
