@@ -167,3 +167,18 @@ def test_a_tick_with_nothing_due_reads_two_queries_however_many_flows(
         build_flow(sandbox, schedule="0 6 * * *")
     with django_assert_num_queries(2):  # the fired times, the scheduled flows
         assert schedule_due(at(9, 0)) == []
+
+
+def test_a_schedule_stored_before_normalizing_is_kept_when_sent_back_unchanged(sandbox):
+    flow = build_flow(sandbox, schedule="")
+    type(flow).objects.filter(pk=flow.pk).update(schedule="*/15  * * * *")
+    flow.refresh_from_db()
+    sandbox.refresh_from_db()
+    version = sandbox.version
+    resource_update(instance=flow, data={"schedule": "*/15  * * * *"})
+    flow.refresh_from_db()
+    sandbox.refresh_from_db()
+    assert flow.schedule == "*/15  * * * *" and sandbox.version == version
+    resource_update(instance=flow, data={"schedule": "*/30  * * * *"})
+    flow.refresh_from_db()
+    assert flow.schedule == "*/30 * * * *"
