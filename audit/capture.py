@@ -38,7 +38,7 @@ from integrations.models import (
     LookupCache,
     LookupCacheEntry,
 )
-from integrations.resources import RESOURCE_TYPES, SECRET_FIELDS, resource_type_for
+from integrations.resources import RESOURCE_TYPES, SECRET_FIELDS, hide_secrets, resource_type_for
 from integrations.signals import token_authenticated
 
 from .chain import append
@@ -76,15 +76,6 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def mask(value: Any) -> Any:
-    """Secret keys keep their name but never their value, at any depth."""
-    if isinstance(value, dict):
-        return {k: (MASK if k in SECRET_FIELDS else mask(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
-
-
 def _change(field: str, old: Any, new: Any) -> dict[str, Any]:
     if field in SECRET_FIELDS:
         return {
@@ -92,7 +83,11 @@ def _change(field: str, old: Any, new: Any) -> dict[str, Any]:
             "old": MASK if old not in (None, "", {}) else None,
             "new": MASK if new not in (None, "", {}) else None,
         }
-    return {"field": field, "old": mask(plain(old)), "new": mask(plain(new))}
+    return {
+        "field": field,
+        "old": hide_secrets(plain(old), mask=MASK),
+        "new": hide_secrets(plain(new), mask=MASK),
+    }
 
 
 # What a model's history row says -----------------------------------------------------
@@ -469,7 +464,8 @@ def on_revision_event(sender, revision, verb: str, user=None, detail=None, **kwa
         base["username"] = user.get_username()
     base["revision_id"] = revision.pk
     changes = [
-        {"field": str(k), "old": None, "new": mask(plain(v))} for k, v in (detail or {}).items()
+        {"field": str(k), "old": None, "new": hide_secrets(plain(v), mask=MASK)}
+        for k, v in (detail or {}).items()
     ]
     if verb == Action.FAIL and revision.error and not any(c["field"] == "error" for c in changes):
         changes.append({"field": "error", "old": None, "new": revision.error})

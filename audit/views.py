@@ -25,6 +25,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
+from integrations.fragments import is_fragment
 from integrations.models import Integration, User
 from integrations.permissions import Action, get_visible_integration, require
 from integrations.reference_names import (
@@ -34,7 +35,7 @@ from integrations.reference_names import (
     refs_of_recorded,
     shown_value,
 )
-from integrations.resources import RESOURCE_TYPES
+from integrations.resources import RESOURCE_TYPES, is_code_field
 from integrations.value_diff import ValueDiff, as_text, value_diff
 
 from . import selectors
@@ -47,13 +48,6 @@ from .models import Action as EventAction
 RESULTS_TARGET = "audit-results"
 TYPE_LABELS = dict(resource_type_choices())
 UNKNOWN_REF = "(a resource this integration never had)"
-
-
-def _is_fragment(request: HttpRequest, target: str | None = None) -> bool:
-    htmx = getattr(request, "htmx", None)
-    if not htmx or htmx.boosted or htmx.history_restore_request:
-        return False
-    return target is None or htmx.target == target
 
 
 @dataclass
@@ -185,7 +179,7 @@ def log(request: HttpRequest) -> HttpResponse:
     context["integrations"] = Integration.objects.order_by("name", "pk").values_list("pk", "name")
     context["usernames"] = User.objects.order_by("username").values_list("username", flat=True)
     status = 400 if browse.error else 200
-    if _is_fragment(request, RESULTS_TARGET):
+    if is_fragment(request, RESULTS_TARGET):
         return _respond(request, render(request, "audit/_results.html", context, status=status))
     return _respond(request, render(request, "audit/log.html", context, status=status))
 
@@ -228,7 +222,7 @@ def integration_log(request: HttpRequest, pk: int) -> HttpResponse:
     )
     context["integration"] = integration
     status = 400 if browse.error else 200
-    if _is_fragment(request, RESULTS_TARGET):
+    if is_fragment(request, RESULTS_TARGET):
         return _respond(request, render(request, "audit/_results.html", context, status=status))
     return _respond(
         request,
@@ -342,7 +336,7 @@ def change_rows(event: Event) -> list[ChangeRow]:
                 row.value_ref, row.refs = recorded[raw], []
             rows.append(row)
             continue
-        code = event.resource_type == "script" and field == "code"
+        code = is_code_field(event.resource_type, field)
         diff = value_diff(old, new, code=code, path=field)
         rows.append(ChangeRow(field, old, new, diff=diff, refs=refs, schedule=schedule))
     return rows
@@ -362,6 +356,6 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "one_sided": event.action in (EventAction.CREATED, EventAction.DELETED),
         "operation_short": str(event.operation_id)[:8],
     }
-    if _is_fragment(request):
+    if is_fragment(request):
         return _respond(request, render(request, "audit/_changes.html", context))
     return _respond(request, render(request, "audit/event.html", context))

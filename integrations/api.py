@@ -9,8 +9,6 @@ they run the revision engine, which sits a floor above (docs/architecture.md).
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
@@ -27,7 +25,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from . import services
-from .api_base import ApiView
+from .api_base import ApiView, validated
 from .filters import IntegrationFilter
 from .models import Integration, LookupCache
 from .permissions import (
@@ -58,14 +56,6 @@ def _integration(request, pk: int, action: Action = Action.VIEW) -> Integration:
     return integration
 
 
-def _valid(serializer_class, data: Any, **kwargs: Any) -> Any:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    if kwargs.get("many"):
-        return [dict(item) for item in serializer.validated_data]
-    return dict(serializer.validated_data)
-
-
 # Integrations ----------------------------------------------------------------------------
 
 
@@ -89,7 +79,7 @@ class IntegrationListView(ApiView):
     )
     def post(self, request):
         require(request.user, Action.CREATE_INTEGRATION)
-        data = _valid(IntegrationCreateSerializer, request.data)
+        data = validated(IntegrationCreateSerializer, request.data)
         require_environment(request.user, data.get("environment"))
         integration = services.integration_create(user=request.user, **data)
         return Response(IntegrationSerializer(integration).data, status=status.HTTP_201_CREATED)
@@ -112,7 +102,7 @@ class IntegrationDetailView(ApiView):
     )
     def patch(self, request, pk: int):
         integration = _integration(request, pk)
-        data = _valid(IntegrationUpdateSerializer, request.data)
+        data = validated(IntegrationUpdateSerializer, request.data)
         protected = data.pop("protected", None)
         reason = data.pop("reason", "")
         with transaction.atomic():
@@ -164,7 +154,7 @@ class AccessView(ApiView):
             raise serializers.ValidationError(
                 {"non_field_errors": ['Send a list of grants: [{"user": ..., "level": ...}].']}
             )
-        grants = _valid(GrantSerializer, request.data, many=True)
+        grants = validated(GrantSerializer, request.data, many=True)
         result = services.access_set(integration=integration, grants=grants)
         return Response(GrantSerializer(result, many=True).data)
 
@@ -226,39 +216,37 @@ class ResourceListView(ApiView):
         return RESOURCE_SERIALIZERS[self.type_key]
 
     def _parent(self, request, pk: int, action: Action):
-        if self.type_key == "step":
-            flow = self._flow(request, pk)
-            require(request.user, action, flow.integration)
-            return flow.integration, flow
+        """The integration, and the parent resource for a type that has one (a step's
+        flow): the list lives under the parent's URL."""
+        rt = RESOURCE_TYPES[self.type_key]
+        if rt.parent:
+            parent_rt = RESOURCE_TYPES[rt.refs[rt.parent]]
+            parent = (
+                parent_rt.model.objects.select_related("integration")
+                .filter(pk=pk, integration__in=visible_integrations(request.user))
+                .first()
+            )
+            if parent is None:
+                raise Http404(f"No such {parent_rt.label.lower()}.")
+            require(request.user, action, parent.integration)
+            return parent.integration, parent
         return _integration(request, pk, action), None
 
-    @staticmethod
-    def _flow(request, pk: int):
-        flow = (
-            RESOURCE_TYPES["flow"]
-            .model.objects.select_related("integration")
-            .filter(pk=pk, integration__in=visible_integrations(request.user))
-            .first()
-        )
-        if flow is None:
-            raise Http404("No such flow.")
-        return flow
-
     def get(self, request, pk: int):
-        integration, flow = self._parent(request, pk, Action.VIEW)
+        integration, parent = self._parent(request, pk, Action.VIEW)
         qs = _resource_queryset(self.type_key).filter(integration=integration)
-        if flow is not None:
-            qs = qs.filter(flow=flow)
+        if parent is not None:
+            qs = qs.filter(**{RESOURCE_TYPES[self.type_key].parent: parent})
         page = self.paginate_queryset(
             qs.order_by(*RESOURCE_TYPES[self.type_key].model._meta.ordering)
         )
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def post(self, request, pk: int):
-        integration, flow = self._parent(request, pk, Action.EDIT)
-        data = _valid(self.get_serializer_class(), request.data)
-        if flow is not None:
-            data["flow"] = flow.pk
+        integration, parent = self._parent(request, pk, Action.EDIT)
+        data = validated(self.get_serializer_class(), request.data)
+        if parent is not None:
+            data[RESOURCE_TYPES[self.type_key].parent] = parent.pk
         instance = services.resource_create(
             integration=integration, type_key=self.type_key, data=data
         )
@@ -290,7 +278,7 @@ class ResourceDetailView(ApiView):
 
     def patch(self, request, pk: int):
         instance = self._load(request, pk, Action.EDIT)
-        data = _valid(self.get_serializer_class(), request.data, partial=True)
+        data = validated(self.get_serializer_class(), request.data, partial=True)
         services.resource_update(instance=instance, data=data)
         instance = _resource_queryset(self.type_key).get(pk=instance.pk)
         return Response(self.get_serializer(instance).data)
@@ -402,7 +390,7 @@ class CacheEntriesView(ApiView):
     )
     def post(self, request, pk: int):
         cache = self._cache(request, pk, Action.EDIT_CACHE_ENTRIES)
-        data = _valid(CacheEntriesInputSerializer, request.data)
+        data = validated(CacheEntriesInputSerializer, request.data)
         added = services.cache_entries_add(cache=cache, entries=data["entries"])
         return Response({"added": added}, status=status.HTTP_201_CREATED)
 

@@ -5,6 +5,8 @@ importing the site; the exception handler that turns errors into the documented 
 the site's (`ilm_site.api_errors.exception_handler`).
 """
 
+from typing import Any
+
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -80,3 +82,13 @@ class ApiView(GenericAPIView):
     pagination_class = Pagination
     throttle_classes = [TokenWriteThrottle]
     schema = ApiSchema()
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> Any:
+    """The request data checked by `serializer_class` (400 in the documented shape
+    otherwise), as plain dicts: one dict, or a list with many=True."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    if kwargs.get("many"):
+        return [dict(item) for item in serializer.validated_data]
+    return dict(serializer.validated_data)

@@ -28,7 +28,6 @@ from .models import (
 )
 from .reference_names import names_for
 from .resources import RESOURCE_TYPES, validate_ignore_fields
-from .schedules import validate_cron
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -368,9 +367,6 @@ class FlowForm(_NameMixin, StoredValuesForm):
         self.fields["schedule"].widget.attrs.update(
             {"class": "mono", "placeholder": "*/15 * * * *"}
         )
-
-    def clean_schedule(self) -> str:
-        return validate_cron(self.cleaned_data["schedule"])
 
     def service_data(self) -> dict[str, Any]:
         return {k: self.cleaned_data[k] for k in ("name", "description", "enabled", "schedule")}

@@ -18,7 +18,7 @@ from django.urls import reverse
 from audit.history import audited_history
 
 from .credentials import EncryptedJSONField
-from .schedules import validate_schedule_field
+from .schedules import normalize_cron, validate_schedule_field
 
 # History rows written by a revision operation (clone, merge, revert) carry a change
 # reason starting with this (revisions.apply.change_reason), so pages of this app can tell
@@ -35,10 +35,6 @@ class Role(models.TextChoices):
 
 class User(AbstractUser):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.DEVELOPER)
-
-    @property
-    def is_administrator(self) -> bool:
-        return self.role == Role.ADMINISTRATOR or self.is_superuser
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
@@ -203,6 +199,10 @@ class Flow(Resource):
 
     class Meta(Resource.Meta):
         constraints = [_unique_lineage("flow")]
+
+    def clean(self) -> None:
+        # Stored in one form whoever writes it (the field's validator refused bad cron).
+        self.schedule = normalize_cron(self.schedule)
 
 
 class StepKind(models.TextChoices):

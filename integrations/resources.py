@@ -10,13 +10,16 @@ so no document ever holds them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.urls import reverse
 
 from . import models as m
+from .schedules import describe_schedule
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,18 @@ class ResourceType:
     # conflict); everything else shows the element by that identity. `config.hooks` is
     # an object by hook name already, so it is walked key by key without a declaration.
     list_keys: dict[str, str] = field(default_factory=dict)
+    # Fields holding program text: their changes are shown line by line (review, audit).
+    code_fields: tuple[str, ...] = ()
+    # Field -> words for its value, shown beside it in a review (a schedule's meaning).
+    described_fields: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    # Checks of a body's values beyond the model's field checks that need no database
+    # (apply and package import run it per body; the model's clean() runs the full one).
+    # Raises ValidationError naming the field.
+    validate: Callable[[Mapping[str, Any]], None] | None = None
+    # Where people see it: the URL name of the integration tab listing it, and of its own
+    # page where it has one (both take the integration's pk; the page then its pk).
+    tab: str | None = None
+    page: str | None = None
 
     def queryset(self, integration_id: int) -> models.QuerySet:
         qs = self.model.objects.filter(integration_id=integration_id)
@@ -55,6 +70,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "Connections",
             ("name", "kind", "config"),
             secret_fields=("credentials",),
+            tab="integrations:connections",
         ),
         ResourceType(
             "lookup_cache",
@@ -62,10 +78,27 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             "Lookup cache",
             "Lookup caches",
             ("name", "key_path", "settings"),
+            tab="integrations:caches",
+            page="integrations:cache",
         ),
-        ResourceType("script", m.Script, "Script", "Scripts", ("name", "function", "code")),
         ResourceType(
-            "flow", m.Flow, "Flow", "Flows", ("name", "description", "enabled", "schedule")
+            "script",
+            m.Script,
+            "Script",
+            "Scripts",
+            ("name", "function", "code"),
+            code_fields=("code",),
+            tab="integrations:scripts",
+        ),
+        ResourceType(
+            "flow",
+            m.Flow,
+            "Flow",
+            "Flows",
+            ("name", "description", "enabled", "schedule"),
+            described_fields={"schedule": describe_schedule},
+            tab="integrations:flows",
+            page="integrations:flow",
         ),
         ResourceType(
             "step",
@@ -76,6 +109,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             refs={"flow": "flow", "connection": "connection"},
             parent="flow",
             list_keys={"config.mappings": "target"},
+            validate=lambda values: validate_step_config_field(values.get("config")),
         ),
     )
 }
@@ -98,10 +132,55 @@ SECRET_FIELDS: frozenset[str] = frozenset(
 )
 
 
+def hide_secrets(value: Any, *, mask: str | None = None) -> Any:
+    """A copy of `value` with every secret key (SECRET_FIELDS) hidden, at any depth.
+
+    The one rule for secrets in shown values: `mask` None drops the key (a diff shows no
+    such field), a mask string keeps the key with that in place of its value (the audit
+    log says a secret was there).
+    """
+    if isinstance(value, dict):
+        if mask is None:
+            return {k: hide_secrets(v) for k, v in value.items() if k not in SECRET_FIELDS}
+        return {
+            k: (mask if k in SECRET_FIELDS else hide_secrets(v, mask=mask))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [hide_secrets(v, mask=mask) for v in value]
+    return value
+
+
 # {resource type: {list path: identity field}}, as the diff engine takes it.
 LIST_KEYS: dict[str, dict[str, str]] = {
     rt.key: dict(rt.list_keys) for rt in RESOURCE_TYPES.values() if rt.list_keys
 }
+
+# {resource type: field naming its parent}, as the diff engine takes it.
+PARENT_FIELDS: dict[str, str] = {rt.key: rt.parent for rt in RESOURCE_TYPES.values() if rt.parent}
+
+
+def resource_url(type_key: str, integration_id: int, pk: int) -> str:
+    """Where a resource is shown: its own page, else the tab that lists it."""
+    rt = RESOURCE_TYPES[type_key]
+    if rt.page:
+        return reverse(rt.page, args=[integration_id, pk])
+    if rt.tab:
+        return reverse(rt.tab, args=[integration_id])
+    raise ValueError(f"A {rt.label.lower()} has no page of its own.")
+
+
+def is_code_field(type_key: str, field_name: str) -> bool:
+    """Whether a field holds program text (a line diff shows its changes)."""
+    rt = RESOURCE_TYPES.get(type_key)
+    return rt is not None and field_name in rt.code_fields
+
+
+def field_meaning(type_key: str, field_name: str, value: Any) -> str:
+    """Words for a field's value where its type declares them ("" otherwise)."""
+    rt = RESOURCE_TYPES.get(type_key)
+    describe = rt.described_fields.get(field_name) if rt is not None else None
+    return describe(value) if describe is not None and isinstance(value, str) else ""
 
 
 def resource_type_for(instance_or_model: Any) -> ResourceType | None:
@@ -155,6 +234,14 @@ def validate_step_config(config: Any, *, integration_id: int | None) -> None:
                 raise ValidationError(
                     f"Mapping {i} refers to a lookup cache that is not in this integration."
                 )
+
+
+def validate_step_config_field(config: Any) -> None:
+    """`validate_step_config` without the database, its refusal on the `config` field."""
+    try:
+        validate_step_config(config, integration_id=None)
+    except ValidationError as exc:
+        raise ValidationError({"config": exc.messages}) from None
 
 
 def validate_ignore_fields(value: Any) -> dict[str, list[str]]:

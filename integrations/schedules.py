@@ -81,12 +81,6 @@ def next_fire(schedule: str, after: datetime) -> datetime | None:
     return croniter(schedule, after).get_next(datetime)
 
 
-def fired_between(schedule: str, start: datetime, end: datetime) -> bool:
-    """Whether the schedule fires in the half-open interval (start, end]."""
-    fire = next_fire(schedule, start)
-    return fire is not None and fire <= end
-
-
 _MACRO_CRON = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",

@@ -183,6 +183,10 @@ def resource_update(*, instance: Any, data: dict[str, Any]) -> Any:
     rt = RESOURCE_TYPES_BY_MODEL[type(instance)]
     snapshot = {f: getattr(instance, _attname(rt, f)) for f in _writable(rt)}
     _set_resource_fields(rt, instance, data)
+    if all(snapshot[f] == getattr(instance, _attname(rt, f)) for f in snapshot):
+        # Sent as stored: nothing to check or write (the model's clean() would otherwise
+        # restate a value stored before its rule, e.g. normalize an old schedule).
+        return instance
     try:
         _full_clean(instance, exclude=["integration"])
     except ValidationError:

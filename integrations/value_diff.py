@@ -16,22 +16,13 @@ import orjson
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .resources import SECRET_FIELDS
+from .resources import hide_secrets
 
 # Above this many tokens or lines a diff falls back to plain before/after: difflib is
 # quadratic in the worst case and a reviewer cannot read more anyway.
 MAX_WORD_TOKENS = 4000
 MAX_LINES = 5000
 CONTEXT_LINES = 3
-
-
-def scrub(value: Any) -> Any:
-    """Drop secret keys at any depth: a value shown in a diff never carries a credential."""
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items() if k not in SECRET_FIELDS}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
 
 
 @dataclass
@@ -83,7 +74,9 @@ def as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    return orjson.dumps(scrub(value), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(
+        hide_secrets(value), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    ).decode()
 
 
 def word_diff(a: str, b: str) -> tuple[SafeString, SafeString]:

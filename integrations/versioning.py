@@ -6,11 +6,14 @@ write runs in — the marks are collected and each touched integration is bumped
 inside the same transaction, when the block ends; a block that raises bumps nothing
 (it rolls back). A save outside any block (admin, shell) is its own change and bumps
 at once. Bulk writes that send no signals call `mark_changed()` themselves.
+
+The open blocks live in a context variable (as `audit.context` keeps the acting user), so
+threads and async tasks each see only their own blocks.
 """
 
 from __future__ import annotations
 
-import threading
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,39 +22,38 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.db.models.signals import post_delete, post_save
 
-_state = threading.local()
-
-
-def _stack() -> list[set[int]]:
-    if not hasattr(_state, "stack"):
-        _state.stack = []
-    return _state.stack
+# The integrations touched in each open block, outermost first (a tuple: each block sets
+# a new one and resets it on leaving, so no context sees another's).
+_blocks: contextvars.ContextVar[tuple[set[int], ...]] = contextvars.ContextVar(
+    "ilm_versioned_blocks", default=()
+)
 
 
 @contextmanager
 def versioned_change(using: str | None = None) -> Iterator[set[int]]:
     """An atomic block whose changes raise each touched integration's version once."""
-    stack = _stack()
     with transaction.atomic(using=using):
         touched: set[int] = set()
-        stack.append(touched)
+        outer = _blocks.get()
+        token = _blocks.set((*outer, touched))
         try:
             yield touched
         finally:
-            stack.pop()
+            _blocks.reset(token)
         if touched:
-            if stack:  # nested: the outer block bumps once for both
-                stack[-1].update(touched)
+            if outer:  # nested: the outer block bumps once for both
+                outer[-1].update(touched)
             else:
                 _bump(touched)
 
 
 def mark_changed(integration_id: int | None) -> None:
+    """Count a change of the integration: in the open block, or at once outside any."""
     if integration_id is None:
         return
-    stack = _stack()
-    if stack:
-        stack[-1].add(integration_id)
+    blocks = _blocks.get()
+    if blocks:
+        blocks[-1].add(integration_id)
     else:
         _bump({integration_id})
 

@@ -18,7 +18,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery,
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
@@ -39,6 +39,7 @@ from .forms import (
     StepForm,
     apply_service_errors,
 )
+from .fragments import is_fragment
 from .models import (
     OPERATION_REASON_PREFIX,
     Connection,
@@ -59,17 +60,11 @@ from .permissions import (
     visible_integrations,
 )
 from .reference_names import names_for, referenced_ids
+from .resources import RESOURCE_TYPES, resource_url
 from .selectors import namesake_warning
 
 TAB_TARGET = "tab-content"
 TILES_TARGET = "tiles"
-
-
-def _is_fragment(request: HttpRequest, target: str) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(
-        htmx and not htmx.boosted and not htmx.history_restore_request and htmx.target == target
-    )
 
 
 def _count(model, **outer) -> Subquery:
@@ -128,7 +123,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "may_create": can(user, Action.CREATE_INTEGRATION),
     }
     template = "integrations/home.html"
-    if _is_fragment(request, TILES_TARGET):
+    if is_fragment(request, TILES_TARGET):
         template += "#tiles"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])
@@ -162,12 +157,11 @@ TABS: tuple[Tab, ...] = (
     Tab("connections", "Connections", "integrations:connections", "connection_count"),
     Tab("caches", "Lookup caches", "integrations:caches", "cache_count"),
     Tab("scripts", "Scripts", "integrations:scripts", "script_count"),
-    # The runs app adds this page (by URL name: integrations does not import runs).
+    # The floors above add these pages; named by URL, so integrations imports none of them.
     Tab("runs", "Runs", "runs:tab"),
     Tab("errors", "Errors", "runs:errors"),
     Tab("alerts", "Alerts", "runs:alerts"),
     Tab("revisions", "Revisions", "revisions:tab"),
-    # The audit app adds this page; until its URL exists the tab is left out.
     Tab("audit", "Audit", "audit:integration"),
     Tab("settings", "Settings", "integrations:settings"),
 )
@@ -182,15 +176,11 @@ def integration_tabs(integration: Integration, active: str) -> list[dict[str, An
     )
     tabs = []
     for tab in TABS:
-        try:
-            url = reverse(tab.url_name, args=[integration.pk])
-        except NoReverseMatch:
-            continue
         tabs.append(
             {
                 "key": tab.key,
                 "label": tab.label,
-                "url": url,
+                "url": reverse(tab.url_name, args=[integration.pk]),
                 "count": counts.get(tab.count_key) if tab.count_key else None,
                 "active": tab.key == active,
             }
@@ -216,7 +206,7 @@ def render_integration_tab(
     """
     tabs = integration_tabs(integration, tab)
     active = next((t for t in tabs if t["active"]), None)
-    fragment = _is_fragment(request, TAB_TARGET)
+    fragment = is_fragment(request, TAB_TARGET)
     ctx = {
         "integration": integration,
         "tabs": tabs,
@@ -559,11 +549,7 @@ def _resource_ui(kind: str) -> ResourceUI:
 
 
 def _after_save_url(kind: str, integration: Integration, instance: Any) -> str:
-    if kind == "flows":
-        return reverse("integrations:flow", args=[integration.pk, instance.pk])
-    if kind == "caches":
-        return reverse("integrations:cache", args=[integration.pk, instance.pk])
-    return reverse(f"integrations:{RESOURCE_UI[kind].tab}", args=[integration.pk])
+    return resource_url(RESOURCE_UI[kind].type_key, integration.pk, instance.pk)
 
 
 @login_required
@@ -615,7 +601,18 @@ def resource_edit(request: HttpRequest, pk: int, kind: str, rid: int) -> HttpRes
         integration,
         tab=ui.tab,
         template="integrations/resource_form.html",
-        context={"form": form, "ui": ui, "kind": kind, "instance": instance},
+        context={
+            "form": form,
+            "ui": ui,
+            "kind": kind,
+            "instance": instance,
+            # A resource with a page of its own (a flow, a cache) is reached from it.
+            "instance_page": (
+                resource_url(ui.type_key, integration.pk, instance.pk)
+                if RESOURCE_TYPES[ui.type_key].page
+                else ""
+            ),
+        },
         status=400 if form.is_bound else 200,
     )
 

@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from integrations.api_base import ApiView
+from integrations.api_base import ApiView, validated
 from integrations.models import Environment, Integration
 from integrations.permissions import (
     Action,
@@ -70,12 +70,6 @@ class RevisionFilter(django_filters.FilterSet):
         fields = ("type", "status", "created_by")
 
 
-def _valid(serializer_class, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _integration(request, pk: int, action: Action = Action.VIEW) -> Integration:
     integration = get_visible_integration(request.user, pk)
     require(request.user, action, integration)
@@ -124,7 +118,7 @@ class IntegrationRevisionsView(ApiView):
     )
     def post(self, request, pk: int):
         integration = get_visible_integration(request.user, pk)
-        data = _valid(RevisionCreateSerializer, request.data)
+        data = validated(RevisionCreateSerializer, request.data)
         if data["type"] == RevisionType.SNAPSHOT:
             require(request.user, Action.SNAPSHOT, integration)
             revision = services.snapshot_create(
@@ -189,7 +183,7 @@ class ResolutionsView(ApiView):
     )
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.RESOLVE)
-        data = _valid(ResolutionsSerializer, request.data)
+        data = validated(ResolutionsSerializer, request.data)
         resolutions = [
             {
                 "lineage_id": str(r["lineage_id"]),
@@ -207,7 +201,7 @@ class ResolutionsView(ApiView):
 def _operate(request, pk: int, action: Action, operation, body=CommentSerializer, code=200):
     """A POST on one revision: check, validate, call one engine operation, answer the revision."""
     revision = _revision(request, pk, action)
-    data = _valid(body, request.data) if body is not None else {}
+    data = validated(body, request.data) if body is not None else {}
     result = operation(revision=revision, user=request.user, **data)
     return _answer(result if isinstance(result, Revision) else revision, code)
 
@@ -277,17 +271,9 @@ class RejectView(ApiView):
     )
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.APPROVE)
-        data = _valid(CommentSerializer, request.data)
+        data = validated(CommentSerializer, request.data)
         approvals.approval_reject(revision=revision, user=request.user, comment=data["comment"])
         return _answer(revision)
-
-
-def _side(revision: Revision, side: str) -> str:
-    if side == "before" and revision.type not in (RevisionType.PULL, RevisionType.REVERT):
-        raise serializers.ValidationError(
-            {"to": ["'before' is for pulls and reverts; a snapshot or clone has one state."]}
-        )
-    return side
 
 
 class RevertView(ApiView):
@@ -303,11 +289,11 @@ class RevertView(ApiView):
     )
     def post(self, request, pk: int):
         revision = _revision(request, pk, Action.REVERT)
-        data = _valid(RevertSerializer, request.data)
+        data = validated(RevertSerializer, request.data)
         new = services.revert_start(
             revision=revision,
             user=request.user,
-            side=_side(revision, data["to"]),
+            side=data["to"],
             description=data["description"],
             version=data["version"],
         )
@@ -323,13 +309,11 @@ class RevertPreviewView(ApiView):
     def get(self, request, pk: int):
         revision = _revision(request, pk)
         side = request.query_params.get("to") or "after"
-        if side not in ("after", "before"):
-            raise serializers.ValidationError({"to": ["Use 'after' or 'before'."]})
         # Read before the preview: a change in between makes the revert refuse, not skip it.
         version = Integration.objects.values_list("version", flat=True).get(
             pk=revision.integration_id
         )
-        preview = services.revert_preview(revision=revision, side=_side(revision, side))
+        preview = services.revert_preview(revision=revision, side=side)
         return Response({**changes_out(preview), "version": version})
 
 
@@ -361,7 +345,7 @@ class CloneView(ApiView):
     )
     def post(self, request, pk: int):
         source = _integration(request, pk, Action.CLONE)
-        data = _valid(CloneSerializer, request.data)
+        data = validated(CloneSerializer, request.data)
         environment = data.get("environment") or Environment.SANDBOX
         if environment == Environment.PRODUCTION:
             require(request.user, Action.CLONE_TO_PRODUCTION, source)
@@ -406,7 +390,7 @@ class PackageImportView(ApiView):
     )
     def post(self, request):
         require(request.user, Action.IMPORT_PACKAGE)
-        data = _valid(PackageImportSerializer, request.data)
+        data = validated(PackageImportSerializer, request.data)
         require_environment(request.user, data["environment"])
         integration = packages.package_import(
             package=_package(data),
@@ -427,7 +411,7 @@ class PackagePullView(ApiView):
     def post(self, request, pk: int):
         integration = _integration(request, pk, Action.PULL)
         require(request.user, Action.IMPORT_PACKAGE, integration)
-        data = _valid(PackagePullSerializer, request.data)
+        data = validated(PackagePullSerializer, request.data)
         revision = packages.package_pull(
             package=_package(data),
             target=integration,
@@ -458,7 +442,7 @@ class PullIntoView(ApiView):
     def post(self, request, pk: int):
         source = get_visible_integration(request.user, pk)
         require(request.user, Action.PULL)
-        data = _valid(PullIntoSerializer, request.data)
+        data = validated(PullIntoSerializer, request.data)
         batch = batches.pull_batch_create(
             source=source,
             targets=data["targets"],

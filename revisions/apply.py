@@ -28,7 +28,6 @@ from integrations.resources import (
     INTEGRATION_FIELDS,
     RESOURCE_TYPES,
     ResourceType,
-    validate_step_config,
 )
 from integrations.versioning import mark_changed, versioned_change
 
@@ -178,13 +177,10 @@ def _check(rt: ResourceType, instance: Any, body: Mapping[str, Any]) -> None:
         # Field values are checked per row. What the models' clean() adds needs the
         # database once per row (references in the same integration, mapping caches that
         # exist); `document_problems` checked all of it for the whole document up front,
-        # so only the shape of a step's config is checked here.
+        # so only the type's own `validate` (a step's config shape) is added here.
         instance.clean_fields(exclude=["integration", *rt.refs])
-        if rt.key == "step":
-            try:
-                validate_step_config(instance.config, integration_id=None)
-            except ValidationError as exc:
-                raise ValidationError({"config": exc.messages}) from None
+        if rt.validate is not None:
+            rt.validate({f: getattr(instance, f) for f in rt.fields if f not in rt.refs})
     except ValidationError as exc:
         details = "; ".join(
             f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)

@@ -30,13 +30,13 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from audit.signals import revision_event
 from integrations.models import Integration, User
 from integrations.permissions import Action, can
 
 from . import services
 from .approval_state import approval_hash, changeset_hash
 from .errors import InvalidState, StaleReview, UnresolvedConflicts
+from .events import send_revision_event
 from .models import (
     Approval,
     ApprovalDecision,
@@ -46,14 +46,6 @@ from .models import (
     RevisionStatus,
     RevisionType,
 )
-
-
-def _send(revision: Revision, verb: str, user: User | None, **detail: Any) -> None:
-    transaction.on_commit(
-        lambda: revision_event.send(
-            sender=Revision, revision=revision, verb=verb, user=user, detail=detail
-        )
-    )
 
 
 def _locked(revision: Revision) -> Revision:
@@ -113,7 +105,7 @@ def approval_request(*, revision: Revision, user: User, comment: str = "") -> Ap
             changeset_hash=changeset_hash(revision),
         )
         revision.move_to(RevisionStatus.AWAITING_APPROVAL)
-        _send(revision, "approval_requested", user, comment=approval.request_comment)
+        send_revision_event(revision, "approval_requested", user, comment=approval.request_comment)
     return approval
 
 
@@ -161,7 +153,7 @@ def approval_approve(*, revision: Revision, user: User, comment: str = "") -> Re
         approval.decided_at = timezone.now()
         approval.decision_comment = (comment or "").strip()
         approval.save(update_fields=["decision", "decided_by", "decided_at", "decision_comment"])
-        _send(revision, "approved", user, comment=approval.decision_comment)
+        send_revision_event(revision, "approved", user, comment=approval.decision_comment)
         if revision.type == RevisionType.REVERT:
             return services.revert_approved_run(revision=revision)
         result = services.merge_start(revision=revision, user=user)
@@ -182,7 +174,7 @@ def approval_reject(*, revision: Revision, user: User, comment: str = "") -> App
             revision.move_to(RevisionStatus.CANCELED)
         else:
             revision.move_to(RevisionStatus.READY)
-        _send(revision, "rejected", user, comment=approval.decision_comment)
+        send_revision_event(revision, "rejected", user, comment=approval.decision_comment)
     return approval
 
 

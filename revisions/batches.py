@@ -1,6 +1,6 @@
-"""Pulls into many: one source, several targets of its family, in one go (API.md, "Behaviour
-of a pull, and pulls into many"). The "Pull into…" page, the batch page and the API call
-these.
+"""Pulls into many: one source, several targets of its family, in one go (docs/api.md,
+"Behaviour of a pull, and pulls into many"). The "Pull into…" page, the batch page and the
+API call these.
 
 A batch is a row first; each target gets an ordinary pull (`services.pull_create`, computed
 by its own task), so each has its own review, resolutions and approval. A target that

@@ -49,7 +49,7 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, NotRequired, TypedDict
 
 INTEGRATION_KEY = "00000000-0000-0000-0000-000000000000"
 INTEGRATION_TYPE = "integration"
@@ -78,6 +78,48 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+
+# The changeset's shape (module docstring), for every module it crosses: services compute
+# and store it, selectors read it back, apply and merge take it, review and the API show it.
+
+
+class FieldChange(TypedDict):
+    path: str
+    base: Any
+    ours: Any
+    theirs: Any
+    conflict: bool
+    resolution: Literal["ours", "theirs"] | None
+    absent: NotRequired[list[str]]  # the sides without the path ("base", "ours", "theirs")
+    after: NotRequired[str | None]  # keyed-list element: the identity it follows in theirs
+
+
+class ResourceChange(TypedDict):
+    lineage_id: str
+    type: str
+    name: str
+    action: Literal["added", "modified", "deleted"]
+    parent: str | None  # the parent's lineage id (a step's flow), for types that have one
+    included: bool
+    fields: list[FieldChange]
+
+
+class Counts(TypedDict):
+    added: int
+    modified: int
+    deleted: int
+    conflicts: int
+    unresolved: int
+
+
+class Summary(Counts):
+    by_type: dict[str, Counts]
+
+
+class Changeset(TypedDict):
+    resources: list[ResourceChange]
+    summary: Summary
 
 
 class ChangesetError(ValueError):
@@ -280,8 +322,8 @@ def _keyed_walk(
 
 def _field(
     path: str, base: Any, ours: Any, theirs: Any, conflict: bool, **extra: Any
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
+) -> FieldChange:
+    out: FieldChange = {
         "path": path,
         "base": None if base is MISSING else base,
         "ours": None if ours is MISSING else ours,
@@ -296,7 +338,7 @@ def _field(
     ]
     if absent:
         out["absent"] = absent
-    out.update(extra)
+    out.update(extra)  # type: ignore[typeddict-item]
     return out
 
 
@@ -311,7 +353,8 @@ def _resource_entry(
     theirs: Any,
     ignore: Mapping[str, Iterable[str]],
     keys: Mapping[str, Mapping[str, str]] | None = None,
-) -> dict[str, Any] | None:
+    parents: Mapping[str, str] | None = None,
+) -> ResourceChange | None:
     """The changeset entry of one resource whose theirs differs from base and from ours."""
     some = next(b for b in (theirs, ours, base) if b is not MISSING)
     rtype = some.get("type", "")
@@ -319,7 +362,7 @@ def _resource_entry(
         rtype, name = INTEGRATION_TYPE, INTEGRATION_NAME
     else:
         name = some.get("name") or ""
-    fields: list[dict[str, Any]] = []
+    fields: list[FieldChange] = []
     if theirs is MISSING or ours is MISSING:
         # Deleted by theirs (ours still has it), or present in theirs and not in ours.
         action = "deleted" if theirs is MISSING else "added"
@@ -350,9 +393,8 @@ def _resource_entry(
             fields.append(_field(text, b, o, t, not _same(o, b), **extra))
         if not fields:
             return None
-    parent = None
-    if rtype == "step":
-        parent = some.get("flow")
+    parent_field = (parents or {}).get(rtype)
+    parent = some.get(parent_field) if parent_field else None
     return {
         "lineage_id": lineage_id,
         "type": rtype,
@@ -364,7 +406,7 @@ def _resource_entry(
     }
 
 
-def _sort_key(res: dict[str, Any]) -> tuple:
+def _sort_key(res: ResourceChange) -> tuple:
     return (
         res["type"] != INTEGRATION_TYPE,
         res["type"],
@@ -380,13 +422,16 @@ def three_way(
     *,
     ignore: Mapping[str, Iterable[str]] | None = None,
     keys: Mapping[str, Mapping[str, str]] | None = None,
+    parents: Mapping[str, str] | None = None,
     hashes: tuple[Mapping[str, str], Mapping[str, str], Mapping[str, str]] | None = None,
-) -> dict[str, Any]:
+) -> Changeset:
     """What merging theirs into ours brings, relative to their common base.
 
     `ignore` is {resource type: [path, ...]}: those paths (and everything under them) of
     modified resources are neither shown nor carried. `keys` is {resource type: {list
-    path: identity field}}: those lists are diffed element by element. `hashes` (base,
+    path: identity field}}: those lists are diffed element by element. `parents` is
+    {resource type: field naming its parent}: an entry's `parent` is that field's value
+    (a step's flow), None for other types. `hashes` (base,
     ours, theirs) maps lineage id → body hash; when given, resources are compared by hash
     first.
     """
@@ -394,7 +439,7 @@ def three_way(
     b_res = base.get("resources") or {}
     o_res = ours.get("resources") or {}
     t_res = theirs.get("resources") or {}
-    resources: list[dict[str, Any]] = []
+    resources: list[ResourceChange] = []
 
     integration = (
         _resource_entry(
@@ -422,14 +467,14 @@ def three_way(
         b, o, t = b_res.get(lid, MISSING), o_res.get(lid, MISSING), t_res.get(lid, MISSING)
         if _same(o, t) or _same(b, t) or (o is MISSING and t is MISSING):
             continue
-        entry = _resource_entry(lid, b, o, t, ignore, keys)
+        entry = _resource_entry(lid, b, o, t, ignore, keys, parents)
         if entry is not None:
             resources.append(entry)
     resources.sort(key=_sort_key)
     return {"resources": resources, "summary": summarize(resources)}
 
 
-def diff(a: Mapping[str, Any], b: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+def diff(a: Mapping[str, Any], b: Mapping[str, Any], **kwargs: Any) -> Changeset:
     """The changes that turn document `a` into document `b` (a three-way with base = a)."""
     if "hashes" in kwargs and kwargs["hashes"] is not None:
         ah, bh = kwargs.pop("hashes")
@@ -445,10 +490,10 @@ def is_whole_resource_conflict(res: Mapping[str, Any]) -> bool:
     return res["action"] != "modified" and any(f["conflict"] for f in res["fields"])
 
 
-def summarize(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    summary: dict[str, Any] = dict.fromkeys(ACTIONS, 0)
+def summarize(resources: Iterable[Mapping[str, Any]]) -> Summary:
+    summary: Any = dict.fromkeys(ACTIONS, 0)
     summary.update(conflicts=0, unresolved=0)
-    by_type: dict[str, dict[str, int]] = {}
+    by_type: dict[str, Counts] = {}
     for res in resources:
         counts = by_type.setdefault(
             res["type"], {"added": 0, "modified": 0, "deleted": 0, "conflicts": 0, "unresolved": 0}
@@ -469,9 +514,7 @@ def summarize(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def with_resolutions(
-    changeset: Mapping[str, Any], resolutions: Iterable[Mapping[str, Any]]
-) -> dict[str, Any]:
+def with_resolutions(changeset: Changeset, resolutions: Iterable[Mapping[str, Any]]) -> Changeset:
     """The changeset with reviewers' choices filled in and the summary recounted.
 
     A resolution is {lineage_id, path (None or "" = the whole resource), choose}. For a
@@ -509,7 +552,7 @@ def with_resolutions(
     return {**changeset, "resources": resources, "summary": summarize(resources)}
 
 
-def resolution_applies(changeset: Mapping[str, Any], lineage_id: str, path: str | None) -> bool:
+def resolution_applies(changeset: Changeset, lineage_id: str, path: str | None) -> bool:
     """Does a choice for (lineage id, path) decide something in this changeset?"""
     for res in changeset.get("resources") or []:
         if str(res["lineage_id"]) != str(lineage_id):
@@ -598,7 +641,7 @@ def _choice(res: Mapping[str, Any], field: Mapping[str, Any]) -> str:
     )
 
 
-def apply_changes(doc: Mapping[str, Any], changeset: Mapping[str, Any]) -> dict[str, Any]:
+def apply_changes(doc: Mapping[str, Any], changeset: Changeset) -> dict[str, Any]:
     """`doc` with the changeset's choices applied (theirs unless resolved "ours").
 
     Resources left out (`included` false) stay as they are in `doc`. Unresolved conflicts
@@ -648,5 +691,10 @@ def apply_changes(doc: Mapping[str, Any], changeset: Mapping[str, Any]) -> dict[
     return {"integration": integration, "resources": resources}
 
 
-def is_empty(changeset: Mapping[str, Any]) -> bool:
+def empty_changeset() -> Changeset:
+    """A changeset with nothing in it (what a refused preview shows)."""
+    return {"resources": [], "summary": summarize([])}
+
+
+def is_empty(changeset: Changeset) -> bool:
     return not changeset.get("resources")

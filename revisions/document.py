@@ -169,11 +169,6 @@ def documents_of_trees(*trees: Tree | None) -> list[dict[str, Any]]:
     return docs
 
 
-def document_of_tree(tree: Tree) -> dict[str, Any]:
-    """The document a tree stores."""
-    return documents_of_trees(tree)[0]
-
-
 def _load_blobs(hashes: Iterable[str]) -> dict[str, Any]:
     hashes = list(hashes)
     bodies: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from integrations.models import Environment
 
 from .models import RevisionStatus, RevisionType
+from .services import cache_copy_limit_text
 
 
 class RevisionFilterForm(forms.Form):
@@ -120,7 +121,7 @@ class IncludeForm(forms.Form):
 
 
 class RevertForm(forms.Form):
-    to = forms.ChoiceField(choices=[("after", "after"), ("before", "before")], initial="after")
+    # The side ("to") is not a form field: the service decides which sides a revision has.
     description = forms.CharField(
         required=False,
         max_length=500,
@@ -144,11 +145,13 @@ class CloneForm(forms.Form):
     copy_cache_data = forms.BooleanField(
         required=False,
         label="Copy lookup cache entries",
-        help_text="Only when they total under 5 MB. Mappings and settings are always copied.",
+        help_text="Only when they total under {limit}. Mappings and settings are always copied.",
     )
 
     def __init__(self, *args, may_clone_to_production=False, **kwargs):
         super().__init__(*args, **kwargs)
+        cache_field = self.fields["copy_cache_data"]
+        cache_field.help_text = cache_field.help_text.format(limit=cache_copy_limit_text())
         if not may_clone_to_production:
             self.fields["environment"].choices = [
                 (Environment.SANDBOX.value, Environment.SANDBOX.label)

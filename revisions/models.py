@@ -1,8 +1,9 @@
 """Revisions of integrations: content-addressed trees, the Revision row, sync points.
 
-Declared once here and read everywhere: revision types, statuses, which statuses are
-open (one open operation per integration, a database constraint) and the allowed status
-transitions (`Revision.move_to`).
+Declared once here and read everywhere: revision types, statuses, their groupings (open:
+one open operation per integration, a database constraint; active: the engine works and
+pages poll; reviewable; final; cancellable per type) and the allowed status transitions
+(`Revision.move_to`). Code reads the sets, templates the model's `is_*` properties.
 """
 
 from __future__ import annotations
@@ -50,10 +51,24 @@ FINAL_STATUSES: frozenset[str] = frozenset({S.COMPLETED, S.FAILED, S.CANCELED})
 OPEN_STATUSES: frozenset[str] = frozenset(
     {S.QUEUED, S.RUNNING, S.READY, S.AWAITING_APPROVAL, S.MERGING}
 )
+# The engine is working on these without a person: pages poll them. Ready and awaiting
+# approval are open too, but wait for a reviewer, so nothing polls them.
+ACTIVE_STATUSES: frozenset[str] = OPEN_STATUSES - {S.READY, S.AWAITING_APPROVAL}
+# A person reviews (or approves) the revision in these.
+REVIEWABLE_STATUSES: frozenset[str] = frozenset({S.READY, S.AWAITING_APPROVAL})
 # Types that hold the integration while open. Snapshots complete at once.
 EXCLUSIVE_TYPES: frozenset[str] = frozenset(
     {RevisionType.PULL, RevisionType.REVERT, RevisionType.CLONE}
 )
+
+# Types whose revision found one state and left another: only these revert to "before"
+# (a snapshot or a clone has one state).
+TWO_STATE_TYPES: frozenset[str] = frozenset({RevisionType.PULL, RevisionType.REVERT})
+# What can be canceled, per type: an open pull until it merges, a revert until it runs.
+CANCELLABLE_STATUSES: dict[str, frozenset[str]] = {
+    RevisionType.PULL: OPEN_STATUSES - {S.MERGING},
+    RevisionType.REVERT: frozenset({S.QUEUED, S.AWAITING_APPROVAL}),
+}
 
 
 class InvalidTransition(Exception):
@@ -133,8 +148,7 @@ class Revision(models.Model):
     operation = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="auto_snapshots"
     )
-    celery_task_id = models.CharField(max_length=64, blank=True)
-    # clone: copy the lookup-cache entries too (checked against the 5 MB limit).
+    # clone: copy the lookup-cache entries too (checked against ILM_CLONE_CACHE_DATA_LIMIT_BYTES).
     copy_cache_data = models.BooleanField(default=False)
     # The integration's sync points ({other integration id: tree hash}) when the revision
     # started and when it completed: a revert restores the ones of the state it restores.
@@ -170,6 +184,23 @@ class Revision(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        """The engine is working on it: its pages poll."""
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_reviewable(self) -> bool:
+        return self.status in REVIEWABLE_STATUSES
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.status in CANCELLABLE_STATUSES.get(self.type, frozenset())
+
+    @property
+    def has_two_states(self) -> bool:
+        return self.type in TWO_STATE_TYPES
 
     def can_move_to(self, status: str) -> bool:
         return status in TRANSITIONS[self.status]

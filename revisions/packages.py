@@ -31,7 +31,7 @@ from integrations import services as integration_services
 from integrations.json_input import edge_depth, located, raw_depth_problem, value_problem
 from integrations.models import Environment, Integration, User
 from integrations.package_schema import FORMAT, FORMAT_VERSION, first_schema_error
-from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES, validate_step_config
+from integrations.resources import INTEGRATION_FIELDS, RESOURCE_TYPES
 from integrations.serializers import reject_nul
 from integrations.versioning import versioned_change
 
@@ -266,11 +266,12 @@ def _check_resource(
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise ValidationError(f"{label}: {field}: {messages[0]}") from None
-    if rt.key == "step":
+    if rt.validate is not None:
         try:
-            validate_step_config(plain["config"], integration_id=None)
+            rt.validate(plain)
         except ValidationError as exc:
             raise ValidationError(f"{label}: {exc.messages[0]}") from None
+    if rt.key == "step":
         for i, mapping in enumerate(plain["config"].get("mappings", []), start=1):
             cache = mapping.get("lookup_cache")
             if cache not in (None, "") and types.get(str(cache)) != "lookup_cache":

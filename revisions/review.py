@@ -24,29 +24,26 @@ from django.utils.safestring import SafeString, mark_safe
 from integrations.reference_names import REFERABLE_TYPES, Ref, names_for
 from integrations.reference_names import referenced_ids as ids_in
 from integrations.reference_names import shown_value as _shown_value
-from integrations.resources import LIST_KEYS, RESOURCE_TYPES, SECRET_FIELDS
+from integrations.resources import (
+    LIST_KEYS,
+    RESOURCE_TYPES,
+    SECRET_FIELDS,
+    hide_secrets,
+    is_code_field,
+)
 from integrations.schedules import describe_schedule
-from integrations.value_diff import ValueDiff, _similar, as_text, scrub, value_diff, word_diff
+from integrations.value_diff import ValueDiff, _similar, as_text, value_diff, word_diff
 
-from .diff import Key, parse_path
+from .diff import Changeset, Key, parse_path
 from .models import (
-    OPEN_STATUSES,
+    ACTIVE_STATUSES,
+    REVIEWABLE_STATUSES,
     Approval,
     ApprovalDecision,
     Blob,
     Revision,
     RevisionStatus,
     RevisionType,
-)
-
-# The engine is working on these without a person: pages poll them. Ready and awaiting
-# approval are open too, but wait for a reviewer, so nothing polls them.
-ACTIVE_STATUSES: frozenset[str] = OPEN_STATUSES - {
-    RevisionStatus.READY,
-    RevisionStatus.AWAITING_APPROVAL,
-}
-REVIEWABLE_STATUSES: frozenset[str] = frozenset(
-    {RevisionStatus.READY, RevisionStatus.AWAITING_APPROVAL}
 )
 
 # Order a reviewer reads an integration in: what it talks to, what it does, its helpers.
@@ -257,28 +254,21 @@ def _item_of(res: dict[str, Any]) -> ResourceItem:
     )
 
 
-def _trees_of(revision: Revision) -> list[Any]:
-    return [
-        t
-        for t in (
-            getattr(revision, "source_tree", None),
-            getattr(revision, "tree_before", None),
-            getattr(revision, "base_tree", None),
-            getattr(revision, "tree_after", None),
-        )
-        if t is not None
-    ]
+ALL_TREES = ("source_tree", "tree_before", "base_tree", "tree_after")
 
 
-def stored_bodies(revision: Revision, lineage_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Resource bodies by lineage id, from the first of the revision's trees holding each.
+def stored_bodies(
+    revision: Revision, lineage_ids: Iterable[str], trees: tuple[str, ...] = ALL_TREES
+) -> dict[str, dict[str, Any]]:
+    """Resource bodies by lineage id, from the first of the revision's `trees` (attribute
+    names, in the order to look) holding each.
 
     One query whatever the number of ids.
     """
-    trees = _trees_of(revision)
+    held = [t for t in (getattr(revision, attr, None) for attr in trees) if t is not None]
     hashes: dict[str, str] = {}
     for lid in lineage_ids:
-        for tree in trees:
+        for tree in held:
             h = (tree.entries or {}).get(lid)
             if h:
                 hashes[lid] = h
@@ -416,7 +406,7 @@ def find_resource(resources: list[dict[str, Any]], lineage_id: str) -> dict[str,
     return None
 
 
-def summary_of(changes: dict[str, Any]) -> dict[str, Any]:
+def summary_of(changes: Changeset) -> dict[str, Any]:
     """The changeset summary with every count present (missing ones are 0)."""
     summary = dict(changes.get("summary") or {})
     for key in ("added", "modified", "deleted", "conflicts", "unresolved"):
@@ -586,10 +576,6 @@ class FieldRow:
         return re.sub(r"[^A-Za-z0-9_-]", "-", self.path)
 
 
-def _is_code(type_key: str, path: str) -> bool:
-    return type_key == "script" and path == "code"
-
-
 NEITHER = "(a resource in neither integration)"
 
 
@@ -644,7 +630,7 @@ def field_rows(
             continue
         base, ours, theirs = shown(f.get("base")), shown(f.get("ours")), shown(f.get("theirs"))
         conflict = bool(f.get("conflict"))
-        code = _is_code(res.get("type", ""), path)
+        code = is_code_field(res.get("type", ""), path)
         local_only = (not two_way) and not conflict and theirs == base and ours != base
         after = ours if local_only else theirs
         absent = None
@@ -1111,7 +1097,7 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
                 "name": body.get("name") or "(unnamed)",
                 "kind": body.get("kind") or "",
                 "base_url": config.get("base_url") or "",
-                "settings": as_text(scrub(config)) if config else "",
+                "settings": as_text(hide_secrets(config)) if config else "",
             }
         )
     groups.append({"key": "connections", "label": "Connections", "items": connections})

@@ -9,9 +9,10 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from integrations.models import Integration, LookupCache, LookupCacheEntry, User
 from integrations.permissions import Action, can, visible_integrations
-from integrations.resources import LIST_KEYS
+from integrations.resources import LIST_KEYS, PARENT_FIELDS
 
 from . import diff as engine
+from .diff import Changeset
 from .document import body_hash, document_hashes, document_of, documents_of_trees, tree_hash
 from .models import (
     EXCLUSIVE_TYPES,
@@ -145,13 +146,13 @@ def resolutions_of(revision: Revision) -> list[dict[str, Any]]:
     ]
 
 
-def changes_of(revision: Revision) -> dict[str, Any]:
+def changes_of(revision: Revision) -> Changeset:
     """A pull's changeset with the current resolutions filled in."""
     data = ChangeSet.objects.get(revision_id=revision.pk).data
     return engine.with_resolutions(data, resolutions_of(revision))
 
 
-def changes_for_review(revision: Revision) -> dict[str, Any]:
+def changes_for_review(revision: Revision) -> Changeset:
     """A pull's changeset with the resolutions chosen so far.
 
     Raises ChangeSet.DoesNotExist (an ObjectDoesNotExist) while it is not computed yet.
@@ -253,11 +254,11 @@ def compare_states(
     else:
         left, right = documents_of_trees(left_tree, right_tree)
         hashes = (left_tree.entries, right_tree.entries)
-    changes = engine.diff(left, right, keys=LIST_KEYS, hashes=hashes)
+    changes = engine.diff(left, right, keys=LIST_KEYS, parents=PARENT_FIELDS, hashes=hashes)
     return changes, left, right
 
 
-# Approval queue (api helper): keep these two functions last in this file.
+# Approval queue --------------------------------------------------------------------------
 
 
 def approval_queue(user: User) -> QuerySet[Revision]:

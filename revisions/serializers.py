@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .diff import Changeset
 from .models import Choice, Revision, RevisionType
 
 SUMMARY_KEYS = ("added", "modified", "deleted", "conflicts", "unresolved")
@@ -136,7 +137,7 @@ class RevertPreviewSerializer(ChangesSerializer):
     )
 
 
-def changes_out(changes: dict[str, Any]) -> dict[str, Any]:
+def changes_out(changes: Changeset) -> dict[str, Any]:
     """The engine's changeset in the contract's shape: every field has its `resolution`."""
     resources = []
     for resource in changes.get("resources") or []:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -26,7 +27,6 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from audit.context import Source, acting
-from audit.signals import revision_event
 from integrations.models import (
     AccessLevel,
     Environment,
@@ -37,7 +37,7 @@ from integrations.models import (
     User,
 )
 from integrations.permissions import forget_grants
-from integrations.resources import LIST_KEYS
+from integrations.resources import LIST_KEYS, PARENT_FIELDS
 from integrations.services import cache_data_bytes, starts_protected
 from integrations.versioning import mark_changed
 
@@ -51,6 +51,7 @@ from .approval_state import (
     revert_hash,
     revert_needs_approval,
 )
+from .diff import Changeset
 from .document import (
     document_hashes,
     document_of,
@@ -67,8 +68,8 @@ from .errors import (
     StaleReview,
     UnresolvedConflicts,
 )
+from .events import send_revision_event
 from .models import (
-    OPEN_STATUSES,
     Approval,
     ApprovalDecision,
     ChangeSet,
@@ -92,20 +93,20 @@ from .selectors import (
 S = RevisionStatus
 T = RevisionType
 
-# Lookup-cache data is copied into a clone only below this many bytes (5 MB).
-CACHE_COPY_LIMIT = 5 * 1024 * 1024
 REVERT_SIDES = ("after", "before")
 
 
 # Small shared pieces ------------------------------------------------------------------
 
 
-def _send(revision: Revision, verb: str, user: Any, **detail: Any) -> None:
-    transaction.on_commit(
-        lambda: revision_event.send(
-            sender=Revision, revision=revision, verb=verb, user=user, detail=detail
-        )
-    )
+def cache_copy_limit() -> int:
+    """Bytes below which a clone copies lookup-cache entries (its setting, 5 MB)."""
+    return settings.ILM_CLONE_CACHE_DATA_LIMIT_BYTES
+
+
+def cache_copy_limit_text() -> str:
+    """The clone limit as people read it ("5 MB")."""
+    return f"{cache_copy_limit() / 1048576:g} MB"
 
 
 def _enqueue(task: Any, revision: Revision, **kwargs: Any) -> None:
@@ -197,7 +198,7 @@ def _snapshot(
         sync_before=state,
         sync_after=state,
     )
-    _send(revision, "snapshot", user, automatic=operation is not None)
+    send_revision_event(revision, "snapshot", user, automatic=operation is not None)
     return revision
 
 
@@ -234,7 +235,7 @@ def integration_clone(
     """Create a clone of `source` (new pks, same lineage ids); the copy runs in a task.
 
     Lookup-cache entries are copied only when asked and only while their total size is
-    under 5 MB. Connection credentials are never copied.
+    under `cache_copy_limit()`. Connection credentials are never copied.
     """
     name = (name or "").strip()
     errors: dict[str, list[str]] = {}
@@ -246,13 +247,13 @@ def integration_clone(
         raise ValidationError(errors)
     if copy_cache_data:
         size = cache_data_bytes(source.pk)
-        if size >= CACHE_COPY_LIMIT:
+        if size >= cache_copy_limit():
             raise ValidationError(
                 {
                     "include_lookup_cache_data": [
                         f"The lookup caches of {source.name} hold {size / 1048576:.1f} MB; "
-                        "cache data is copied only under 5 MB. Clone without it, or clear "
-                        "some entries first."
+                        f"cache data is copied only under {cache_copy_limit_text()}. Clone "
+                        "without it, or clear some entries first."
                     ]
                 }
             )
@@ -314,16 +315,18 @@ def clone_execute(revision: Revision) -> Revision:
             sync_after=sync_state(clone.pk),
             started_at=revision.started_at or timezone.now(),
         )
-        _send(revision, "clone", revision.created_by, source=source.pk, cache_entries=copied)
+        send_revision_event(
+            revision, "clone", revision.created_by, source=source.pk, cache_entries=copied
+        )
     return revision
 
 
 def _copy_cache_entries(source: Integration, clone: Integration, revision: Revision) -> int:
     size = cache_data_bytes(source.pk)
-    if size >= CACHE_COPY_LIMIT:
+    if size >= cache_copy_limit():
         raise ValidationError(
             f"The lookup caches of {source.name} grew to {size / 1048576:.1f} MB; cache data "
-            "is copied only under 5 MB. Clone again without cache data."
+            f"is copied only under {cache_copy_limit_text()}. Clone again without cache data."
         )
     caches = {
         c.lineage_id: c
@@ -384,7 +387,7 @@ def pull_create(
 
 def _three_way_now(
     target: Integration, source: Integration
-) -> tuple[dict[str, Any], Tree | None, Tree, Tree]:
+) -> tuple[Changeset, Tree | None, Tree, Tree]:
     """The changeset of pulling `source` into `target` now, and its base, ours, theirs."""
     ours = document_of(target)
     theirs = document_of(source)
@@ -398,18 +401,19 @@ def _three_way_now(
         theirs,
         ignore=target.ignore_fields or {},
         keys=LIST_KEYS,
+        parents=PARENT_FIELDS,
         hashes=(base_tree.entries if base_tree else {}, ours_tree.entries, theirs_tree.entries),
     )
     return changes, base_tree, ours_tree, theirs_tree
 
 
-def pull_changes(*, target: Integration, source: Integration) -> dict[str, Any]:
+def pull_changes(*, target: Integration, source: Integration) -> Changeset:
     """What a pull of `source` into `target` would show now, without opening one."""
     _check_family(target, source)
     return _three_way_now(target, source)[0]
 
 
-def _compute(revision: Revision) -> dict[str, Any]:
+def _compute(revision: Revision) -> Changeset:
     """Compute (or recompute) a pull's changeset; keeps the resolutions that still apply."""
     source = revision.source_integration
     if source is None:
@@ -447,7 +451,9 @@ def pull_execute(revision: Revision) -> Revision:
         if revision.status == S.QUEUED:
             revision.move_to(S.RUNNING, started_at=timezone.now())
         revision.move_to(S.READY, **fields)
-        _send(revision, "pull", revision.created_by, source=revision.source_integration_id)
+        send_revision_event(
+            revision, "pull", revision.created_by, source=revision.source_integration_id
+        )
     return revision
 
 
@@ -462,7 +468,7 @@ def pull_refresh(*, revision: Revision, user: User | None) -> Revision:
             )
         fields = _compute(locked)
         locked.move_to(S.READY, **fields)
-        _send(locked, "pull", user, refreshed=True)
+        send_revision_event(locked, "pull", user, refreshed=True)
     _copy_state(locked, revision)
     return revision
 
@@ -633,7 +639,7 @@ def approvals_lapse_stale(*, revision: Revision, user: User | None = None) -> in
             approval.save(update_fields=["decision", "decided_at"])
         if revision.status == RevisionStatus.AWAITING_APPROVAL:
             revision.move_to(RevisionStatus.READY)
-        _send(revision, "approval_lapsed", user, approvals=[a.pk for a in stale])
+        send_revision_event(revision, "approval_lapsed", user, approvals=[a.pk for a in stale])
     return len(stale)
 
 
@@ -793,7 +799,7 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
             sync_before=sync_before,
             sync_after=sync_state(target.pk),
         )
-        _send(revision, "merge", user, source=revision.source_integration_id)
+        send_revision_event(revision, "merge", user, source=revision.source_integration_id)
     return revision
 
 
@@ -804,16 +810,13 @@ def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
     """Cancel an open pull (not once it is merging) or a revert not yet running."""
     with transaction.atomic():
         locked = Revision.objects.select_for_update().get(pk=revision.pk)
-        cancellable = (locked.type == T.PULL and locked.status in OPEN_STATUSES - {S.MERGING}) or (
-            locked.type == T.REVERT and locked.status in (S.QUEUED, S.AWAITING_APPROVAL)
-        )
-        if not cancellable:
+        if not locked.is_cancellable:
             raise InvalidState(
                 f"{_label(locked)} is {locked.get_status_display().lower()} and cannot be "
                 "canceled; only an open pull that is not merging can."
             )
         locked.move_to(S.CANCELED)
-        _send(locked, "cancel", user)
+        send_revision_event(locked, "cancel", user)
     _copy_state(locked, revision)
     return revision
 
@@ -822,8 +825,14 @@ def revision_cancel(*, revision: Revision, user: User | None) -> Revision:
 
 
 def revert_target(revision: Revision, side: str) -> Tree:
+    """The tree a revert to `side` of `revision` restores; the one place the sides' rules
+    live (the page shows the ValidationError on its form, the API answers 400 with it)."""
     if side not in REVERT_SIDES:
-        raise ValidationError({"to": ['Revert to "after" or "before" the revision.']})
+        raise ValidationError({"to": ["Use 'after' or 'before'."]})
+    if side == "before" and not revision.has_two_states:
+        raise ValidationError(
+            {"to": ["'before' is for pulls and reverts; a snapshot or clone has one state."]}
+        )
     if revision.status != S.COMPLETED:
         raise InvalidState(
             f"{_label(revision)} is {revision.get_status_display().lower()}; only completed "
@@ -837,13 +846,17 @@ def revert_target(revision: Revision, side: str) -> Tree:
     return tree
 
 
-def revert_preview(*, revision: Revision, side: str = "after") -> dict[str, Any]:
+def revert_preview(*, revision: Revision, side: str = "after") -> Changeset:
     """The changes reverting to the state after (or before) `revision` would make."""
     tree = revert_target(revision, side)
     current = document_of(revision.integration)
     (target,) = documents_of_trees(tree)
     return engine.diff(
-        current, target, keys=LIST_KEYS, hashes=(document_hashes(current), tree.entries)
+        current,
+        target,
+        keys=LIST_KEYS,
+        parents=PARENT_FIELDS,
+        hashes=(document_hashes(current), tree.entries),
     )
 
 
@@ -873,6 +886,7 @@ def revert_start(
     runs only if the integration is still at that version when the task applies it, so
     it never discards a change made after it was asked for.
     """
+    revert_target(revision, side)
     integration = revision.integration
     integration.refresh_from_db(fields=["version"])
     if version is not None and version != integration.version:
@@ -916,7 +930,7 @@ def revert_approval_open(*, revision: Revision, user: User | None) -> Approval:
         request_comment=revision.description,
         changeset_hash=revert_hash(revision),
     )
-    _send(revision, "approval_requested", user, comment=approval.request_comment)
+    send_revision_event(revision, "approval_requested", user, comment=approval.request_comment)
     return approval
 
 
@@ -980,7 +994,9 @@ def revert_execute(revision: Revision) -> Revision:
             sync_before=sync_before,
             sync_after=sync_state(integration.pk),
         )
-        _send(revision, "revert", user, reverted_to=restored.pk, side=revision.revert_side)
+        send_revision_event(
+            revision, "revert", user, reverted_to=restored.pk, side=revision.revert_side
+        )
     return revision
 
 
@@ -1003,7 +1019,7 @@ def revision_fail(revision_id: int, error: str, *, user: Any = None) -> Revision
         if revision is None or revision.is_final:
             return revision
         revision.move_to(S.FAILED, error=error[:5000])
-        _send(revision, "fail", user or revision.created_by, error=error[:500])
+        send_revision_event(revision, "fail", user or revision.created_by, error=error[:500])
     return revision
 
 

@@ -7,7 +7,6 @@ page and its htmx fragment (`template.html#partial`), with `Vary: HX-Request`.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -24,7 +23,14 @@ from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import (
+    HTMX_STOP_POLLING,
+    HttpResponseClientRedirect,
+    HttpResponseClientRefresh,
+    trigger_client_event,
+)
 
+from integrations.fragments import is_fragment
 from integrations.models import Integration
 from integrations.permissions import (
     Action,
@@ -37,6 +43,7 @@ from integrations.resources import LIST_KEYS, RESOURCE_TYPES
 from integrations.selectors import namesake_warning
 
 from . import approvals, batches, selectors, services
+from .diff import Changeset, empty_changeset
 from .document import documents_of_trees
 from .errors import RevisionError, StaleReview
 from .forms import (
@@ -50,10 +57,15 @@ from .forms import (
     RevisionFilterForm,
     SnapshotForm,
 )
-from .models import Blob, PullBatch, Revision, RevisionStatus, RevisionType
-from .review import (
+from .models import (
     ACTIVE_STATUSES,
     REVIEWABLE_STATUSES,
+    PullBatch,
+    Revision,
+    RevisionStatus,
+    RevisionType,
+)
+from .review import (
     document_names,
     field_rows,
     filter_revisions,
@@ -70,6 +82,7 @@ from .review import (
     row_actions,
     snapshots_around,
     state_contents,
+    stored_bodies,
     summary_of,
     whole_conflict,
 )
@@ -91,12 +104,8 @@ def _revision(request: HttpRequest, pk: int, *, trees: bool = False) -> Revision
     return revision
 
 
-def _is_fragment(request: HttpRequest) -> bool:
-    return bool(request.htmx) and not request.htmx.boosted
-
-
 def _render(request, template: str, context: dict, *, partial: str | None = None, status=200):
-    name = f"{template}#{partial}" if partial and _is_fragment(request) else template
+    name = f"{template}#{partial}" if partial and is_fragment(request) else template
     response = render(request, name, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -104,19 +113,16 @@ def _render(request, template: str, context: dict, *, partial: str | None = None
 
 def _back(request: HttpRequest, url: str) -> HttpResponse:
     """After a POST: a plain redirect, or for htmx a client-side one (no swap of a page)."""
-    if _is_fragment(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
+    if is_fragment(request):
+        return HttpResponseClientRedirect(url)
     return redirect(url)
 
 
 def _refused(request: HttpRequest, url: str, message: str) -> HttpResponse:
     """An engine refusal (state conflict, bad input): say why, change nothing."""
-    if _is_fragment(request):
+    if is_fragment(request):
         response = HttpResponse(message, status=409, content_type="text/plain")
-        response["HX-Trigger"] = json.dumps({"ilm:toast": message})
-        return response
+        return trigger_client_event(response, "ilm:toast", {"value": message})
     messages.error(request, message)
     return redirect(url)
 
@@ -176,7 +182,7 @@ def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
         "snapshot_form": SnapshotForm(),
         "has_family": selectors.family_of(integration, request.user).exists(),
     }
-    if _is_fragment(request) and request.htmx.target == "revisions-table":
+    if is_fragment(request, "revisions-table"):
         return _render(request, "revisions/tab.html", context, partial="revisions-table")
     response = render_integration_tab(
         request, integration, tab="revisions", template="revisions/tab.html", context=context
@@ -305,7 +311,7 @@ def clone_create(request: HttpRequest, pk: int) -> HttpResponse:
 # One revision: review page for pulls, result page for the others ----------------------
 
 
-def _changes(revision: Revision) -> dict[str, Any] | None:
+def _changes(revision: Revision) -> Changeset | None:
     if revision.type != RevisionType.PULL or revision.status in (
         RevisionStatus.QUEUED,
         RevisionStatus.RUNNING,
@@ -334,7 +340,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
         "summary": summary,
         "only_conflicts": only == "conflicts",
         "approval": approval,
-        "active": revision.status in ACTIVE_STATUSES,
+        "active": revision.is_active,
         "read_only": revision.status != RevisionStatus.READY or "resolve" not in allowed,
     }
     if changes is not None:
@@ -348,7 +354,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
         context["box"] = merge_box(
             revision, user=request.user, allowed=allowed, summary=summary, approval=approval
         )
-    if revision.type in (RevisionType.PULL, RevisionType.REVERT):
+    if revision.has_two_states:
         context["snapshots"] = snapshots_around(revision)
     context["empty_caches"] = selectors.caches_left_empty(revision)
     if revision.status == RevisionStatus.COMPLETED and revision.tree_after_id:
@@ -358,7 +364,7 @@ def _review_context(request: HttpRequest, revision: Revision, *, only: str = "")
             "before": bool(revision.tree_before_id) and revision.tree_before_id == current,
         }
         context["compare_url"] = reverse("revisions:compare", args=[revision.pk])
-        if revision.type in (RevisionType.SNAPSHOT, RevisionType.CLONE):
+        if not revision.has_two_states:
             (doc,) = documents_of_trees(revision.tree_after)
             context["contents"] = state_contents(doc, revision.integration)
     return context
@@ -371,9 +377,9 @@ def revision_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _review_context(request, revision, only=request.GET.get("only", ""))
     if "groups" in context:
         _page_resources(request, context)
-    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+    if is_fragment(request, MORE_TARGET):
         return _render(request, "revisions/_resources.html", context)
-    partial = "resource-list" if request.htmx and request.htmx.target == "resource-list" else None
+    partial = "resource-list" if is_fragment(request, "resource-list") else None
     # The list is swapped alone: the "All changes / Only conflicts" toggle comes with it
     # out of band, so the pressed button always names what the list shows.
     context["filter_oob"] = partial is not None
@@ -428,10 +434,10 @@ def revision_status(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         context = {"revision": revision, "active": working, "polled": True}
         response = render(request, "revisions/detail.html#progress", context)
-        if not working and _is_fragment(request):
-            response["HX-Refresh"] = "true"
+        if not working and is_fragment(request):
+            response = HttpResponseClientRefresh()
     if not working:
-        response.status_code = 286
+        response.status_code = HTMX_STOP_POLLING
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -503,7 +509,7 @@ def _ours_body(revision: Revision, res: dict[str, Any], *, two_way: bool) -> dic
         return None
     lineage_id = str(res["lineage_id"])
     if not two_way:
-        return _body_of(revision, ("tree_before",), lineage_id)
+        return stored_bodies(revision, [lineage_id], ("tree_before",)).get(lineage_id)
     rt = RESOURCE_TYPES[res["type"]]
     columns = sorted({path_head(p) for p in keyed})
     row = (
@@ -583,7 +589,7 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
         **labels,
     }
     _page_resources(request, context)
-    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+    if is_fragment(request, MORE_TARGET):
         return _render(request, "revisions/_resources.html", context)
     return _render(request, "revisions/compare.html", context)
 
@@ -634,17 +640,6 @@ def compare_pick(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"{reverse('revisions:compare', args=[older.pk])}?with={newer.pk}")
 
 
-def _body_of(revision: Revision, tree_attrs: tuple[str, ...], lineage_id: str) -> dict | None:
-    """A resource's stored body from the first of the revision's trees that holds it."""
-    for attr in tree_attrs:
-        tree = getattr(revision, attr, None)
-        h = (tree.entries or {}).get(str(lineage_id)) if tree is not None else None
-        if h:
-            blob = Blob.objects.filter(hash=h).first()
-            return blob.body if blob else None
-    return None
-
-
 @login_required
 @require_GET
 def resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
@@ -666,10 +661,10 @@ def _with_whole_body(revision: Revision, res: dict[str, Any]) -> None:
         return
     lineage_id = str(res["lineage_id"])
     if res.get("action") == "added":
-        body = _body_of(revision, ("source_tree", "tree_after"), lineage_id)
+        body = stored_bodies(revision, [lineage_id], ("source_tree", "tree_after")).get(lineage_id)
         full_body_fields(res, body, "theirs")
     elif res.get("action") == "deleted":
-        body = _body_of(revision, ("tree_before", "base_tree"), lineage_id)
+        body = stored_bodies(revision, [lineage_id], ("tree_before", "base_tree")).get(lineage_id)
         full_body_fields(res, body, "ours")
 
 
@@ -772,7 +767,7 @@ def resolve(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except (RevisionError, ValidationError) as exc:
         return _refused(request, url, _error_text(exc))
-    if not _is_fragment(request):
+    if not is_fragment(request):
         return redirect(f"{url}#res-{lineage_id}")
     return _after_resolution(request, revision, lineage_id)
 
@@ -808,7 +803,7 @@ def include(request: HttpRequest, pk: int) -> HttpResponse:
             )
     except (RevisionError, ValidationError) as exc:
         return _refused(request, url, _error_text(exc))
-    if not _is_fragment(request):
+    if not is_fragment(request):
         return redirect(f"{url}#res-{lineage_id}")
     return _after_resolution(request, revision, lineage_id)
 
@@ -901,7 +896,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
             revision=revision, user=request.user, comment=form.cleaned_data.get("comment", "")
         )
     except (RevisionError, ValidationError) as exc:
-        if _is_fragment(request):
+        if is_fragment(request):
             return _refused(request, _detail_url(revision), _error_text(exc))
         # Said on the page itself, with the approver's comment still in its box: a refusal
         # must not cost them what they wrote.
@@ -943,13 +938,10 @@ def reject(request: HttpRequest, pk: int) -> HttpResponse:
 # Revert ---------------------------------------------------------------------------------
 
 
-def _revert_side(request: HttpRequest, revision: Revision) -> str:
-    side = request.GET.get("to") or request.POST.get("to") or "after"
-    if side not in ("after", "before"):
-        side = "after"
-    if side == "before" and revision.type not in (RevisionType.PULL, RevisionType.REVERT):
-        side = "after"
-    return side
+def _revert_side(request: HttpRequest) -> str:
+    # Which sides a revision has is the service's rule: a side it refuses shows as the
+    # form's error (revisions.services.revert_target).
+    return request.POST.get("to") or request.GET.get("to") or "after"
 
 
 @login_required
@@ -957,8 +949,8 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: preview exactly what the revert changes. POST: start it."""
     revision = _revision(request, pk, trees=True)
     require(request.user, Action.REVERT, revision.integration)
-    side = _revert_side(request, revision)
-    form = RevertForm(request.POST or None, initial={"to": side})
+    side = _revert_side(request)
+    form = RevertForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             new = services.revert_start(
@@ -992,7 +984,12 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         preview = services.revert_preview(revision=revision, side=side)
         nothing = None
     except RevisionError as exc:
-        preview, nothing = {"resources": []}, str(exc)
+        preview, nothing = empty_changeset(), str(exc)
+    except ValidationError as exc:  # a side this revision does not have
+        refused = _error_text(exc)
+        preview, nothing = empty_changeset(), refused
+    else:
+        refused = ""
     resources = preview.get("resources") or []
     if not resources and nothing is None:
         nothing = "The integration is already in this state: there is nothing to revert."
@@ -1004,9 +1001,10 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         "perms_ilm": allowed_actions(request.user, revision.integration),
         "side": side,
         "form": form,
-        "summary": summary_of(_summarise(preview)),
+        "summary": summary_of(preview),
         "groups": groups,
         "nothing": nothing,
+        "refused": refused,
         "revert_mode": True,
         "version": integration.version,
         "blocked": blocked,
@@ -1014,9 +1012,10 @@ def revert(request: HttpRequest, pk: int) -> HttpResponse:
         "caches_gone": _cache_names(resources, "deleted"),
     }
     _page_resources(request, context)
-    if _is_fragment(request) and request.htmx.target == MORE_TARGET:
+    if is_fragment(request, MORE_TARGET):
         return _render(request, "revisions/_resources.html", context)
-    return _render(request, "revisions/revert.html", context, status=400 if form.errors else 200)
+    failed = form.errors or refused
+    return _render(request, "revisions/revert.html", context, status=400 if failed else 200)
 
 
 def _cache_names(resources: list[dict[str, Any]], action: str) -> list[str]:
@@ -1028,29 +1027,16 @@ def _cache_names(resources: list[dict[str, Any]], action: str) -> list[str]:
     )
 
 
-def _summarise(changes: dict[str, Any]) -> dict[str, Any]:
-    """A revert preview may come without a summary: count its actions."""
-    if changes.get("summary"):
-        return changes
-    summary: dict[str, Any] = {"added": 0, "modified": 0, "deleted": 0, "by_type": {}}
-    for res in changes.get("resources") or []:
-        action = res.get("action", "modified")
-        summary[action] = summary.get(action, 0) + 1
-        per = summary["by_type"].setdefault(res.get("type", ""), {})
-        per[action] = per.get(action, 0) + 1
-    return {**changes, "summary": summary}
-
-
 @login_required
 @require_GET
 def revert_resource_diff(request: HttpRequest, pk: int, lineage_id) -> HttpResponse:
     revision = _revision(request, pk, trees=True)
     require(request.user, Action.REVERT, revision.integration)
-    side = _revert_side(request, revision)
+    side = _revert_side(request)
     try:
         preview = services.revert_preview(revision=revision, side=side)
-    except RevisionError:
-        preview = {"resources": []}
+    except (RevisionError, ValidationError):
+        preview = empty_changeset()
     res = find_resource(preview.get("resources") or [], lineage_id)
     if res is None:
         raise Http404("The revert does not change this resource.")
@@ -1183,8 +1169,8 @@ def pull_batch(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch_or_404(request, pk)
     context = _batch_context(request, batch)
     response = _render(request, "revisions/batch.html", context, partial="batch-table")
-    if _is_fragment(request) and not context["working"]:
-        response.status_code = 286
+    if is_fragment(request) and not context["working"]:
+        response.status_code = HTMX_STOP_POLLING
     return response
 
 

@@ -312,7 +312,7 @@ class MetricsView(ApiView):
         return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 
 
-# Errors (API.md, "Errors (error management)") -------------------------------------------
+# Errors (docs/api.md, "Errors (error management)") ---------------------------------------
 
 
 def _bad_input(refused: services.RunRefused) -> Exception:

@@ -1,4 +1,4 @@
-"""The behaviour of a pull: start, read and execute behaviour checks (API.md, "Behaviour of
+"""The behaviour of a pull: start, read and execute behaviour checks (docs/api.md, "Behaviour of
 a pull, and pulls into many"). The review page, the API and the task call these.
 
 A check is a row before it is a task (`behaviour_check_run`, enqueued on commit). It is

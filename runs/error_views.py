@@ -22,8 +22,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
 from integrations.forms import JSONObjectField
+from integrations.fragments import is_fragment
 from integrations.models import FlowStep, Integration, Role, User
 from integrations.permissions import (
     Action,
@@ -40,16 +42,8 @@ from .filters import ErrorFilter
 from .models import ErrorRetry, ErrorState, FlowError
 
 PAGE_SIZE = 50
-STOP_POLLING = 286
 TABS = (("open", "Open"), ("resolved", "Resolved"), ("retries", "Retries"))
 FILTER_KEYS = ("flow", "step", "kind", "assignee", "since", "until", "q")
-
-
-def _htmx_target(request: HttpRequest) -> str | None:
-    htmx = getattr(request, "htmx", None)
-    if not htmx or htmx.boosted or htmx.history_restore_request:
-        return None
-    return htmx.target
 
 
 def assignable_users(integration: Integration) -> list[User]:
@@ -149,7 +143,7 @@ def errors_tab(request: HttpRequest, pk: int) -> HttpResponse:
             + f"?state={tab}"
             + (f"&{query}" if query else "")
         )
-    if _htmx_target(request) == "errors-region":
+    if is_fragment(request, "errors-region"):
         context.update(integration=integration)
         response = render(request, "runs/errors.html#errors-region", context)
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
@@ -354,10 +348,10 @@ def error_retry(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("pk")
     )
     context = {"retry": retry, "retried": retried, "integration": integration}
-    if _htmx_target(request) == "retry-body":
+    if is_fragment(request, "retry-body"):
         response = render(request, "runs/error_retry.html#retry-body", context)
         if not retry.is_open:
-            response.status_code = STOP_POLLING
+            response.status_code = HTMX_STOP_POLLING
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
         return response
     return render_integration_tab(

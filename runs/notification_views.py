@@ -17,6 +17,8 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from integrations.fragments import is_fragment
+
 from . import notifications
 from .models import Notification
 
@@ -30,11 +32,6 @@ def _list_url(request: HttpRequest) -> str:
     if query:
         url += "?" + urlencode(query)
     return url
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def _list_context(request, *, unread_only: bool, page: str | None) -> dict:
@@ -53,7 +50,7 @@ def _list_context(request, *, unread_only: bool, page: str | None) -> dict:
 def notification_list(request: HttpRequest) -> HttpResponse:
     unread_only = request.GET.get("show") == "unread"
     context = _list_context(request, unread_only=unread_only, page=request.GET.get("page"))
-    if _is_htmx(request) and request.htmx.target == "notification-list":
+    if is_fragment(request, "notification-list"):
         response = render(request, "runs/notifications.html#notification-list", context)
     else:
         response = render(request, "runs/notifications.html", context)
@@ -79,7 +76,7 @@ def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
 def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
     notification = get_object_or_404(Notification, pk=pk, recipient=request.user)
     notifications.mark_read(request.user, [notification.pk])
-    if _is_htmx(request):
+    if is_fragment(request):
         notification.refresh_from_db(fields=["read_at"])
         return render(
             request,
@@ -93,7 +90,7 @@ def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def notification_read_all(request: HttpRequest) -> HttpResponse:
     notifications.mark_read(request.user, "all")
-    if _is_htmx(request):
+    if is_fragment(request):
         unread_only = request.POST.get("show") == "unread"
         context = _list_context(request, unread_only=unread_only, page=request.POST.get("page"))
         context["bell_oob"] = True

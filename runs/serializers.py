@@ -149,7 +149,7 @@ class BehaviourStartSerializer(serializers.Serializer):
 
 
 class BehaviourSerializer(serializers.Serializer):
-    """A pull's behaviour check (API.md, "Behaviour of a pull"); `flows` as runs.behaviour."""
+    """A pull's behaviour check (docs/api.md, "Behaviour of a pull"); `flows` as runs.behaviour."""
 
     id = serializers.IntegerField(allow_null=True)
     revision = serializers.IntegerField()

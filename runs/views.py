@@ -21,7 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
+from integrations.fragments import is_fragment
 from integrations.models import Flow, FlowStep, Integration
 from integrations.permissions import Action, can, get_visible_integration, require
 from integrations.views import render_integration_tab
@@ -34,15 +36,6 @@ from .models import BehaviourCheck, FlowSample, Run, RunMode, RunTrigger
 
 PAGE_SIZE = 25
 ERRORS_PAGE_SIZE = 25
-# htmx stops polling when a response has this status (and still swaps it in).
-STOP_POLLING = 286
-
-
-def _htmx_target(request: HttpRequest) -> str | None:
-    htmx = getattr(request, "htmx", None)
-    if not htmx or htmx.boosted or htmx.history_restore_request:
-        return None
-    return htmx.target
 
 
 def _run(request: HttpRequest, pk: int) -> Run:
@@ -90,7 +83,7 @@ def runs_tab(request: HttpRequest, pk: int) -> HttpResponse:
         "query": query.urlencode(),
         "has_flows": integration.flows.exists(),
     }
-    if _htmx_target(request) == "runs-table":
+    if is_fragment(request, "runs-table"):
         context.update(integration=integration)
         response = render(request, "runs/tab.html#runs-table", context)
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
@@ -155,7 +148,7 @@ def _duration_s(run: Run) -> float | None:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _run(request, pk)
     context = _detail_context(request, run)
-    if _htmx_target(request) == "run-errors":
+    if is_fragment(request, "run-errors"):
         response = render(request, "runs/detail.html#run-errors", context)
         patch_vary_headers(response, ["HX-Request", "HX-Target"])
         return response
@@ -174,7 +167,7 @@ def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
         context = {**_detail_context(request, run), "integration": run.integration}
         response = render(request, "runs/detail.html#run-body", context)
     if not run.is_open:
-        response.status_code = STOP_POLLING
+        response.status_code = HTMX_STOP_POLLING
     return response
 
 
@@ -328,13 +321,13 @@ def _behaviour_context(request: HttpRequest, revision: Revision) -> dict[str, An
 
 
 def _behaviour_response(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
-    fragment = _htmx_target(request) is not None or bool(getattr(request, "htmx", False))
+    fragment = is_fragment(request)
     name = "runs/behaviour.html#behaviour-panel" if fragment else "runs/behaviour.html"
     response = render(request, name, context)
     patch_vary_headers(response, ["HX-Request"])
     check = context["check"]
     if fragment and (check is None or not check.is_open):
-        response.status_code = STOP_POLLING
+        response.status_code = HTMX_STOP_POLLING
     return response
 
 

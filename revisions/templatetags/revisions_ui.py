@@ -9,7 +9,7 @@ from django.utils.safestring import SafeString, mark_safe
 from integrations.permissions import Action, can, shown_name
 
 from .. import selectors
-from ..review import ACTIVE_STATUSES
+from ..models import ACTIVE_STATUSES
 from ..review import counts_words as _counts_words
 
 register = template.Library()

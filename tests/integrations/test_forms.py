@@ -15,8 +15,8 @@ from integrations.forms import (
     StepForm,
     apply_service_errors,
     text_with_line_endings_of,
-    validate_cron,
 )
+from integrations.schedules import validate_cron
 from tests.factories import (
     ConnectionFactory,
     IntegrationFactory,

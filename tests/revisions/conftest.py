@@ -5,6 +5,7 @@ import pytest
 from integrations.models import AccessLevel, Environment
 from integrations.services import resource_update
 from revisions import services
+from revisions.document import documents_of_trees
 from tests.factories import (
     ConnectionFactory,
     FlowFactory,
@@ -12,6 +13,11 @@ from tests.factories import (
     ScriptFactory,
     StepFactory,
 )
+
+
+def document_of_tree(tree):
+    """The document a tree stores (what the engine reads through documents_of_trees)."""
+    return documents_of_trees(tree)[0]
 
 
 @pytest.fixture

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.test import override_settings
+from django.urls import reverse
 
 from integrations.models import Environment, Integration, LookupCache, LookupCacheEntry
 from integrations.services import resource_delete, resource_update
 from revisions import services
 from revisions.models import Revision
-from revisions.services import CACHE_COPY_LIMIT
+from tests.api.conftest import token_client
 from tests.factories import CacheEntryFactory, LookupCacheFactory
 
 pytestmark = pytest.mark.django_db
+CACHE_COPY_LIMIT = settings.ILM_CLONE_CACHE_DATA_LIMIT_BYTES
 
 
 @pytest.fixture
@@ -100,3 +104,32 @@ def test_an_existing_cache_keeps_its_entries_through_a_revert(integration, devel
     cache.refresh_from_db()
     assert cache.settings == {"ttl_days": 1}
     assert sorted(cache.entries.values_list("key", flat=True)) == ["k1", "k2"]
+
+
+@override_settings(ILM_CLONE_CACHE_DATA_LIMIT_BYTES=1024 * 1024)
+def test_the_clone_limit_is_its_setting_for_service_page_and_api(
+    integration, developer, dev_client
+):
+    _cache_with(integration, 2 * 1024 * 1024)  # under 5 MB, over the 1 MB set here
+    integrations = Integration.objects.count()
+    with pytest.raises(ValidationError, match="copied only under 1 MB"):
+        services.integration_clone(
+            source=integration, user=developer, name="Copy", copy_cache_data=True
+        )
+    page = dev_client.get(reverse("revisions:clone", args=[integration.pk]))
+    assert "Only when they total under 1 MB" in page.content.decode()
+    posted = dev_client.post(
+        reverse("revisions:clone", args=[integration.pk]),
+        {"name": "Copy", "environment": Environment.SANDBOX, "copy_cache_data": "on"},
+    )
+    assert posted.status_code == 400
+    assert "copied only under 1 MB" in posted.content.decode()
+    answer = token_client(developer).post(
+        f"/api/v1/integrations/{integration.pk}/clone",
+        {"name": "Copy", "include_lookup_cache_data": True},
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert "copied only under 1 MB" in answer.json()["errors"]["include_lookup_cache_data"][0]
+    assert Integration.objects.count() == integrations
+    assert not Revision.objects.exists()

@@ -70,7 +70,7 @@ def test_a_mapping_change_is_one_field_path_with_all_three_values():
         ]
     }
     theirs = edited(base, STEP, config=config)
-    [res] = three_way(base, base, theirs)["resources"]
+    [res] = three_way(base, base, theirs, parents={"step": "flow"})["resources"]
     assert (res["action"], res["type"], res["parent"]) == ("modified", "step", FLOW)
     assert res["fields"] == [
         {

@@ -7,7 +7,6 @@ from revisions.document import (
     body_hash,
     canonical_bytes,
     document_of,
-    document_of_tree,
     documents_of_trees,
     tree_of,
 )
@@ -20,6 +19,7 @@ from tests.factories import (
     ScriptFactory,
     StepFactory,
 )
+from tests.revisions.conftest import document_of_tree
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from integrations.models import (
 from integrations.services import resource_create, resource_delete, resource_update
 from revisions import selectors, services, tasks
 from revisions.diff import INTEGRATION_KEY
-from revisions.document import document_of, document_of_tree
+from revisions.document import document_of
 from revisions.errors import (
     ApprovalRequired,
     InvalidState,
@@ -37,6 +37,7 @@ from tests.factories import (
     ScriptFactory,
     StepFactory,
 )
+from tests.revisions.conftest import document_of_tree
 
 pytestmark = pytest.mark.django_db
 S = RevisionStatus
@@ -551,7 +552,7 @@ def test_revert_needs_a_known_side_and_a_completed_revision(prod, sandbox, devel
     with pytest.raises(ValidationError):
         services.revert_preview(revision=snap, side="sideways")
     clone_rev = Revision.objects.get(integration=sandbox, type=RevisionType.CLONE)
-    with pytest.raises(ValidationError, match="no recorded state before"):
+    with pytest.raises(ValidationError, match="a snapshot or clone has one state"):
         services.revert_preview(revision=clone_rev, side="before")
 
 

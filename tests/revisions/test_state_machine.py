@@ -46,7 +46,7 @@ from integrations.services import (
 )
 from revisions import services, tasks
 from revisions.diff import INTEGRATION_KEY, MISSING, is_whole_resource_conflict, parse_path
-from revisions.document import document_of, document_of_tree
+from revisions.document import document_of
 from revisions.errors import NothingToRevert, OperationInProgress, StaleReview
 from revisions.models import Revision, RevisionStatus, RevisionType
 from tests.factories import (
@@ -57,6 +57,7 @@ from tests.factories import (
     StepFactory,
     UserFactory,
 )
+from tests.revisions.conftest import document_of_tree
 
 S = RevisionStatus
 SIDES = st.sampled_from(["prod", "sandbox"])

@@ -12,9 +12,9 @@ import pytest
 from integrations.models import Environment, Flow, Script
 from integrations.services import resource_create, resource_delete, resource_update
 from revisions import selectors, services
-from revisions.document import document_of_tree
 from revisions.models import RevisionStatus, SyncPoint
 from tests.factories import ConnectionFactory, FlowFactory, ScriptFactory, StepFactory
+from tests.revisions.conftest import document_of_tree
 
 pytestmark = pytest.mark.django_db
 S = RevisionStatus

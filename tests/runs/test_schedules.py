@@ -5,10 +5,12 @@ from datetime import UTC, datetime
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from audit.models import Event
+from integrations.models import Flow
 from integrations.schedules import validate_cron
-from integrations.services import resource_update
+from integrations.services import resource_create, resource_update
 from runs.models import Run, RunStatus
 from runs.selectors import next_run_at
 from runs.services import schedule_due
@@ -98,21 +100,47 @@ def test_the_beat_ticks_every_minute():
         ("*/0 * * * *", "step of 0"),
     ],
 )
-def test_a_bad_schedule_is_refused_by_the_service_the_api_and_the_form(
-    sandbox, dev_api, value, message
+def test_a_bad_schedule_is_refused_by_the_service_the_api_and_the_page(
+    sandbox, dev_api, dev_client, value, message
 ):
-    from integrations.forms import FlowForm
-
     flow = build_flow(sandbox, schedule="")
     with pytest.raises(ValidationError) as refused:
         resource_update(instance=flow, data={"schedule": value})
     assert message in str(refused.value)
+    with pytest.raises(ValidationError):
+        resource_create(integration=sandbox, type_key="flow", data={"name": "N", "schedule": value})
     response = dev_api.patch(f"/api/v1/flows/{flow.pk}", {"schedule": value}, format="json")
     assert response.status_code == 400 and message in response.json()["detail"]
-    form = FlowForm({"name": "F", "description": "", "enabled": "on", "schedule": value})
-    assert not form.is_valid() and message in form.errors["schedule"][0]
+    # The page's form only carries the service's refusal to the schedule field.
+    page = dev_client.post(
+        reverse("integrations:resource_edit", args=[sandbox.pk, "flows", flow.pk]),
+        {"name": flow.name, "description": "", "enabled": "on", "schedule": value},
+    )
+    assert page.status_code == 400
+    assert message in page.context["form"].errors["schedule"][0]
     flow.refresh_from_db()
     assert flow.schedule == ""
+    assert not Flow.objects.filter(integration=sandbox, name="N").exists()
+
+
+def test_every_writer_stores_the_schedule_normalized(sandbox, dev_api, dev_client):
+    flow = build_flow(sandbox, schedule="")
+    response = dev_api.patch(
+        f"/api/v1/flows/{flow.pk}", {"schedule": "  0   6 * * 1-5 "}, format="json"
+    )
+    assert response.status_code == 200
+    flow.refresh_from_db()
+    assert flow.schedule == "0 6 * * 1-5"
+    made = resource_create(
+        integration=sandbox, type_key="flow", data={"name": "Daily", "schedule": "@Daily"}
+    )
+    assert made.schedule == "@daily"
+    dev_client.post(
+        reverse("integrations:resource_edit", args=[sandbox.pk, "flows", flow.pk]),
+        {"name": flow.name, "description": "", "enabled": "on", "schedule": " @HOURLY"},
+    )
+    flow.refresh_from_db()
+    assert flow.schedule == "@hourly"
 
 
 def test_valid_schedules_are_normalized():
@@ -139,3 +167,18 @@ def test_a_tick_with_nothing_due_reads_two_queries_however_many_flows(
         build_flow(sandbox, schedule="0 6 * * *")
     with django_assert_num_queries(2):  # the fired times, the scheduled flows
         assert schedule_due(at(9, 0)) == []
+
+
+def test_a_schedule_stored_before_normalizing_is_kept_when_sent_back_unchanged(sandbox):
+    flow = build_flow(sandbox, schedule="")
+    type(flow).objects.filter(pk=flow.pk).update(schedule="*/15  * * * *")
+    flow.refresh_from_db()
+    sandbox.refresh_from_db()
+    version = sandbox.version
+    resource_update(instance=flow, data={"schedule": "*/15  * * * *"})
+    flow.refresh_from_db()
+    sandbox.refresh_from_db()
+    assert flow.schedule == "*/15  * * * *" and sandbox.version == version
+    resource_update(instance=flow, data={"schedule": "*/30  * * * *"})
+    flow.refresh_from_db()
+    assert flow.schedule == "*/30 * * * *"
