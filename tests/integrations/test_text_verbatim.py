@@ -386,8 +386,15 @@ def test_saving_a_step_whose_cache_was_deleted_names_the_missing_cache_and_keeps
     page = reverse("integrations:step_edit", args=[origin.pk, step.flow_id, step.pk])
     html = client.get(page).content.decode()
     assert f"missing cache: deleted lookup cache «{cache.name}»" in html
+    # Submitted unchanged: nothing to write, so nothing is written (the reference stays).
     response = client.post(page, submission_of(html))
-    # Refused with the reason, rather than saved with the reference quietly dropped.
+    assert response.status_code == 302
+    assert (_resources(origin), Integration.objects.get(pk=origin.pk).version) == before
+    # Changed while the mapping still points at the deleted cache: refused with the reason,
+    # rather than saved with the reference quietly dropped.
+    data = submission_of(html)
+    data["name"] = f"{data['name']} (renamed)"
+    response = client.post(page, data)
     assert response.status_code == 400
     assert "refers to a lookup cache that is not in this integration" in response.content.decode()
     assert (_resources(origin), Integration.objects.get(pk=origin.pk).version) == before
