@@ -113,7 +113,8 @@ def test_a_bad_runs_filter_is_explained_and_lists_nothing(
         f"{reverse('runs:tab', args=[sandbox.pk])}?{query}",
         headers={"HX-Request": "true", "HX-Target": "runs-table"},
     )
-    assert message in page.content.decode() and 'role="alert"' in page.content.decode()
+    html = page.content.decode()
+    assert message in html and 'role="alert"' in html and "a filter is not valid" in html
     assert runs_shown(monitor_client, sandbox, query) == set()
     api = monitor_client.get(f"/api/v1/integrations/{sandbox.pk}/runs?{query}")
     assert api.status_code == 400
@@ -194,7 +195,7 @@ def test_a_bad_errors_filter_is_explained_and_lists_nothing(
 ):
     make_error(build_flow(sandbox))
     page = dev_client.get(f"{reverse('runs:errors', args=[sandbox.pk])}?{query}")
-    assert message in page.content.decode()
+    assert message in page.content.decode() and "a filter is not valid" in page.content.decode()
     assert errors_shown(dev_client, sandbox, query) == set()
 
     api = dev_client.get(f"/api/v1/integrations/{sandbox.pk}/errors?{query}")
