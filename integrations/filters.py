@@ -49,7 +49,8 @@ def parse_moment(text: str, *, end_of_day: bool = False, exclusive: bool = False
             raise ValidationError("Enter a date (YYYY-MM-DD) or an ISO 8601 date-time.")
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment
+    # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 text may carry.
+    return moment.astimezone(dt.UTC)
 
 
 class MomentField(forms.CharField):
