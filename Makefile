@@ -28,12 +28,14 @@ run: venv
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# Hypothesis profiles (tests/hypothesis_profiles.py): `full` runs each property's own count
+# of examples (make test, and so CI), `fast` at most 50 a property.
 test: venv chromium
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	HYPOTHESIS_PROFILE=full DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
-	$(PY) -m pytest -m "not browser and not integration" $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=fast $(PY) -m pytest -m "not browser and not integration" $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

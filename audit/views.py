@@ -25,6 +25,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
+from integrations.filters import errors_text
 from integrations.fragments import is_fragment
 from integrations.models import Integration, User
 from integrations.permissions import Action, get_visible_integration, require
@@ -250,10 +251,7 @@ def integration_log_csv(request: HttpRequest, pk: int) -> HttpResponse:
 def _csv(request: HttpRequest, base: QuerySet[Event], filename: str) -> HttpResponse:
     fs = EventFilter(request.GET or None, queryset=base)
     if fs.is_bound and not fs.is_valid():
-        messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in fs.errors.items())
-        return HttpResponse(
-            f"Bad filter: {messages}", status=400, content_type="text/plain; charset=utf-8"
-        )
+        return HttpResponse(errors_text(fs), status=400, content_type="text/plain; charset=utf-8")
     return csv_response(fs.qs if fs.is_bound else base, filename=filename)
 
 

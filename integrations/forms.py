@@ -719,20 +719,3 @@ class ProtectionForm(forms.Form):
             "protected": self.cleaned_data["protected"],
             "reason": self.cleaned_data["reason"].strip(),
         }
-
-
-class IntegrationFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search")
-    environment = forms.ChoiceField(
-        required=False, choices=[("", "All environments"), *Environment.choices]
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["q"].widget = forms.TextInput(
-            attrs={
-                "type": "search",
-                "placeholder": "Search by name",
-                "aria-label": "Search by name",
-            }
-        )

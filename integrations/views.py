@@ -23,6 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from . import services
+from .filters import IntegrationFilter, shown_rows
 from .forms import (
     CacheEntryForm,
     CacheUploadForm,
@@ -31,7 +32,6 @@ from .forms import (
     FlowForm,
     GrantFormSet,
     IntegrationCreateForm,
-    IntegrationFilterForm,
     IntegrationSettingsForm,
     LookupCacheForm,
     ProtectionForm,
@@ -98,16 +98,10 @@ def with_counts(queryset):
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     visible = visible_integrations(user)
-    form = IntegrationFilterForm(request.GET or None)
-    integrations = visible
-    query, environment = "", ""
-    if form.is_valid():
-        query = form.cleaned_data["q"].strip()
-        environment = form.cleaned_data["environment"]
-        if query:
-            integrations = integrations.filter(name__icontains=query)
-        if environment:
-            integrations = integrations.filter(environment=environment)
+    fs = IntegrationFilter(request.GET or None, queryset=visible)
+    integrations = shown_rows(fs)
+    query = request.GET.get("name", "").strip()
+    environment = request.GET.get("environment", "")
     integrations = with_counts(integrations.select_related("cloned_from")).order_by("name", "pk")
     per_environment = dict(visible.order_by().values_list("environment").annotate(n=Count("pk")))
     environments = [("", "All", sum(per_environment.values()))] + [
@@ -117,8 +111,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "environments": environments,
         "environment": environment,
         "integrations": list(integrations),
-        "filter_form": form,
-        "filtered": bool(query or environment),
+        "filter_form": fs.form,
+        "filtered": any(v for k, v in request.GET.items() if k in IntegrationFilter.Meta.fields),
         "query": query,
         "may_create": can(user, Action.CREATE_INTEGRATION),
     }

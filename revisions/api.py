@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -39,6 +38,7 @@ from integrations.serializers import (
 
 from . import approvals, batches, packages, selectors, services
 from .document import document_of
+from .filters import RevisionFilter
 from .models import PullBatch, Revision, RevisionStatus, RevisionType
 from .serializers import (
     ChangesSerializer,
@@ -56,18 +56,6 @@ from .serializers import (
 )
 
 _RELATED = ("integration", "created_by", "source_integration", "reverted_to")
-
-
-class RevisionFilter(django_filters.FilterSet):
-    type = django_filters.ChoiceFilter(choices=RevisionType.choices)
-    status = django_filters.ChoiceFilter(choices=RevisionStatus.choices)
-    created_by = django_filters.CharFilter(
-        field_name="created_by__username", help_text="Username of who started it."
-    )
-
-    class Meta:
-        model = Revision
-        fields = ("type", "status", "created_by")
 
 
 def _integration(request, pk: int, action: Action = Action.VIEW) -> Integration:

@@ -3,42 +3,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth import get_user_model
 
 from integrations.models import Environment
 
-from .models import RevisionStatus, RevisionType
 from .services import cache_copy_limit_text
-
-
-class RevisionFilterForm(forms.Form):
-    type = forms.ChoiceField(
-        required=False, choices=[("", "All types"), *RevisionType.choices], label="Type"
-    )
-    status = forms.ChoiceField(
-        required=False, choices=[("", "All statuses"), *RevisionStatus.choices], label="Status"
-    )
-    user = forms.ModelChoiceField(
-        required=False, queryset=get_user_model().objects.none(), empty_label="Anyone"
-    )
-    since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def __init__(self, *args, users=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        if users is not None:
-            self.fields["user"].queryset = users
-
-    def clean(self):
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            self.add_error("until", "The end date is before the start date.")
-        return data
 
 
 class SnapshotForm(forms.Form):

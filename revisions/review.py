@@ -11,13 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time
 from typing import Any
 
 import orjson
-from django.db.models import QuerySet
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -52,22 +49,6 @@ INTEGRATION_LABEL = ("Integration settings", "Integration settings")
 
 
 # Revisions table ---------------------------------------------------------------------
-
-
-def filter_revisions(qs: QuerySet[Revision], data: dict[str, Any]) -> QuerySet[Revision]:
-    """Apply the tab's cleaned filter form (type, status, user, date range) to `qs`."""
-    if data.get("type"):
-        qs = qs.filter(type=data["type"])
-    if data.get("status"):
-        qs = qs.filter(status=data["status"])
-    if data.get("user"):
-        qs = qs.filter(created_by=data["user"])
-    tz = timezone.get_current_timezone()
-    if data.get("since"):
-        qs = qs.filter(created_at__gte=datetime.combine(data["since"], time.min, tzinfo=tz))
-    if data.get("until"):
-        qs = qs.filter(created_at__lte=datetime.combine(data["until"], time.max, tzinfo=tz))
-    return qs
 
 
 def row_actions(

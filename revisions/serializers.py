@@ -7,6 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from integrations.filters import MAX_ID
+
 from .diff import Changeset
 from .models import Choice, Revision, RevisionType
 
@@ -66,7 +68,7 @@ class RevisionSerializer(serializers.ModelSerializer):
 
 class RevisionCreateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[RevisionType.SNAPSHOT, RevisionType.PULL])
-    source_integration = serializers.IntegerField(required=False, allow_null=True)
+    source_integration = serializers.IntegerField(required=False, allow_null=True, max_value=MAX_ID)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +168,7 @@ def changes_out(changes: Changeset) -> dict[str, Any]:
 
 class PullIntoSerializer(serializers.Serializer):
     targets = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         allow_empty=False,
         max_length=100,
         help_text="Ids of the family members to pull into, one pull each.",

@@ -30,6 +30,7 @@ from django_htmx.http import (
     trigger_client_event,
 )
 
+from integrations.filters import shown_rows
 from integrations.fragments import is_fragment
 from integrations.models import Integration
 from integrations.permissions import (
@@ -46,6 +47,7 @@ from . import approvals, batches, selectors, services
 from .diff import Changeset, empty_changeset
 from .document import documents_of_trees
 from .errors import RevisionError, StaleReview
+from .filters import RevisionFilter
 from .forms import (
     CloneForm,
     CommentForm,
@@ -54,7 +56,6 @@ from .forms import (
     RejectForm,
     ResolveForm,
     RevertForm,
-    RevisionFilterForm,
     SnapshotForm,
 )
 from .models import (
@@ -68,7 +69,6 @@ from .models import (
 from .review import (
     document_names,
     field_rows,
-    filter_revisions,
     find_resource,
     full_body_fields,
     group_resources,
@@ -151,17 +151,15 @@ def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
 
     integration = get_visible_integration(request.user, pk)
     allowed = allowed_actions(request.user, integration)
-    users = (
-        get_user_model()
-        .objects.filter(
-            pk__in=Revision.objects.filter(integration=integration).values("created_by")
-        )
-        .order_by("username")
-    )
-    form = RevisionFilterForm(request.GET or None, users=users)
     revisions = selectors.revisions_for(integration).select_related("operation", "reverted_to")
-    if form.is_bound and form.is_valid():
-        revisions = filter_revisions(revisions, form.cleaned_data)
+    fs = RevisionFilter(request.GET or None, queryset=revisions)
+    fs.offer_users(
+        get_user_model()
+        .objects.filter(pk__in=revisions.order_by().values("created_by"))
+        .order_by("username")
+        .values_list("username", flat=True)
+    )
+    revisions = shown_rows(fs)
     page = Paginator(revisions, PAGE_SIZE).get_page(request.GET.get("page"))
     current = selectors.current_tree_hash(integration)
     query = request.GET.copy()
@@ -169,8 +167,8 @@ def revisions_tab(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "integration": integration,
         "perms_ilm": allowed,
-        "filter_form": form,
-        "filtered": form.is_bound and any(v for k, v in request.GET.items() if k != "page"),
+        "filter_form": fs.form,
+        "filtered": any(v for k, v in request.GET.items() if k != "page"),
         "page_obj": page,
         "rows": [
             {"revision": r, "actions": row_actions(r, allowed, current_hash=current)} for r in page

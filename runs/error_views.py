@@ -24,6 +24,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from integrations.filters import errors_text
 from integrations.forms import JSONObjectField
 from integrations.fragments import is_fragment
 from integrations.models import FlowStep, Integration, Role, User
@@ -84,9 +85,8 @@ def _filterset(request_data: QueryDict, integration: Integration, state: str | N
     form.fields["assignee"].widget = forms.Select(
         choices=[("", "Anyone"), ("none", "Unassigned")] + [(u.username, u.username) for u in users]
     )
-    for key, label in (("since", "Seen from"), ("until", "Seen before")):
-        form.fields[key].widget = forms.DateInput(attrs={"type": "date"})
-        form.fields[key].label = label
+    form.fields["since"].label = "Seen from"
+    form.fields["until"].label = "Seen until"
     form.fields["q"].label = "Search"
     form.fields["q"].widget.attrs.update(
         {"type": "search", "placeholder": "Message or record", "autocomplete": "off"}
@@ -157,8 +157,9 @@ def errors_tab(request: HttpRequest, pk: int) -> HttpResponse:
 def errors_csv(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_visible_integration(request.user, pk)
     fs = _filterset(request.GET, integration, request.GET.get("state") or None)
-    qs = fs.qs if fs.is_valid() else error_selectors.errors_of(integration).none()
-    return error_csv.csv_response(qs, filename=f"errors-integration-{integration.pk}.csv")
+    if not fs.is_valid():
+        return HttpResponse(errors_text(fs), status=400, content_type="text/plain; charset=utf-8")
+    return error_csv.csv_response(fs.qs, filename=f"errors-integration-{integration.pk}.csv")
 
 
 def _chosen_ids(request: HttpRequest, integration: Integration) -> list[int]:

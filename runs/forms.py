@@ -10,37 +10,8 @@ from django import forms
 from integrations.models import Integration
 
 from .alerts import KINDS, PARAM_FIELDS
-from .models import RunMode, RunStatus
 
 MAX_TEST_RECORDS = 1000
-
-
-class RunFilterForm(forms.Form):
-    flow = forms.ChoiceField(required=False, label="Flow")
-    status = forms.ChoiceField(
-        required=False, choices=[("", "Any status"), *RunStatus.choices], label="Status"
-    )
-    mode = forms.ChoiceField(
-        required=False, choices=[("", "Live and test"), *RunMode.choices], label="Mode"
-    )
-    since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def __init__(self, *args: Any, integration: Integration, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        flows = integration.flows.order_by("name", "pk").values_list("lineage_id", "name")
-        self.fields["flow"].choices = [("", "All flows")] + [(str(i), n) for i, n in flows]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            raise forms.ValidationError("“From” is after “To”: swap the dates.")
-        return data
 
 
 class TestRunForm(forms.Form):

@@ -51,30 +51,13 @@ def step_lineage(step: int | str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
-def runs_of(
-    integration: Integration,
-    *,
-    flow: Flow | int | str | None = None,
-    status: str | None = None,
-    mode: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> QuerySet[Run]:
-    """The integration's runs, newest first. `flow` is a Flow, its id or its lineage id
-    (runs follow the lineage, so a flow reverted away and back keeps its runs)."""
-    qs = Run.objects.filter(integration=integration).select_related("created_by")
-    if flow not in (None, ""):
-        lineage = flow_lineage(flow)
-        qs = qs.filter(flow_lineage_id=lineage) if lineage else qs.none()
-    if status:
-        qs = qs.filter(status=status)
-    if mode:
-        qs = qs.filter(mode=mode)
-    if since:
-        qs = qs.filter(created_at__gte=since)
-    if until:
-        qs = qs.filter(created_at__lt=until)
-    return qs.order_by("-created_at", "-pk")
+def runs_of(integration: Integration) -> QuerySet[Run]:
+    """The integration's runs, newest first; `runs.filters.RunFilter` narrows them."""
+    return (
+        Run.objects.filter(integration=integration)
+        .select_related("created_by")
+        .order_by("-created_at", "-pk")
+    )
 
 
 def step_figures(step: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ action in the permission table (refused → 403), calls `runs.services` or
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -23,6 +22,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from integrations.filters import shown_rows
 from integrations.fragments import is_fragment
 from integrations.models import Flow, FlowStep, Integration
 from integrations.permissions import Action, can, get_visible_integration, require
@@ -31,7 +31,8 @@ from revisions.models import Revision, RevisionType
 from revisions.review import FieldRow, value_diff
 
 from . import behaviour_checks, selectors, services
-from .forms import BehaviourRecordsForm, RunFilterForm, TestRunForm
+from .filters import RunFilter
+from .forms import BehaviourRecordsForm, TestRunForm
 from .models import BehaviourCheck, FlowSample, Run, RunMode, RunTrigger
 
 PAGE_SIZE = 25
@@ -53,31 +54,17 @@ def _flow(request: HttpRequest, pk: int, rid: int) -> tuple[Integration, Flow]:
 # The Runs tab --------------------------------------------------------------------------
 
 
-def _day_bounds(filters: dict[str, Any]) -> dict[str, Any]:
-    """Dates picked in the filters as the selector's datetimes: `until` takes in its day."""
-    tz = timezone.get_current_timezone()
-    out = dict(filters)
-    if "since" in out:
-        out["since"] = datetime.combine(out["since"], time.min, tzinfo=tz)
-    if "until" in out:
-        out["until"] = datetime.combine(out["until"] + timedelta(days=1), time.min, tzinfo=tz)
-    return out
-
-
 @login_required
 def runs_tab(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_visible_integration(request.user, pk)
-    form = RunFilterForm(request.GET or None, integration=integration)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        filters = {k: v for k, v in form.cleaned_data.items() if v}
-    runs = selectors.runs_of(integration, **_day_bounds(filters))
-    page_obj = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    fs = RunFilter(request.GET or None, queryset=selectors.runs_of(integration))
+    fs.offer_flows(integration)
+    page_obj = Paginator(shown_rows(fs), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        "filter_form": form,
-        "filtered": bool(filters) or bool(form.errors),
+        "filter_form": fs.form,
+        "filtered": any(v for k, v in request.GET.items() if k != "page"),
         "page_obj": page_obj,
         "runs": page_obj.object_list,
         "query": query.urlencode(),

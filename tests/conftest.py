@@ -2,6 +2,7 @@ import pytest
 from django.test import Client
 
 from integrations.models import AccessLevel, Role
+from tests import hypothesis_profiles  # noqa: F401  (loads HYPOTHESIS_PROFILE)
 from tests.factories import GrantFactory, IntegrationFactory, UserFactory
 
 

@@ -45,10 +45,10 @@ def test_developer_switches_tabs_and_adds_a_flow_with_a_step(page, login, screen
     screenshot("foundation_home_390", width=390)
 
     # Search narrows the tiles in place and the URL follows.
-    page.fill("input[name=q]", "crm")
+    page.fill("input[name=name]", "crm")
     expect(tiles).to_have_count(1)
-    expect(page).to_have_url(re.compile(r"\?q=crm"))
-    page.fill("input[name=q]", "")
+    expect(page).to_have_url(re.compile(r"\?name=crm"))
+    page.fill("input[name=name]", "")
     expect(tiles).to_have_count(2)
     page.locator("label.segment", has_text="Sandbox").click()
     expect(tiles).to_have_count(1)

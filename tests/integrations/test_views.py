@@ -96,7 +96,8 @@ def test_home_filters_by_environment_and_name(approver_client):
     IntegrationFactory(name="Carrier tracking", environment=Environment.SANDBOX)
     html = approver_client.get(url("home"), {"environment": "sandbox"}).content.decode()
     assert "CRM sandbox" in html and "Carrier tracking" in html and "CRM contacts" not in html
-    html = approver_client.get(url("home"), {"q": "crm", "environment": "sandbox"}).content.decode()
+    query = {"name": "crm", "environment": "sandbox"}
+    html = approver_client.get(url("home"), query).content.decode()
     assert "CRM sandbox" in html and "Carrier tracking" not in html
 
 
@@ -113,7 +114,7 @@ def test_home_environment_filter_counts_what_the_user_sees(dev_client, developer
 
 def test_home_search_answers_htmx_with_the_tiles_only(approver_client):
     IntegrationFactory(name="CRM contacts")
-    response = approver_client.get(url("home"), {"q": "crm"}, **TILES)
+    response = approver_client.get(url("home"), {"name": "crm"}, **TILES)
     html = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in html and 'id="tiles"' in html and "CRM contacts" in html
@@ -128,13 +129,16 @@ def test_home_says_what_to_do_when_empty(dev_client, monitor_client):
 
 
 def test_home_says_when_no_integration_matches(dev_client, integration):
-    html = dev_client.get(url("home"), {"q": "zzz"}).content.decode()
+    html = dev_client.get(url("home"), {"name": "zzz"}).content.decode()
     assert "No integrations match" in html and "Clear filters" in html
 
 
-def test_home_bad_environment_filter_is_ignored_not_an_error(dev_client, integration):
+def test_home_bad_environment_filter_is_explained_and_shows_no_tiles(dev_client, integration):
     response = dev_client.get(url("home"), {"environment": "moon"})
-    assert response.status_code == 200 and integration.name in response.content.decode()
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "moon is not one of the available choices" in html
+    assert "a filter is not valid" in html and 'class="tile"' not in html
 
 
 def test_home_needs_login(client):

@@ -7,7 +7,6 @@ of a mapping list (CI runs them with the rest of tests/revisions).
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,11 +22,12 @@ from revisions.diff import (
     three_way,
     with_resolutions,
 )
+from tests.hypothesis_profiles import examples
 
 KEYS = {"step": {"config.mappings": "target"}}
 STEP = "00000000-0000-4000-8000-000000000001"
 EXAMPLES = settings(
-    max_examples=int(os.environ.get("ILM_HYPOTHESIS_EXAMPLES", "500")),
+    max_examples=examples(500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,10 +17,12 @@ from revisions.diff import (
     three_way,
     with_resolutions,
 )
+from tests.hypothesis_profiles import examples
 
-# CI runs the full 500 examples per property; ILM_HYPOTHESIS_EXAMPLES lowers it for quick loops.
+# 500 examples per property in `make test` and CI, 50 in `make test-fast`
+# (tests/hypothesis_profiles.py).
 EXAMPLES = settings(
-    max_examples=int(os.environ.get("ILM_HYPOTHESIS_EXAMPLES", "500")),
+    max_examples=examples(500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

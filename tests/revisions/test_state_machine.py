@@ -21,8 +21,6 @@ Discarding is explicit: a conflict decided "theirs", or a revert of the side tha
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -57,6 +55,7 @@ from tests.factories import (
     StepFactory,
     UserFactory,
 )
+from tests.hypothesis_profiles import examples
 from tests.revisions.conftest import document_of_tree
 
 S = RevisionStatus
@@ -403,7 +402,7 @@ def _overlap(a: list, b: tuple) -> bool:
 
 
 EngineMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("ILM_STATE_MACHINE_EXAMPLES", "20")),
+    max_examples=examples(20),
     stateful_step_count=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

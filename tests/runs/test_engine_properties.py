@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 
 from runs import histogram
 from runs.engine import _MISSING, compile_path, execute, get_path, parse_path, set_path
+from tests.hypothesis_profiles import examples
 from tests.runs.flows import ERP, FLOW, document, export, importer
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _pages(records, size):

@@ -17,6 +17,7 @@ from runs import histogram, rollups
 from runs.models import ConnectionHourLatency, FlowDayRollup, FlowHourRollup, Run
 from runs.services import run_cancel, run_execute, run_start
 from tests.factories import IntegrationFactory
+from tests.hypothesis_profiles import examples
 from tests.runs.monitoring_data import make_run
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +75,7 @@ run_strategy = st.fixed_dictionaries(
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -128,7 +129,7 @@ def bucket_bounds(ms: float) -> tuple[float, float]:
     return (histogram.BUCKETS_MS[i - 1] if i else 0.0), histogram.BUCKETS_MS[i]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     runs=st.lists(
         st.lists(st.floats(min_value=0.1, max_value=90_000), min_size=1, max_size=40),

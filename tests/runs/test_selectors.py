@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from runs.filters import RunFilter
 from runs.models import Run, RunStatus
 from runs.selectors import integration_health, last_runs, run_detail, runs_of
 from runs.services import run_execute, run_start
@@ -48,10 +49,9 @@ def test_last_runs_are_the_flows_newest_first_and_follow_its_lineage(sandbox, sy
         runs.append(run)
     run_start(flow=other, user=None)
     assert [r.pk for r in last_runs(flow, n=2)] == [runs[2].pk, runs[1].pk]
-    assert list(runs_of(sandbox, flow=flow.pk).values_list("pk", flat=True)) == [
-        r.pk for r in reversed(runs)
-    ]
-    assert runs_of(sandbox, flow="not-a-flow").count() == 0
+    by_flow = RunFilter({"flow": str(flow.pk)}, queryset=runs_of(sandbox)).qs
+    assert list(by_flow.values_list("pk", flat=True)) == [r.pk for r in reversed(runs)]
+    assert RunFilter({"flow": "not-a-flow"}, queryset=runs_of(sandbox)).qs.count() == 0
 
 
 def test_run_detail_gives_percentiles_per_step(sandbox, systems):

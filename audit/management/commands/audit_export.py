@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.chain import CHAIN_FIELDS
 from audit.checkpoints import checkpoint_record, checkpoint_take
-from audit.filters import parse_moment
 from audit.models import Event
+from integrations.filters import parse_moment
 
 # The row id, then everything the chain covers and its links (key id, previous hash, hash).
 FIELDS = ("id", *CHAIN_FIELDS)
