@@ -98,10 +98,14 @@ def with_counts(queryset):
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     visible = visible_integrations(user)
-    fs = IntegrationFilter(request.GET or None, queryset=visible)
+    params = request.GET
+    if "q" in params and "name" not in params:  # a link from before the search was `name`
+        params = params.copy()
+        params["name"] = params.pop("q")[-1]
+    fs = IntegrationFilter(params or None, queryset=visible)
     integrations = shown_rows(fs)
-    query = request.GET.get("name", "").strip()
-    environment = request.GET.get("environment", "")
+    query = params.get("name", "").strip()
+    environment = params.get("environment", "")
     integrations = with_counts(integrations.select_related("cloned_from")).order_by("name", "pk")
     per_environment = dict(visible.order_by().values_list("environment").annotate(n=Count("pk")))
     environments = [("", "All", sum(per_environment.values()))] + [
@@ -112,7 +116,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "environment": environment,
         "integrations": list(integrations),
         "filter_form": fs.form,
-        "filtered": any(v for k, v in request.GET.items() if k in IntegrationFilter.Meta.fields),
+        "filtered": any(v for k, v in params.items() if k in IntegrationFilter.Meta.fields),
         "query": query,
         "may_create": can(user, Action.CREATE_INTEGRATION),
     }

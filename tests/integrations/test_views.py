@@ -121,6 +121,15 @@ def test_home_search_answers_htmx_with_the_tiles_only(approver_client):
     assert "HX-Request" in response["Vary"]
 
 
+def test_home_search_still_reads_a_bookmarked_q(approver_client):
+    IntegrationFactory(name="CRM contacts")
+    IntegrationFactory(name="Carrier tracking")
+    response = approver_client.get(url("home"), {"q": "crm"})
+    html = response.content.decode()
+    assert "CRM contacts" in html and "Carrier tracking" not in html
+    assert 'value="crm"' in html  # the search box shows what was searched
+
+
 def test_home_says_what_to_do_when_empty(dev_client, monitor_client):
     html = dev_client.get(url("home")).content.decode()
     assert "No integrations yet" in html and url("create") in html
