@@ -143,11 +143,15 @@ class Profile:
                 packages[package] = packages.get(package, 0.0) + own
             # Project code (not the bench, not libraries): what a reader can act on.
             full = frame.file_path or ""
+            # Middleware `__call__`s wrap the whole view: they are where a request passes,
+            # not what it costs (a page's profile named only them); their own work shows
+            # in the package totals.
             if (
                 real
                 and full.startswith(_PROJECT)
                 and "/.venv/" not in full
                 and not full.startswith(_BENCH)
+                and frame.function != "__call__"
             ):
                 where = f"{frame.function} ({path}:{frame.line_no})"
                 calls[where] = max(calls.get(where, 0.0), frame.time)
