@@ -48,7 +48,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple, NotRequired, TypedDict
 
 INTEGRATION_KEY = "00000000-0000-0000-0000-000000000000"
@@ -155,12 +156,23 @@ def format_path(segments: Iterable[Segment]) -> str:
     return "".join(out)
 
 
+_PATH_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_DECODER = json.JSONDecoder()
+
+
 def parse_path(path: str) -> list[Segment]:
     """The segments of a path written by `format_path`."""
+    return list(_segments(path))
+
+
+@lru_cache(maxsize=8192)
+def _segments(path: str) -> tuple[Segment, ...]:
+    # A changeset names the same paths over and over (one per field kind per resource):
+    # each is parsed once.
     segments: list[Segment] = []
     i, n = 0, len(path)
-    ident = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
-    decoder = json.JSONDecoder()
+    ident = _PATH_IDENT
+    decoder = _DECODER
     while i < n:
         ch = path[i]
         if ch == ".":
@@ -192,7 +204,7 @@ def parse_path(path: str) -> list[Segment]:
             raise ValueError(f"Bad path {path!r} at {i}.")
         segments.append(m.group(0))
         i = m.end()
-    return segments
+    return tuple(segments)
 
 
 def _path_matches(path: str, prefixes: Iterable[str]) -> bool:
@@ -571,11 +583,19 @@ def fields_under(res: Mapping[str, Any], path: str) -> list[Mapping[str, Any]]:
 # Applying ------------------------------------------------------------------------------
 
 
-def _set_path(root: Any, path: list[Segment], value: Any, after: Any = MISSING) -> Any:
+def _set_path(
+    root: Any,
+    path: Sequence[Segment],
+    value: Any,
+    after: Any = MISSING,
+    owned: set[int] | None = None,
+) -> Any:
     """`root` with `path` set to `value` (or removed for MISSING); copies what it changes.
 
     A keyed element that is not in its list yet goes after the element whose identity is
-    `after` (None: first; not found or not given: last).
+    `after` (None: first; not found or not given: last). `owned`: ids of containers this
+    caller copied already (changed in place, not copied again: many fields of one
+    resource set one after the other copy each level once).
     """
     if not path:
         return value
@@ -589,10 +609,10 @@ def _set_path(root: Any, path: list[Segment], value: Any, after: Any = MISSING) 
             ),
             None,
         )
-        out_list = list(root)
+        out_list = _own(root, list, owned)
         if at is not None:
             if rest:
-                out_list[at] = _set_path(root[at], rest, value, after)
+                out_list[at] = _set_path(root[at], rest, value, after, owned)
             elif value is MISSING:
                 del out_list[at]
             else:
@@ -613,18 +633,28 @@ def _set_path(root: Any, path: list[Segment], value: Any, after: Any = MISSING) 
         out_list.insert(where, value)
         return out_list
     if isinstance(root, dict) and not isinstance(head, Key):
-        out = dict(root)
-        child = _set_path(root.get(head, MISSING), rest, value, after) if rest else value
+        out = _own(root, dict, owned)
+        child = _set_path(root.get(head, MISSING), rest, value, after, owned) if rest else value
         if child is MISSING:
             out.pop(head, None)
         else:
             out[head] = child
         return out
     if isinstance(root, list) and isinstance(head, int) and 0 <= head < len(root):
-        out_list = list(root)
-        out_list[head] = _set_path(root[head], rest, value, after) if rest else value
+        out_list = _own(root, list, owned)
+        out_list[head] = _set_path(root[head], rest, value, after, owned) if rest else value
         return out_list
     raise ChangesetError(f"The path {format_path(path)} does not exist in this document.")
+
+
+def _own(root: Any, kind: type, owned: set[int] | None) -> Any:
+    if owned is None:
+        return kind(root)
+    if id(root) in owned:
+        return root
+    out = kind(root)
+    owned.add(id(out))
+    return out
 
 
 def _value(field: Mapping[str, Any], side: str) -> Any:
@@ -666,7 +696,7 @@ def apply_changes(doc: Mapping[str, Any], changeset: Changeset) -> dict[str, Any
                 for f in fields:
                     value = _value(f, THEIRS)
                     if value is not MISSING:
-                        body[parse_path(f["path"])[0]] = value
+                        body[_segments(f["path"])[0]] = value
                 resources[lid] = body
             continue
         if lid == INTEGRATION_KEY:
@@ -680,9 +710,10 @@ def apply_changes(doc: Mapping[str, Any], changeset: Changeset) -> dict[str, Any
         # Removals last, so an element a keyed list gains finds the one it goes after.
         taken = [f for f in fields if _choice(res, f) == THEIRS]
         taken.sort(key=lambda f: THEIRS in f.get("absent", ()))
+        owned: set[int] = set()
         for f in taken:
             target = _set_path(
-                target, parse_path(f["path"]), _value(f, THEIRS), f.get("after", MISSING)
+                target, _segments(f["path"]), _value(f, THEIRS), f.get("after", MISSING), owned
             )
         if lid == INTEGRATION_KEY:
             integration = target

@@ -226,9 +226,23 @@ def _sync_state(integration: Integration, source: Integration, base_tree: Any) -
 
 
 def current_tree_hash(integration: Integration) -> str:
-    """The hash the integration's tree would have if it were stored now."""
+    """The hash the integration's tree would have if it were stored now.
+
+    Kept in the cache per version (every change raises it, as for `sync_status`): the
+    Revisions tab asks on every view, and reading the whole document was most of its time
+    (make bench, fig 7). The key is the version `integration` was read at; when the
+    integration moved on since, what was read now is not kept under it.
+    """
+    at = integration.version
+    key = f"ilm:tree-hash:{integration.pk}:{at}"
+    found = cache.get(key)
+    if found is not None:
+        return found
     doc = document_of(integration)
-    return tree_hash(doc["integration"], document_hashes(doc))
+    found = tree_hash(doc["integration"], document_hashes(doc))
+    if Integration.objects.filter(pk=integration.pk, version=at).exists():
+        cache.set(key, found, 24 * 3600)
+    return found
 
 
 def state_of(revision: Revision) -> Any:

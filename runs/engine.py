@@ -784,7 +784,7 @@ class _Run:
         rep.records_in += len(items)
         # A lookup adds to its records in place: keep copies of what entered it.
         self.step_inputs = (
-            {i: copy.deepcopy(r) for i, r in items} if step.kind == "lookup" else dict(items)
+            {i: _json_copy(r) for i, r in items} if step.kind == "lookup" else dict(items)
         )
         items = self.hook(step, "preMap", items)
         if step.mappings or (step.kind == "lookup" and step.config.get("path")):
@@ -890,6 +890,16 @@ class _Run:
                     step=step.lineage_id,
                     kind="http",
                 )
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a record: through orjson when it is plain JSON (the records a run
+    reads and its hooks return are), several times faster than copy.deepcopy, which was a
+    fifth of a 100,000-record run's own time (make bench, fig 8); deepcopy otherwise."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except (TypeError, orjson.JSONDecodeError):
+        return copy.deepcopy(value)
 
 
 def execute(

@@ -64,6 +64,7 @@ class V8HookRunner:
         self._ctx: Any = None
         self._broken: dict[str, HookError] = {}
         self._chunks: dict[str, str] = {}
+        self._call: Any = None
 
     def __enter__(self) -> V8HookRunner:
         self._start()
@@ -74,6 +75,7 @@ class V8HookRunner:
 
     def close(self) -> None:
         if self._ctx is not None:
+            self._call = None
             self._ctx.close()
             self._ctx = None
 
@@ -110,6 +112,7 @@ class V8HookRunner:
                 continue
             if ctx.eval(f"typeof __ilm_hooks[{key}]") != "function":
                 self._broken[lid] = HookError(f"Script {name!r} has no function {function}().")
+        self._call = ctx.eval("__ilm_call")
         self._ctx = ctx
 
     def call(self, script_lineage_id: str, options: dict[str, Any]) -> Any:
@@ -125,29 +128,33 @@ class V8HookRunner:
             self._start()
         name = self.scripts[lid].get("name") or lid
         try:
-            # The page goes in as one JSON string that V8 parses: several times faster than
-            # mini-racer's own call(), which writes the data out as JavaScript source.
-            payload = orjson.dumps(orjson.dumps(options).decode()).decode()
+            payload = orjson.dumps(options).decode()
         except TypeError as exc:
             raise HookError(f"Script {name!r}: the records are not JSON ({exc}).") from None
         try:
-            out = self._ctx.eval(
-                f"__ilm_call({orjson.dumps(lid).decode()}, {payload})",
-                timeout_sec=self.time_limit_ms / 1000,
-            )
+            # The page goes in as one string argument that V8 parses with JSON.parse: not as
+            # JavaScript source (mini-racer's call() and an eval write it so), which V8
+            # compiles and keeps in its compilation cache, a new script per page, until a
+            # long run passes the memory limit on perfectly small pages.
+            out = self._call(lid, payload, timeout_sec=self.time_limit_ms / 1000)
         except JSTimeoutException:
             raise HookError(
                 f"Script {name!r} ran past its time limit of {self.time_limit_ms} ms."
             ) from None
-        except JSOOMException:
+        except JSEvalException as exc:
+            # a function call that V8 stops at the memory limit comes back as a plain
+            # evaluation error; the isolate knows which it was
+            if (
+                not isinstance(exc, JSOOMException)
+                and not self._ctx.was_hard_memory_limit_reached()
+            ):
+                message, line = _describe(exc, self._chunks[lid])
+                raise HookError(message, line) from None
             # The heap may still hold what the script piled up: start the next page clean.
             self._start()
             raise HookError(
                 f"Script {name!r} used more than its memory limit of {self.memory_limit_mb} MB."
             ) from None
-        except JSEvalException as exc:
-            message, line = _describe(exc, self._chunks[lid])
-            raise HookError(message, line) from None
         return None if out is None else orjson.loads(out)
 
 

@@ -9,6 +9,7 @@ from django.utils.safestring import SafeString, mark_safe
 from integrations.permissions import Action, can, shown_name
 
 from .. import selectors
+from ..context_processors import PANEL_LIMIT, approval_queue_head
 from ..models import ACTIVE_STATUSES
 from ..review import counts_words as _counts_words
 
@@ -52,21 +53,23 @@ def plural_s(count) -> str:
 
 
 @register.inclusion_tag("revisions/_approval_panel.html", takes_context=True)
-def approval_panel(context, limit: int = 5) -> dict:
+def approval_panel(context, limit: int = PANEL_LIMIT) -> dict:
     """The approver's queue on the home page: nothing for users who cannot approve."""
     user = context.get("user")
     if user is None or not can(user, Action.APPROVE):
         return {"show": False}
-    queue = selectors.approval_queue(user).select_related("integration", "created_by")
-    items = list(queue[: limit + 1])
+    request = context.get("request")
+    if request is not None and limit == PANEL_LIMIT:
+        # the rows and the count the navigation read for this page
+        items, waiting = approval_queue_head(request)
+    else:
+        queue = selectors.approval_queue(user).select_related("integration", "created_by")
+        items, waiting = list(queue[: limit + 1]), selectors.approval_queue_count(user)
     return {
         "show": True,
         "items": items[:limit],
         "more": len(items) > limit,
-        # The navigation counted them already for this page (context processor).
-        "waiting_on_you": context.get("nav_approval_count")
-        if context.get("nav_approval_count") is not None
-        else selectors.approval_queue_count(user),
+        "waiting_on_you": waiting,
     }
 
 

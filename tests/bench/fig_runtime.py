@@ -32,6 +32,7 @@ import httpx
 import orjson
 
 PAGE = 100
+GOAL_RATIO = 0.5  # the runtime's records/s against the bare loop's (issue 13)
 FIELDS = 20
 SKUS = 500
 FLOW = "f0000000-0000-0000-0000-00000000b001"
@@ -228,7 +229,9 @@ def _reference_ms() -> float:
     return best * 1000
 
 
-def measure(records: int, runs: int) -> dict[str, Any]:
+def measure(records: int, runs: int, *, profile: bool = False) -> dict[str, Any]:
+    """Timed runs of the flow and the bare loop; with `profile` and the goal missed, one
+    more flow run under pyinstrument after them (not timed), for the miss's profile."""
     port = _free_port()
     # spawn: by now this process has threads (V8, httpx), and fork would copy their locks
     ctx = multiprocessing.get_context("spawn")
@@ -260,6 +263,10 @@ def measure(records: int, runs: int) -> dict[str, Any]:
             out["bare"].append(records / bare_t)
             out["ratio"].append(bare_t / flow_t)
             out["split"].append(split)
+        if profile and statistics.median(out["ratio"]) < GOAL_RATIO:
+            from tests.bench.measure import hot_spots
+
+            out["profile"] = hot_spots(lambda: run_flow(base))
         out["hook"], out["hook_cpu"] = hook_cost_per_record()
         out["load"] = os.getloadavg()[0]
         out["reference_ms"] = _reference_ms()
@@ -272,16 +279,16 @@ def measure(records: int, runs: int) -> dict[str, Any]:
 def fig8_runtime(ctx: Any) -> None:
     """flow runtime (4 steps, 100,000 records) vs a bare httpx loop; JS hook cost per record"""
     records = getattr(ctx, "runtime_records", 100_000)
-    m = measure(records, max(1, ctx.runs))
+    m = measure(records, max(1, ctx.runs), profile=hasattr(ctx, "profiles"))
     ctx.row("8", "runtime: records/s (4-step flow)", "rows/s", m["flow"])
     ctx.row("8", "bare httpx loop: records/s", "rows/s", m["bare"])
-    ctx.row(
+    ratio = ctx.row(
         "8",
         "runtime throughput / bare loop",
         "×",
         m["ratio"],
-        goal="≥ 0.5×",
-        check=lambda v: v >= 0.5,
+        goal=f"≥ {GOAL_RATIO}×",
+        check=lambda v: v >= GOAL_RATIO,
     )
     ctx.row(
         "8",
@@ -292,6 +299,10 @@ def fig8_runtime(ctx: Any) -> None:
         check=lambda v: v <= 20e-6,
     )
     ctx.row("8", "JS hook per record, CPU time (process)", "s", m["hook_cpu"])
+    if "profile" in m:
+        from tests.bench.figures import explain_miss
+
+        explain_miss(ctx, ratio, "fig8-runtime", m["profile"])
     split = _split_text(m["split"])
     ctx.method.append(
         f"Fig 8: {records:,} records of {FIELDS} fields, pages of {PAGE}, served by a"

@@ -131,9 +131,10 @@ class Profile:
         total = root.time or 1.0
         calls: dict[str, float] = {}
         packages: dict[str, float] = {}
-        stack = [(root, "")]
+        # (frame, package of the nearest real frame, project calls above it)
+        stack: list[tuple[Any, str, frozenset[str]]] = [(root, "", frozenset())]
         while stack:
-            frame, owner = stack.pop()
+            frame, owner, above = stack.pop()
             path = frame.file_path_short or ""
             real = not frame.is_synthetic
             package = (path.split("/")[0] or "?") if real else owner
@@ -143,15 +144,23 @@ class Profile:
                 packages[package] = packages.get(package, 0.0) + own
             # Project code (not the bench, not libraries): what a reader can act on.
             full = frame.file_path or ""
+            # Middleware `__call__`s wrap the whole view: they are where a request passes,
+            # not what it costs (a page's profile named only them); their own work shows
+            # in the package totals.
             if (
                 real
                 and full.startswith(_PROJECT)
                 and "/.venv/" not in full
                 and not full.startswith(_BENCH)
+                and frame.function != "__call__"
             ):
                 where = f"{frame.function} ({path}:{frame.line_no})"
-                calls[where] = max(calls.get(where, 0.0), frame.time)
-            stack.extend((c, package) for c in children)
+                # Summed over every call (a profile of ten requests holds ten `home`
+                # frames), but not again inside itself (recursion).
+                if where not in above:
+                    calls[where] = calls.get(where, 0.0) + frame.time
+                    above = above | {where}
+            stack.extend((c, package, above) for c in children)
         self.calls = sorted(((w, t / total) for w, t in calls.items()), key=lambda x: -x[1])
         own_total = sum(packages.values()) or 1.0
         self.packages = sorted(

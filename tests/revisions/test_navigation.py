@@ -2,6 +2,8 @@
 (`revisions.context_processors.approvals`), on every page."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from revisions.models import Revision, RevisionStatus, RevisionType
@@ -43,3 +45,26 @@ def test_users_who_cannot_approve_have_no_approvals_link_or_count(dev_client, in
     html = dev_client.get(reverse("integrations:home")).content.decode()
     assert reverse("revisions:approvals") not in html
     assert "waiting for approval" not in html
+
+
+@pytest.mark.parametrize("waiting", [3, 8])
+def test_home_counts_a_short_and_a_long_queue_alike_in_the_navigation_and_the_panel(
+    approver_client, waiting
+):
+    # The navigation and the home page's panel share one read of the queue's head; a
+    # queue longer than the panel lists is counted in full.
+    for _ in range(waiting):
+        _awaiting(IntegrationFactory(), 1)
+    html = approver_client.get(reverse("integrations:home")).content.decode()
+    assert f'title="{waiting} waiting for approval">{waiting}</span>' in html
+    assert f'title="{waiting} waiting for your decision">{waiting}</span>' in html
+
+
+def test_the_home_page_reads_the_approval_queue_once(approver_client):
+    for _ in range(3):
+        _awaiting(IntegrationFactory(), 1)
+    approver_client.get(reverse("integrations:home"))
+    with CaptureQueriesContext(connection) as queries:
+        approver_client.get(reverse("integrations:home"))
+    reads = [q["sql"] for q in queries if 'FROM "revisions_revision"' in q["sql"]]
+    assert len(reads) == 1, reads

@@ -97,6 +97,30 @@ def test_lookup_through_a_cache_and_transform_build_the_sent_record():
     assert shop.received == [{"order": {"ref": 1}, "lines": [{"item": "ITEM-1", "qty": 2}]}]
 
 
+def test_a_lookup_failing_half_way_keeps_the_record_as_it_entered_for_a_retry():
+    # The lookup writes into its records as it goes: the retry data is a copy taken before.
+    entered = {"id": 1, "sku": "S1", "where": {"region": "north"}}
+    shop = Shop(orders=[entered])
+    doc = document(
+        export(records_path="data"),
+        {
+            "kind": "lookup",
+            "config": {
+                "mappings": [
+                    {"source": "sku", "target": "where.item", "lookup_cache": CACHE},
+                    {"source": "where.region", "target": "zone", "lookup_cache": CACHE},
+                ]
+            },
+        },
+        importer(),
+    )
+    report = run(doc, shop, caches={CACHE: {"S1": "ITEM-1"}})
+    assert report.status == "failed"
+    assert "'north' is not in lookup cache" in report.errors[0].message
+    assert report.errors[0].retry_record == entered
+    assert shop.received == []
+
+
 def test_bearer_credentials_reach_the_request_and_never_the_report():
     shop = Shop(orders=[{"id": 1, "qty": 1}])
     doc = document(export(records_path="data"), importer())

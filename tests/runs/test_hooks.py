@@ -57,6 +57,16 @@ def test_a_memory_hog_is_stopped_at_the_memory_limit_and_the_next_call_starts_cl
         assert hooks.call("sc1", {"data": [2]}) == [2]
 
 
+def test_a_long_run_of_different_pages_stays_under_the_memory_limit():
+    # Fig 8 broke at page 738 of 1,000: each page went in as JavaScript source, which V8
+    # keeps compiled, so distinct pages of 100 small records piled up past 64 MB.
+    with runner(UPPER, memory_limit_mb=16) as hooks:
+        for page in range(400):
+            data = [{"name": f"customer {page}-{i}", "note": "x" * 400} for i in range(100)]
+            out = hooks.call("sc1", {"data": data, "errors": []})
+            assert out[0]["name"] == f"CUSTOMER {page}-0"
+
+
 @pytest.mark.parametrize(
     ("call", "refusal"),
     [
