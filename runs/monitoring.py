@@ -14,6 +14,7 @@ Each reader takes a `Scope`: the integrations the user may see
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,20 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Case,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -46,6 +60,10 @@ RANGES: dict[str, timedelta] = {
 }
 DEFAULT_RANGE = "24h"
 ERROR_GROUPS = 25  # the most frequent error groups shown
+# Lines on the response-time chart: more are unreadable; the rest are merged into one
+# line (OTHERS) and every connection is in the table under the chart.
+CHART_CONNECTIONS = 8
+OTHERS = -1
 STATUS_COUNTS = ("runs", "succeeded", "partial", "failed", "canceled")
 SUMS = (*STATUS_COUNTS, "records_in", "records_out", "errors", "retries")
 CAUSE_FIELDS = {
@@ -122,11 +140,13 @@ def _sums(
     latency: bool = False,
     step: str | None = None,
     maxes: Sequence[str] = (),
+    annotations: dict[str, Any] | None = None,
 ) -> dict[tuple[Any, ...], dict[Any, Any]]:
     """Sums of rollup columns per group over several windows at once: {(key values…[,
     period start]): {(window, field): n, …, max field: latest}}. One query per level
     read (two at most), whatever the number of runs; `step` ("hour" or "day") groups by
-    period too; `maxes` are columns whose greatest value is kept."""
+    period too; `maxes` are columns whose greatest value is kept; `annotations` are
+    expressions a key may name."""
     by_level: dict[Level, dict[str, Q]] = {}
     for name, (lo, hi) in windows.items():
         for level, q in _periods(lo, hi, hourly=step == "hour"):
@@ -141,6 +161,8 @@ def _sums(
         if scope.flow:
             qs = qs.filter(flow_lineage_id=scope.flow)
         qs = qs.filter(reduce(or_, qs_of.values()))
+        if annotations:
+            qs = qs.annotate(**annotations)
         group = list(keys)
         if step:
             qs = qs.annotate(at=Trunc(level.field, step, tzinfo=UTC))
@@ -338,8 +360,10 @@ def _step(scope: Scope) -> str:
 
 def series(scope: Scope) -> dict[str, Any]:
     """The charts' data over the range, per hour (up to 7 days) or per day: volume in/out,
-    runs by status and success rate, retries, failures by cause; and p50/p95 response
-    time per connection. Three queries."""
+    runs by status and success rate, retries, failures by cause; p50/p95 response time of
+    the most called connections and of the others merged (`connections`), and every
+    connection over the whole range (`connection_table`). A few queries per level read,
+    whatever the number of runs or connections."""
     step = _step(scope)
     causes = list(CAUSE_FIELDS)
     fields = list(dict.fromkeys((*SUMS, *causes, *_kind_fields())))
@@ -362,7 +386,8 @@ def series(scope: Scope) -> dict[str, Any]:
         max(0, int(r["errors"] or 0) - sum(int(r[f] or 0) for f in _kind_fields())) for r in rows
     ]
     out["any_runs"] = any(out["runs"])
-    out["connections"] = _connection_series(scope, step, times)
+    out["connection_table"] = connection_latency(scope)
+    out["connections"] = _connection_series(scope, step, times, out["connection_table"])
     return out
 
 
@@ -382,69 +407,93 @@ def _kind_fields() -> list[str]:
     return [*ERROR_KIND_FIELDS.values()]
 
 
-def _connection_series(scope: Scope, step: str, times: list[datetime]) -> list[dict[str, Any]]:
+def connection_latency(scope: Scope) -> list[dict[str, Any]]:
+    """Every connection called in the range: its calls and p50/p95 over the whole range
+    (from its summed buckets), the most called first. One GROUP BY per level read, one
+    query for the names. A clone keeps its source's lineage ids, so a connection is
+    (integration, lineage)."""
+    summed = _latency_by(scope, ("integration_id", "connection_lineage_id"))
+    if not summed:
+        return []
+    found = list(
+        Connection.objects.filter(
+            integration__in=scope.integrations.values("pk"),
+            lineage_id__in={lineage for _, lineage in summed},
+        ).values_list("integration_id", "lineage_id", "name", "integration__name")
+    )
+    shown = Counter(name for _, _, name, _ in found)
+    names = {
+        (pk, lineage): f"{name} ({integration})" if shown[name] > 1 else name
+        for pk, lineage, name, integration in found
+    }
+    out = []
+    for (pk, lineage), buckets in summed.items():
+        p50, p95 = _percentiles(buckets)
+        out.append(
+            {
+                "integration_id": pk,
+                "lineage_id": str(lineage),
+                "name": names.get((pk, lineage)) or f"Connection {str(lineage)[:8]}",
+                "calls": histogram.count(buckets),
+                "p50_ms": p50,
+                "p95_ms": p95,
+            }
+        )
+    return sorted(out, key=lambda c: (-c["calls"], c["name"].lower()))
+
+
+def _connection_series(
+    scope: Scope, step: str, times: list[datetime], table: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The response-time chart's lines: p50/p95 per period of the CHART_CONNECTIONS most
+    called connections of `table`, and one line for all the others merged (their buckets
+    summed per period, so its percentiles are those of their calls together). One
+    GROUP BY per level read, whatever the number of connections."""
+    top, rest = table[:CHART_CONNECTIONS], table[CHART_CONNECTIONS:]
+    if not top:
+        return []
+    line = Case(
+        *(
+            When(
+                integration_id=c["integration_id"],
+                connection_lineage_id=c["lineage_id"],
+                then=Value(i),
+            )
+            for i, c in enumerate(top)
+        ),
+        default=Value(OTHERS),
+        output_field=IntegerField(),
+    )
     summed = _sums(
         scope,
         {"range": (scope.start, scope.until)},
         {"range": BUCKET_FIELDS},
-        ("integration_id", "connection_lineage_id"),
+        ("line",),
         latency=True,
         step=step,
+        annotations={"line": line},
     )
-    rows = [
-        {
-            "integration_id": key[0],
-            "connection_lineage_id": key[1],
-            "at": key[2],
-            **{f: entry.get(("range", f), 0) for f in BUCKET_FIELDS},
-        }
-        for key, entry in sorted(summed.items(), key=lambda kv: kv[0][2])
-    ]
-    index = {t: i for i, t in enumerate(times)}
-    # A clone keeps its source's lineage ids: a connection is (integration, lineage).
-    per: dict[tuple[int, uuid.UUID], dict[str, Any]] = {}
-    for r in rows:
-        entry = per.setdefault(
-            (r["integration_id"], r["connection_lineage_id"]),
+    lines = [{"name": c["name"], "calls": c["calls"]} for c in top]
+    if rest:
+        lines.append(
             {
-                "p50": [None] * len(times),
-                "p95": [None] * len(times),
-                "calls": 0,
-                "all": histogram.empty(),
-            },
-        )
-        buckets = [r[f] or 0 for f in BUCKET_FIELDS]
-        i = index.get(r["at"])
-        if i is not None:
-            entry["p50"][i], entry["p95"][i] = _percentiles(buckets)
-        entry["all"] = histogram.merge(entry["all"], buckets)
-    found = list(
-        Connection.objects.filter(
-            integration__in=scope.integrations.values("pk"),
-            lineage_id__in={lineage for _, lineage in per},
-        ).values_list("integration_id", "lineage_id", "name", "integration__name")
-    )
-    shown = [name for _, _, name, _ in found]
-    twice = {name for name in shown if shown.count(name) > 1}
-    names = {
-        (pk, lineage): f"{name} ({integration})" if name in twice else name
-        for pk, lineage, name, integration in found
-    }
-    out = []
-    for (pk, lineage), entry in per.items():
-        p50, p95 = _percentiles(entry["all"])
-        out.append(
-            {
-                "lineage_id": str(lineage),
-                "name": names.get((pk, lineage)) or f"Connection {str(lineage)[:8]}",
-                "calls": histogram.count(entry["all"]),
-                "p50_ms": p50,
-                "p95_ms": p95,
-                "p50": entry["p50"],
-                "p95": entry["p95"],
+                "name": f"{len(rest)} other connection{'s' if len(rest) > 1 else ''}",
+                "calls": sum(c["calls"] for c in rest),
+                "others": True,
             }
         )
-    return sorted(out, key=lambda c: c["name"].lower())
+    for entry in lines:
+        entry["p50"], entry["p95"] = [None] * len(times), [None] * len(times)
+    index = {t: i for i, t in enumerate(times)}
+    for (n, at), entry in summed.items():
+        i = index.get(at)
+        if i is None:
+            continue
+        target = lines[-1] if n == OTHERS else lines[n]
+        target["p50"][i], target["p95"][i] = _percentiles(
+            [entry.get(("range", f), 0) for f in BUCKET_FIELDS]
+        )
+    return lines
 
 
 # Payload issues ------------------------------------------------------------------------
