@@ -91,7 +91,8 @@
         data.push(c.p95);
       });
       if (series.length) {
-        draw(el, series, data, { scales: { y: { distr: 3 } } });
+        // Up to 18 lines: a legend of names only keeps the card short (the table has the figures).
+        draw(el, series, data, { scales: { y: { distr: 3 } }, legend: { live: false } });
       } else {
         el.hidden = true;
       }
