@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from operator import or_
@@ -60,6 +61,7 @@ ERROR_GROUPS = 25  # the most frequent error groups shown
 # line (OTHERS) and every connection is in the table under the chart.
 CHART_CONNECTIONS = 8
 OTHERS = -1
+LATENCY_KEYS = ("integration_id", "flow_lineage_id", "connection_lineage_id")
 STATUS_COUNTS = ("runs", "succeeded", "partial", "failed", "canceled")
 SUMS = (*STATUS_COUNTS, "records_in", "records_out", "errors", "retries")
 CAUSE_FIELDS = {
@@ -80,6 +82,9 @@ class Scope:
     flow: uuid.UUID | None
     since: datetime
     until: datetime
+    # What several readers of one request share (see `_latency_by`): a scope lives for
+    # one request, so nothing here outlives a new run.
+    shared: dict[str, Any] = dataclass_field(default_factory=dict, compare=False, repr=False)
 
     @property
     def start(self) -> datetime:
@@ -428,17 +433,26 @@ def _flow_row(
 
 
 def _latency_by(scope: Scope, keys: tuple[str, ...]) -> dict[Any, list[int]]:
-    summed = _sums(
-        scope,
-        {"range": (scope.start, scope.until)},
-        {"range": BUCKET_FIELDS},
-        keys,
-        latency=True,
-    )
-    return {
-        (key if len(keys) > 1 else key[0]): [entry.get(("range", f), 0) for f in BUCKET_FIELDS]
-        for key, entry in summed.items()
-    }
+    """Bucket counts over the range per `keys` (some of integration, flow, connection).
+    Read once per scope grouped by all three (flows × the connections they call: a few
+    rows per flow) and added up here, so the grid and the connection table of one page
+    share one query per level."""
+    if "latency" not in scope.shared:
+        scope.shared["latency"] = _sums(
+            scope,
+            {"range": (scope.start, scope.until)},
+            {"range": BUCKET_FIELDS},
+            LATENCY_KEYS,
+            latency=True,
+        )
+    at = [LATENCY_KEYS.index(k) for k in keys]
+    out: dict[Any, list[int]] = {}
+    for key, entry in scope.shared["latency"].items():
+        picked = tuple(key[i] for i in at)
+        buckets = out.setdefault(picked if len(keys) > 1 else picked[0], histogram.empty())
+        for i, f in enumerate(BUCKET_FIELDS):
+            buckets[i] += entry.get(("range", f), 0)
+    return out
 
 
 # Charts --------------------------------------------------------------------------------
