@@ -23,6 +23,7 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     F,
@@ -166,8 +167,11 @@ def _sums(
     for name, (lo, hi) in windows.items():
         for level, spans in _periods(lo, hi, hourly=step == "hour"):
             by_level.setdefault(level, {})[name] = spans
-    integrations, scope_params = _integration_ids_sql(scope)
     out: dict[tuple[Any, ...], dict[Any, Any]] = {}
+    try:
+        integrations, scope_params = _integration_ids_sql(scope)
+    except EmptyResultSet:  # a user who may see nothing (`Integration.objects.none()`)
+        return out
     for level in LEVELS:
         spans_of = by_level.get(level)
         if not spans_of:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from integrations.models import AccessLevel
+from integrations.models import AccessLevel, Integration
 from runs import health, histogram, monitoring
 from runs.models import Run, RunStep
 from runs.rollups import hour_of
@@ -414,3 +414,18 @@ def test_the_grid_writes_its_times_as_time_elements(client, developer, teams):
         f"{at:%Y-%m-%d %H:%M}</time>" in response.content.decode()
     )
     assert time_tag(None, empty="Never") == "Never"
+
+
+def test_a_scope_of_no_integrations_reads_nothing(teams):
+    """A user without a role may see no integration (`Integration.objects.none()`): every
+    reader answers empty rather than failing."""
+    now = timezone.now()
+    scope = monitoring.Scope(
+        integrations=Integration.objects.none(),
+        flow=None,
+        since=now - timedelta(days=30),
+        until=now,
+    )
+    assert monitoring.flow_rows(scope, now=now) == []
+    data = monitoring.series(scope)
+    assert not data["any_runs"] and data["connection_table"] == [] and data["connections"] == []
