@@ -14,15 +14,27 @@ Each reader takes a `Scope`: the integrations the user may see
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Trunc
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import (
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.utils import timezone
 
 from integrations.models import Connection, Flow, Integration, User
@@ -46,6 +58,11 @@ RANGES: dict[str, timedelta] = {
 }
 DEFAULT_RANGE = "24h"
 ERROR_GROUPS = 25  # the most frequent error groups shown
+# Lines on the response-time chart: more are unreadable; the rest are merged into one
+# line (OTHERS) and every connection is in the table under the chart.
+CHART_CONNECTIONS = 8
+OTHERS = -1
+LATENCY_KEYS = ("integration_id", "flow_lineage_id", "connection_lineage_id")
 STATUS_COUNTS = ("runs", "succeeded", "partial", "failed", "canceled")
 SUMS = (*STATUS_COUNTS, "records_in", "records_out", "errors", "retries")
 CAUSE_FIELDS = {
@@ -66,6 +83,9 @@ class Scope:
     flow: uuid.UUID | None
     since: datetime
     until: datetime
+    # What several readers of one request share (see `_latency_by`): a scope lives for
+    # one request, so nothing here outlives a new run.
+    shared: dict[str, Any] = dataclass_field(default_factory=dict, compare=False, repr=False)
 
     @property
     def start(self) -> datetime:
@@ -93,21 +113,30 @@ def scope_for(
     return Scope(integrations=integrations, flow=flow, since=since, until=until)
 
 
-def _periods(start: datetime, end: datetime, *, hourly: bool = False) -> list[tuple[Level, Q]]:
+def _periods(
+    start: datetime, end: datetime, *, hourly: bool = False
+) -> list[tuple[Level, list[Window]]]:
     """The rows that add up to [start, end) (start on an hour): the whole UTC days in it
     from the day level, the hours before the first midnight and from the last one on
-    from the hour level. A range without a whole day (or `hourly`) is read from hours."""
+    from the hour level. A range without a whole day (or `hourly`) is read from hours.
+    Each level with the [from, to) spans of its period column to read."""
     first = start if start == day_of(start) else day_of(start) + timedelta(days=1)
     last = day_of(end)
     if hourly or first >= last:
-        return [(HOURS, Q(hour__gte=start, hour__lt=end))]
-    hours = Q()
+        return [(HOURS, [(start, end)])]
+    hours = []
     if start < first:
-        hours |= Q(hour__gte=start, hour__lt=first)
+        hours.append((start, first))
     if last < end:
-        hours |= Q(hour__gte=last, hour__lt=end)
-    days = (DAYS, Q(day__gte=first, day__lt=last))
+        hours.append((last, end))
+    days = (DAYS, [(first, last)])
     return [(HOURS, hours), days] if hours else [days]
+
+
+def _period_q(level: Level, spans: list[Window]) -> Q:
+    return reduce(
+        or_, (Q(**{f"{level.field}__gte": lo, f"{level.field}__lt": hi}) for lo, hi in spans)
+    )
 
 
 Window = tuple[datetime, datetime]
@@ -122,46 +151,138 @@ def _sums(
     latency: bool = False,
     step: str | None = None,
     maxes: Sequence[str] = (),
+    line: Sequence[tuple[int, str]] = (),
 ) -> dict[tuple[Any, ...], dict[Any, Any]]:
     """Sums of rollup columns per group over several windows at once: {(key values…[,
     period start]): {(window, field): n, …, max field: latest}}. One query per level
     read (two at most), whatever the number of runs; `step` ("hour" or "day") groups by
-    period too; `maxes` are columns whose greatest value is kept."""
-    by_level: dict[Level, dict[str, Q]] = {}
+    period too; `maxes` are columns whose greatest value is kept. `line` (connections as
+    (integration id, lineage id)) makes the key "line": the connection's index in it, or
+    OTHERS for any other connection.
+
+    Written as SQL (portable: CASE sums, no FILTER, no date functions: day steps are cut
+    in Python from the period column): the ORM spent more time building these queries
+    of ~25 filtered sums and converting their rows than the database spent answering."""
+    by_level: dict[Level, dict[str, list[Window]]] = {}
     for name, (lo, hi) in windows.items():
-        for level, q in _periods(lo, hi, hourly=step == "hour"):
-            by_level.setdefault(level, {})[name] = q
+        for level, spans in _periods(lo, hi, hourly=step == "hour"):
+            by_level.setdefault(level, {})[name] = spans
     out: dict[tuple[Any, ...], dict[Any, Any]] = {}
+    try:
+        integrations, scope_params = _integration_ids_sql(scope)
+    except EmptyResultSet:  # a user who may see nothing (`Integration.objects.none()`)
+        return out
     for level in LEVELS:
-        qs_of = by_level.get(level)
-        if not qs_of:
+        spans_of = by_level.get(level)
+        if not spans_of:
             continue
         model = level.latency if latency else level.rollup
-        qs = model.objects.filter(integration__in=scope.integrations.values("pk"))
-        if scope.flow:
-            qs = qs.filter(flow_lineage_id=scope.flow)
-        qs = qs.filter(reduce(or_, qs_of.values()))
-        group = list(keys)
+        meta = model._meta
+        column = {f: meta.get_field(f).column for f in (*keys, *maxes) if f != "line"}
+        period = connection.ops.quote_name(meta.get_field(level.field).column)
+        params: list[Any] = []
+        select: list[str] = []
+        group: list[str] = []
+        if keys and keys[0] == "line":
+            whens = " ".join(
+                "WHEN integration_id = %s AND connection_lineage_id = %s THEN " + str(i)
+                for i in range(len(line))
+            )
+            select.append(f"CASE {whens} ELSE {OTHERS} END")
+            for pk, lineage in line:
+                params += [pk, _db_uuid(lineage)]
+            group.append("1")
+        else:
+            for k in keys:
+                select.append(connection.ops.quote_name(column[k]))
+                group.append(select[-1])
         if step:
-            qs = qs.annotate(at=Trunc(level.field, step, tzinfo=UTC))
-            group.append("at")
-        single = len(qs_of) == 1
-        aliases: dict[str, Any] = {}
-        names: dict[str, tuple[str, str]] = {}
-        for i, (name, q) in enumerate(qs_of.items()):
+            select.append(period)
+            group.append(period)
+        single = len(spans_of) == 1
+        names: list[tuple[str, str]] = []
+        for name, spans in spans_of.items():
+            cond, cond_params = _spans_sql(period, spans)
             for f in fields[name]:
-                aliases[f"s{i}_{f}"] = Sum(f) if single else Sum(f, filter=q)
-                names[f"s{i}_{f}"] = (name, f)
-        aliases.update({f"max_{f}": Max(f) for f in maxes})
-        for r in qs.values(*group).annotate(**aliases).order_by():
-            entry = out.setdefault(tuple(r[g] for g in group), {})
-            for alias, pair in names.items():
-                entry[pair] = entry.get(pair, 0) + (r[alias] or 0)
-            for f in maxes:
-                value = r[f"max_{f}"]
+                col = connection.ops.quote_name(meta.get_field(f).column)
+                if single:
+                    select.append(f"SUM({col})")
+                else:
+                    select.append(f"SUM(CASE WHEN {cond} THEN {col} ELSE 0 END)")
+                    params += cond_params
+                names.append((name, f))
+        select += [f"MAX({connection.ops.quote_name(column[f])})" for f in maxes]
+        where = [f"integration_id IN ({integrations})"]
+        params_where = list(scope_params)
+        if scope.flow:
+            where.append("flow_lineage_id = %s")
+            params_where.append(_db_uuid(scope.flow))
+        conds = [_spans_sql(period, spans) for spans in spans_of.values()]
+        where.append("(" + " OR ".join(c for c, _ in conds) + ")")
+        for _, p in conds:
+            params_where += p
+        sql = f"SELECT {', '.join(select)} FROM {connection.ops.quote_name(meta.db_table)}"
+        sql += f" WHERE {' AND '.join(where)}"
+        if group:
+            sql += f" GROUP BY {', '.join(group)}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *params_where])
+            found = cursor.fetchall()
+        convert = [_to_python(meta.get_field(k)) if k != "line" else int for k in keys]
+        if step:
+            convert.append(_period_of(step))
+        n = len(convert)
+        for row in found:
+            key = tuple(f(v) for f, v in zip(convert, row[:n], strict=True))
+            entry = out.setdefault(key, {})
+            for pair, value in zip(names, row[n : n + len(names)], strict=True):
+                entry[pair] = entry.get(pair, 0) + int(value or 0)
+            for f, value in zip(maxes, row[n + len(names) :], strict=True):
+                value = _to_python(meta.get_field(f))(value)
                 if value is not None and (entry.get(f) is None or value > entry[f]):
                     entry[f] = value
     return out
+
+
+def _integration_ids_sql(scope: Scope) -> tuple[str, tuple[Any, ...]]:
+    """The scope's integrations as a subquery (the ORM's own, so the role rules stay in
+    `visible_integrations`)."""
+    return scope.integrations.order_by().values("pk").query.sql_with_params()
+
+
+def _spans_sql(column: str, spans: list[Window]) -> tuple[str, list[Any]]:
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = " OR ".join(f"({column} >= %s AND {column} < %s)" for _ in spans)
+    return f"({sql})", [adapt(v) for span in spans for v in span]
+
+
+def _db_uuid(value: uuid.UUID | str) -> Any:
+    value = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return value if connection.features.has_native_uuid_field else value.hex
+
+
+def _to_python(field: Any) -> Any:
+    """A raw column value as the ORM would give it (SQLite answers text for uuids and
+    datetimes; PostgreSQL the types themselves)."""
+    if field.get_internal_type() == "DateTimeField":
+        return _moment
+    if field.get_internal_type() == "UUIDField":
+        return lambda v: v if v is None or isinstance(v, uuid.UUID) else uuid.UUID(v)
+    return lambda v: v
+
+
+def _moment(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _period_of(step: str) -> Any:
+    if step == "hour":
+        return _moment
+    return lambda v: _moment(v).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _rate(succeeded: int, partial: int, failed: int) -> float | None:
@@ -316,17 +437,26 @@ def _flow_row(
 
 
 def _latency_by(scope: Scope, keys: tuple[str, ...]) -> dict[Any, list[int]]:
-    summed = _sums(
-        scope,
-        {"range": (scope.start, scope.until)},
-        {"range": BUCKET_FIELDS},
-        keys,
-        latency=True,
-    )
-    return {
-        (key if len(keys) > 1 else key[0]): [entry.get(("range", f), 0) for f in BUCKET_FIELDS]
-        for key, entry in summed.items()
-    }
+    """Bucket counts over the range per `keys` (some of integration, flow, connection).
+    Read once per scope grouped by all three (flows × the connections they call: a few
+    rows per flow) and added up here, so the grid and the connection table of one page
+    share one query per level."""
+    if "latency" not in scope.shared:
+        scope.shared["latency"] = _sums(
+            scope,
+            {"range": (scope.start, scope.until)},
+            {"range": BUCKET_FIELDS},
+            LATENCY_KEYS,
+            latency=True,
+        )
+    at = [LATENCY_KEYS.index(k) for k in keys]
+    out: dict[Any, list[int]] = {}
+    for key, entry in scope.shared["latency"].items():
+        picked = tuple(key[i] for i in at)
+        buckets = out.setdefault(picked if len(keys) > 1 else picked[0], histogram.empty())
+        for i, f in enumerate(BUCKET_FIELDS):
+            buckets[i] += entry.get(("range", f), 0)
+    return out
 
 
 # Charts --------------------------------------------------------------------------------
@@ -338,8 +468,10 @@ def _step(scope: Scope) -> str:
 
 def series(scope: Scope) -> dict[str, Any]:
     """The charts' data over the range, per hour (up to 7 days) or per day: volume in/out,
-    runs by status and success rate, retries, failures by cause; and p50/p95 response
-    time per connection. Three queries."""
+    runs by status and success rate, retries, failures by cause; p50/p95 response time of
+    the most called connections and of the others merged (`connections`), and every
+    connection over the whole range (`connection_table`). A few queries per level read,
+    whatever the number of runs or connections."""
     step = _step(scope)
     causes = list(CAUSE_FIELDS)
     fields = list(dict.fromkeys((*SUMS, *causes, *_kind_fields())))
@@ -362,7 +494,8 @@ def series(scope: Scope) -> dict[str, Any]:
         max(0, int(r["errors"] or 0) - sum(int(r[f] or 0) for f in _kind_fields())) for r in rows
     ]
     out["any_runs"] = any(out["runs"])
-    out["connections"] = _connection_series(scope, step, times)
+    out["connection_table"] = connection_latency(scope)
+    out["connections"] = _connection_series(scope, step, times, out["connection_table"])
     return out
 
 
@@ -382,69 +515,81 @@ def _kind_fields() -> list[str]:
     return [*ERROR_KIND_FIELDS.values()]
 
 
-def _connection_series(scope: Scope, step: str, times: list[datetime]) -> list[dict[str, Any]]:
+def connection_latency(scope: Scope) -> list[dict[str, Any]]:
+    """Every connection called in the range: its calls and p50/p95 over the whole range
+    (from its summed buckets), the most called first. One GROUP BY per level read, one
+    query for the names. A clone keeps its source's lineage ids, so a connection is
+    (integration, lineage)."""
+    summed = _latency_by(scope, ("integration_id", "connection_lineage_id"))
+    if not summed:
+        return []
+    found = list(
+        Connection.objects.filter(
+            integration__in=scope.integrations.values("pk"),
+            lineage_id__in={lineage for _, lineage in summed},
+        ).values_list("integration_id", "lineage_id", "name", "integration__name")
+    )
+    shown = Counter(name for _, _, name, _ in found)
+    names = {
+        (pk, lineage): f"{name} ({integration})" if shown[name] > 1 else name
+        for pk, lineage, name, integration in found
+    }
+    out = []
+    for (pk, lineage), buckets in summed.items():
+        p50, p95 = _percentiles(buckets)
+        out.append(
+            {
+                "integration_id": pk,
+                "lineage_id": str(lineage),
+                "name": names.get((pk, lineage)) or f"Connection {str(lineage)[:8]}",
+                "calls": histogram.count(buckets),
+                "p50_ms": p50,
+                "p95_ms": p95,
+            }
+        )
+    return sorted(out, key=lambda c: (-c["calls"], c["name"].lower()))
+
+
+def _connection_series(
+    scope: Scope, step: str, times: list[datetime], table: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The response-time chart's lines: p50/p95 per period of the CHART_CONNECTIONS most
+    called connections of `table`, and one line for all the others merged (their buckets
+    summed per period, so its percentiles are those of their calls together). One
+    GROUP BY per level read, whatever the number of connections."""
+    top, rest = table[:CHART_CONNECTIONS], table[CHART_CONNECTIONS:]
+    if not top:
+        return []
     summed = _sums(
         scope,
         {"range": (scope.start, scope.until)},
         {"range": BUCKET_FIELDS},
-        ("integration_id", "connection_lineage_id"),
+        ("line",),
         latency=True,
         step=step,
+        line=[(c["integration_id"], c["lineage_id"]) for c in top],
     )
-    rows = [
-        {
-            "integration_id": key[0],
-            "connection_lineage_id": key[1],
-            "at": key[2],
-            **{f: entry.get(("range", f), 0) for f in BUCKET_FIELDS},
-        }
-        for key, entry in sorted(summed.items(), key=lambda kv: kv[0][2])
-    ]
-    index = {t: i for i, t in enumerate(times)}
-    # A clone keeps its source's lineage ids: a connection is (integration, lineage).
-    per: dict[tuple[int, uuid.UUID], dict[str, Any]] = {}
-    for r in rows:
-        entry = per.setdefault(
-            (r["integration_id"], r["connection_lineage_id"]),
+    lines = [{"name": c["name"], "calls": c["calls"]} for c in top]
+    if rest:
+        lines.append(
             {
-                "p50": [None] * len(times),
-                "p95": [None] * len(times),
-                "calls": 0,
-                "all": histogram.empty(),
-            },
-        )
-        buckets = [r[f] or 0 for f in BUCKET_FIELDS]
-        i = index.get(r["at"])
-        if i is not None:
-            entry["p50"][i], entry["p95"][i] = _percentiles(buckets)
-        entry["all"] = histogram.merge(entry["all"], buckets)
-    found = list(
-        Connection.objects.filter(
-            integration__in=scope.integrations.values("pk"),
-            lineage_id__in={lineage for _, lineage in per},
-        ).values_list("integration_id", "lineage_id", "name", "integration__name")
-    )
-    shown = [name for _, _, name, _ in found]
-    twice = {name for name in shown if shown.count(name) > 1}
-    names = {
-        (pk, lineage): f"{name} ({integration})" if name in twice else name
-        for pk, lineage, name, integration in found
-    }
-    out = []
-    for (pk, lineage), entry in per.items():
-        p50, p95 = _percentiles(entry["all"])
-        out.append(
-            {
-                "lineage_id": str(lineage),
-                "name": names.get((pk, lineage)) or f"Connection {str(lineage)[:8]}",
-                "calls": histogram.count(entry["all"]),
-                "p50_ms": p50,
-                "p95_ms": p95,
-                "p50": entry["p50"],
-                "p95": entry["p95"],
+                "name": f"{len(rest)} other connection{'s' if len(rest) > 1 else ''}",
+                "calls": sum(c["calls"] for c in rest),
+                "others": True,
             }
         )
-    return sorted(out, key=lambda c: c["name"].lower())
+    for entry in lines:
+        entry["p50"], entry["p95"] = [None] * len(times), [None] * len(times)
+    index = {t: i for i, t in enumerate(times)}
+    for (n, at), entry in summed.items():
+        i = index.get(at)
+        if i is None:
+            continue
+        target = lines[-1] if n == OTHERS else lines[n]
+        target["p50"][i], target["p95"][i] = _percentiles(
+            [entry.get(("range", f), 0) for f in BUCKET_FIELDS]
+        )
+    return lines
 
 
 # Payload issues ------------------------------------------------------------------------
@@ -455,8 +600,10 @@ def error_groups(scope: Scope, *, limit: int = ERROR_GROUPS) -> list[dict[str, A
     and message: count, first and last seen, the flow, an example run (the latest).
     Read from the error group rollups (runs created in the range; one query per level)."""
     found: dict[tuple[Any, str], dict[str, Any]] = {}
-    for level, q in _periods(scope.start, scope.until):
-        qs = level.errors.objects.filter(q, integration__in=scope.integrations.values("pk"))
+    for level, spans in _periods(scope.start, scope.until):
+        qs = level.errors.objects.filter(
+            _period_q(level, spans), integration__in=scope.integrations.values("pk")
+        )
         if scope.flow:
             qs = qs.filter(flow_lineage_id=scope.flow)
         rows = (

@@ -54,7 +54,8 @@ def monitoring_page(request: HttpRequest) -> HttpResponse:
     form, scope, key = scope_from(request, now=now)
     rows = monitoring.flow_rows(scope, now=now)
     data = monitoring.series(scope)
-    chart_data = data
+    # Every connection is in the table; the browser only needs the chart's lines.
+    chart_data = {k: v for k, v in data.items() if k != "connection_table"}
     table = [
         {
             "label": label,
@@ -75,6 +76,7 @@ def monitoring_page(request: HttpRequest) -> HttpResponse:
             "series": data,
             "chart_data": chart_data,
             "table": table,
+            "chart_connections": monitoring.CHART_CONNECTIONS,
             "rules": health.RULES,
             "status_counts": counts,
             "groups": monitoring.error_groups(scope),

@@ -7,10 +7,12 @@ runs (imports run one way: integrations ← … ← runs).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
 
 from .. import health, monitoring, selectors
 from ..models import AlertRule, AlertState, FlowSample
@@ -102,3 +104,20 @@ def integration_health_panel(context: Any, integration) -> dict[str, Any]:
             integration=integration, state=AlertState.FIRING
         ).count(),
     }
+
+
+@register.simple_tag
+def time_tag(value: datetime | None, css: str = "", empty: str = "") -> str:
+    """`<time datetime="ISO">YYYY-MM-DD HH:MM</time>` in the current time zone, or `empty`.
+    The same as `{{ value|date:"c" }}` and `|date:"Y-m-d H:i"`, for pages with many
+    timestamps (the Monitoring grid): the `date` filter costs ~40 µs a call."""
+    if value is None:
+        return empty
+    local = timezone.localtime(value)
+    attrs = format_html(' class="{}"', css) if css else ""
+    return format_html(
+        '<time datetime="{}"{}>{}</time>',
+        local.isoformat(),
+        attrs,
+        local.strftime("%Y-%m-%d %H:%M"),
+    )

@@ -25,6 +25,7 @@
     });
   }
 
+  var OTHERS = "#6b7280";
   var COLORS = ["#4f46e5", "#0e9f6e", "#c2253b", "#a15c07", "#1d5fa8", "#7c3aed", "#0891b2", "#be185d"];
 
   function widthOf(el) {
@@ -82,13 +83,16 @@
     if ((el = document.querySelector("[data-chart=latency]"))) {
       var series = [], data = [xs];
       d.connections.forEach(function (c, i) {
-        series.push(line(c.name + " p50", i, { points: { show: true, size: 5 }, value: function (u, v) { return v == null ? "–" : v + " ms"; } }));
+        // The connections past the chart's few are one grey line (they are all in the table).
+        var color = c.others ? { stroke: OTHERS } : {};
+        series.push(line(c.name + " p50", i, Object.assign({ points: { show: true, size: 5 }, value: function (u, v) { return v == null ? "–" : v + " ms"; } }, color)));
         data.push(c.p50);
-        series.push(line(c.name + " p95", i, { dash: [6, 4], points: { show: true, size: 5 }, value: function (u, v) { return v == null ? "–" : v + " ms"; } }));
+        series.push(line(c.name + " p95", i, Object.assign({ dash: [6, 4], points: { show: true, size: 5 }, value: function (u, v) { return v == null ? "–" : v + " ms"; } }, color)));
         data.push(c.p95);
       });
       if (series.length) {
-        draw(el, series, data, { scales: { y: { distr: 3 } } });
+        // Up to 18 lines: a legend of names only keeps the card short (the table has the figures).
+        draw(el, series, data, { scales: { y: { distr: 3 } }, legend: { live: false } });
       } else {
         el.hidden = true;
       }

@@ -19,6 +19,8 @@ PostgreSQL only.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ilm_mon_bench \\
         .venv/bin/python -m tests.bench.fig_monitoring [--runs-total 1000000] [--runs 5]
 
+`--reuse` measures the runs already recorded there, recording nothing.
+
 `make bench` generates BENCH_MONITORING_RUNS runs (default 1,000,000).
 """
 
@@ -424,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-total", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="only measure, on the runs already recorded (no migrate, nothing recorded)",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database of its own.")
@@ -434,8 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0, interactive=False)
-    tenth = record(args.runs_total)
+    if args.reuse:
+        if not _have():
+            raise SystemExit("--reuse: no runs of the figure in this database; run without it.")
+        tenth = None
+    else:
+        call_command("migrate", verbosity=0, interactive=False)
+        tenth = record(args.runs_total)
     m = measure(args.runs)
     print(f"{'runs':>24}: {m['runs']:,}\n{'steps':>24}: {m['steps']:,}")
     for key in ("page_30d", "api_24h", "api_30d", "scan"):

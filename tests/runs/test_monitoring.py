@@ -7,17 +7,19 @@ import csv
 import io
 import uuid
 from collections import Counter
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from integrations.models import AccessLevel
-from runs import health, monitoring
-from runs.models import Run
+from integrations.models import AccessLevel, Integration
+from runs import health, histogram, monitoring
+from runs.models import Run, RunStep
 from runs.rollups import hour_of
+from runs.templatetags.runs_ui import time_tag
 from tests.factories import (
     ConnectionFactory,
     FlowFactory,
@@ -302,3 +304,128 @@ def test_the_integration_page_has_a_health_panel_and_its_tile_a_sparkline(client
     for day, n in per_day.items():
         assert f"{day:%b %d}: {n} run(s)" in home
     assert sum(per_day.values()) == 4
+
+
+def _bucketed(ms: int, n: int) -> list[int]:
+    """A histogram of `n` calls that took about `ms` (the bucket holding it)."""
+    hist = histogram.empty()
+    for _ in range(n):
+        histogram.observe(hist, ms)
+    return hist
+
+
+@pytest.fixture
+def busy(teams):
+    """Our flow calls four more connections, each a different number of times and speed,
+    on two days of the last week."""
+    integration, flow = teams["Ours flow"]
+    conns = {
+        name: ConnectionFactory(integration=integration, name=name)
+        for name in ("Shop", "ERP", "Tax", "Mail")
+    }
+    calls = {"Shop": (40, 30), "ERP": (20, 300), "Tax": (6, 900), "Mail": (4, 5000)}
+    now = timezone.now()
+    for day in (1, 3):
+        make_run(
+            integration,
+            flow.lineage_id,
+            flow_name="Ours flow",
+            created_at=now - timedelta(days=day),
+            steps=[
+                (conns[name].lineage_id, _bucketed(ms + day, n)) for name, (n, ms) in calls.items()
+            ],
+        )
+    return calls
+
+
+def test_the_latency_chart_draws_the_most_called_connections_and_the_others_as_one_line(
+    developer, busy, monkeypatch
+):
+    monkeypatch.setattr(monitoring, "CHART_CONNECTIONS", 2)
+    now = timezone.now()
+    scope = monitoring.scope_for(developer, since=now - timedelta(days=30), until=now)
+    data = monitoring.series(scope)
+    # The table: every connection the developer may see, most called first.
+    table = data["connection_table"]
+    assert [c["name"] for c in table] == ["Shop", "ERP", "Ours flow API", "Tax", "Mail"]
+    assert [c["calls"] for c in table] == [80, 40, 12, 12, 8]
+    shop = table[0]
+    assert (shop["p50_ms"], shop["p95_ms"]) == monitoring._percentiles(
+        histogram.merge(_bucketed(31, 40), _bucketed(33, 40))
+    )
+    # The chart: the two most called, then one line for the three others merged.
+    lines = data["connections"]
+    assert [c["name"] for c in lines] == ["Shop", "ERP", "3 other connections"]
+    assert lines[-1]["others"] and lines[-1]["calls"] == 12 + 12 + 8
+    # Each day's "others" point: the percentiles of the other connections' calls that day,
+    # recounted from the raw step records.
+    top = {(c["integration_id"], c["lineage_id"]) for c in table[:2]}
+    for i, at in enumerate(data["times"]):
+        start = datetime.fromisoformat(at)
+        steps = RunStep.objects.filter(
+            run__integration__in=scope.integrations,
+            run__created_at__gte=start,
+            run__created_at__lt=start + timedelta(days=1),
+            connection_lineage_id__isnull=False,
+        ).select_related("run")
+        rest = [
+            s.histogram
+            for s in steps
+            if (s.run.integration_id, str(s.connection_lineage_id)) not in top
+        ]
+        expected = monitoring._percentiles(reduce(histogram.merge, rest)) if rest else (None, None)
+        assert (lines[-1]["p50"][i], lines[-1]["p95"][i]) == expected
+    assert sum(p is not None for p in lines[-1]["p95"]) >= 2  # the two busy days at least
+
+
+def test_a_few_connections_are_all_drawn_without_an_others_line(developer, busy):
+    now = timezone.now()
+    scope = monitoring.scope_for(developer, since=now - timedelta(days=7), until=now)
+    data = monitoring.series(scope)
+    assert [c["name"] for c in data["connections"]] == [c["name"] for c in data["connection_table"]]
+    assert not any(c.get("others") for c in data["connections"])
+
+
+def test_the_page_lists_every_connection_under_the_chart_but_sends_only_the_lines(
+    client, developer, busy, monkeypatch
+):
+    monkeypatch.setattr(monitoring, "CHART_CONNECTIONS", 2)
+    client.force_login(developer)
+    response = client.get(reverse("runs:monitoring"), {"range": "30d"})
+    html = response.content.decode()
+    table = html[html.index('data-testid="connection-table"') :]
+    table = table[: table.index("</table>")]
+    for name in ("Shop", "ERP", "Tax", "Mail", "Ours flow API"):
+        assert f"<td>{name}</td>" in table
+    assert "Secret flow API" not in html  # another team's connection
+    assert "the 2 most called, the others as one line" in html
+    chart = response.context["chart_data"]
+    assert "connection_table" not in chart
+    assert [c["name"] for c in chart["connections"]][-1] == "3 other connections"
+
+
+def test_the_grid_writes_its_times_as_time_elements(client, developer, teams):
+    client.force_login(developer)
+    response = client.get(reverse("runs:monitoring"))
+    row = response.context["rows"][0]
+    at = timezone.localtime(row["last_run_at"])
+    assert (
+        f'<time datetime="{at.isoformat()}" class="relative small">'
+        f"{at:%Y-%m-%d %H:%M}</time>" in response.content.decode()
+    )
+    assert time_tag(None, empty="Never") == "Never"
+
+
+def test_a_scope_of_no_integrations_reads_nothing(teams):
+    """A user without a role may see no integration (`Integration.objects.none()`): every
+    reader answers empty rather than failing."""
+    now = timezone.now()
+    scope = monitoring.Scope(
+        integrations=Integration.objects.none(),
+        flow=None,
+        since=now - timedelta(days=30),
+        until=now,
+    )
+    assert monitoring.flow_rows(scope, now=now) == []
+    data = monitoring.series(scope)
+    assert not data["any_runs"] and data["connection_table"] == [] and data["connections"] == []
