@@ -36,7 +36,7 @@ from integrations.reference_names import (
     refs_of_recorded,
     shown_value,
 )
-from integrations.resources import RESOURCE_TYPES, is_code_field
+from integrations.resources import RESOURCE_TYPES, is_code_field, is_described_field
 from integrations.value_diff import ValueDiff, as_text, value_diff
 
 from . import selectors
@@ -270,7 +270,7 @@ class ChangeRow:
     # What the values refer to, by name: linked while it exists, "deleted …" once not.
     refs: list[Ref] = dc_field(default_factory=list)
     value_ref: Ref | None = None
-    # A flow's cron schedule: shown with its words beside it.
+    # A field its type describes in words (a flow's cron schedule): shown beside it.
     schedule: bool = False
 
 
@@ -313,7 +313,7 @@ def change_rows(event: Event) -> list[ChangeRow]:
         field = str(change.get("field", ""))
         raw_old, raw_new = change.get("old"), change.get("new")
         old, new = shown(raw_old), shown(raw_new)
-        schedule = event.resource_type == "flow" and field == "schedule"
+        schedule = is_described_field(event.resource_type, field)
         refs: list[Ref] = []
         for ref in _refs_in(raw_new, by_id, recorded) + _refs_in(raw_old, by_id, recorded):
             if ref not in refs:

@@ -10,7 +10,7 @@ so no document ever holds them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +46,19 @@ class ResourceType:
     # (apply and package import run it per body; the model's clean() runs the full one).
     # Raises ValidationError naming the field.
     validate: Callable[[Mapping[str, Any]], None] | None = None
+    # References inside a field's value (a step's mapping naming a lookup cache): yields
+    # (where, lineage id, referred type) for a body; apply and package import check that
+    # each refers to a resource that is there.
+    inner_refs: Callable[[Mapping[str, Any]], Iterator[tuple[str, str, str]]] | None = None
     # Where people see it: the URL name of the integration tab listing it, and of its own
     # page where it has one (both take the integration's pk; the page then its pk).
     tab: str | None = None
     page: str | None = None
+
+    @property
+    def parent_type(self) -> str | None:
+        """Key of the type this one lives in (a step's flow): what its parent field refers to."""
+        return self.refs[self.parent] if self.parent else None
 
     def queryset(self, integration_id: int) -> models.QuerySet:
         qs = self.model.objects.filter(integration_id=integration_id)
@@ -110,6 +119,7 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
             parent="flow",
             list_keys={"config.mappings": "target"},
             validate=lambda values: validate_step_config_field(values.get("config")),
+            inner_refs=lambda values: step_cache_refs(values.get("config")),
         ),
     )
 }
@@ -159,6 +169,12 @@ LIST_KEYS: dict[str, dict[str, str]] = {
 # {resource type: field naming its parent}, as the diff engine takes it.
 PARENT_FIELDS: dict[str, str] = {rt.key: rt.parent for rt in RESOURCE_TYPES.values() if rt.parent}
 
+# {nested resource type: the type it lives in} (steps live in flows): reviews and snapshot
+# contents show each nested resource under its parent.
+PARENT_TYPES: dict[str, str] = {
+    rt.key: rt.parent_type for rt in RESOURCE_TYPES.values() if rt.parent_type
+}
+
 
 def resource_url(type_key: str, integration_id: int, pk: int) -> str:
     """Where a resource is shown: its own page, else the tab that lists it."""
@@ -174,6 +190,12 @@ def is_code_field(type_key: str, field_name: str) -> bool:
     """Whether a field holds program text (a line diff shows its changes)."""
     rt = RESOURCE_TYPES.get(type_key)
     return rt is not None and field_name in rt.code_fields
+
+
+def is_described_field(type_key: str, field_name: str) -> bool:
+    """Whether a field's value is shown with words beside it (a flow's schedule)."""
+    rt = RESOURCE_TYPES.get(type_key)
+    return rt is not None and field_name in rt.described_fields
 
 
 def field_meaning(type_key: str, field_name: str, value: Any) -> str:
@@ -242,6 +264,16 @@ def validate_step_config_field(config: Any) -> None:
         validate_step_config(config, integration_id=None)
     except ValidationError as exc:
         raise ValidationError({"config": exc.messages}) from None
+
+
+def step_cache_refs(config: Any) -> Iterator[tuple[str, str, str]]:
+    """The lookup caches a step's config names: ("mapping i", lineage id, "lookup_cache")."""
+    if not isinstance(config, dict):
+        return
+    for i, mapping in enumerate(config.get("mappings") or [], start=1):
+        cache = mapping.get("lookup_cache") if isinstance(mapping, dict) else None
+        if cache not in (None, ""):
+            yield f"mapping {i}", str(cache), "lookup_cache"
 
 
 def validate_ignore_fields(value: Any) -> dict[str, list[str]]:

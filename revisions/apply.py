@@ -68,19 +68,14 @@ def document_problems(document: Mapping[str, Any]) -> list[str]:
                     f"{rt.label} {body.get('name')!r} uses a {what} that would not exist "
                     f"({ref}); include that {what} or leave the {rt.label.lower()} out."
                 )
-        config = body.get("config")
-        if rt.key == "step" and isinstance(config, dict):
-            for i, mapping in enumerate(config.get("mappings") or [], start=1):
-                cache = mapping.get("lookup_cache") if isinstance(mapping, dict) else None
-                if cache in (None, ""):
-                    continue
-                target = resources.get(str(cache))
-                if target is None or target.get("type") != "lookup_cache":
-                    problems.append(
-                        f"Flow step {body.get('name')!r}, mapping {i}, uses a lookup cache "
-                        f"that would not exist ({cache}); include the cache or leave the "
-                        "step out."
-                    )
+        for where, ref, target_type in rt.inner_refs(body) if rt.inner_refs else ():
+            target = resources.get(ref)
+            if target is None or target.get("type") != target_type:
+                what = RESOURCE_TYPES[target_type].label.lower()
+                problems.append(
+                    f"{rt.label} {body.get('name')!r}, {where}, uses a {what} that would not "
+                    f"exist ({ref}); include that {what} or leave the {rt.label.lower()} out."
+                )
     return problems
 
 

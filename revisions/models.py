@@ -70,6 +70,26 @@ CANCELLABLE_STATUSES: dict[str, frozenset[str]] = {
     RevisionType.REVERT: frozenset({S.QUEUED, S.AWAITING_APPROVAL}),
 }
 
+# What the pages say about a status, declared here rather than in templates: the mark a
+# finished revision's badge carries, the progress note while the engine works (by
+# status, else by type), and the heading of a completed one by type.
+STATUS_MARKS: dict[str, str] = {S.COMPLETED: "✓", S.FAILED: "✕"}
+PROGRESS_NOTES: dict[str, str] = {
+    S.MERGING: "Applying the reviewed changes in one transaction. "
+    "A snapshot was taken before anything changed.",
+    S.QUEUED: "Waiting for a worker to pick it up.",
+}
+PROGRESS_NOTES_BY_TYPE: dict[str, str] = {
+    RevisionType.PULL: "Comparing the two integrations with their last sync point.",
+    RevisionType.REVERT: "Restoring the earlier state. A snapshot was taken first.",
+}
+DONE_TITLES: dict[str, str] = {
+    RevisionType.PULL: "Merged",
+    RevisionType.REVERT: "Reverted",
+    RevisionType.CLONE: "Cloned",
+    RevisionType.SNAPSHOT: "Snapshot saved",
+}
+
 
 class InvalidTransition(Exception):
     pass
@@ -201,6 +221,30 @@ class Revision(models.Model):
     @property
     def has_two_states(self) -> bool:
         return self.type in TWO_STATE_TYPES
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == RevisionStatus.FAILED
+
+    @property
+    def is_comparable(self) -> bool:
+        """Completed with a recorded state: it can be picked to compare with another."""
+        return self.status == RevisionStatus.COMPLETED and self.tree_after_id is not None
+
+    @property
+    def status_mark(self) -> str:
+        return STATUS_MARKS.get(self.status, "")
+
+    @property
+    def progress_note(self) -> str:
+        """What the engine is doing with it, for the page that polls while it works."""
+        return PROGRESS_NOTES.get(
+            self.status, PROGRESS_NOTES_BY_TYPE.get(self.type, "Working on it.")
+        )
+
+    @property
+    def done_title(self) -> str:
+        return DONE_TITLES.get(self.type, DONE_TITLES[RevisionType.SNAPSHOT])
 
     def can_move_to(self, status: str) -> bool:
         return status in TRANSITIONS[self.status]

@@ -271,13 +271,12 @@ def _check_resource(
             rt.validate(plain)
         except ValidationError as exc:
             raise ValidationError(f"{label}: {exc.messages[0]}") from None
-    if rt.key == "step":
-        for i, mapping in enumerate(plain["config"].get("mappings", []), start=1):
-            cache = mapping.get("lookup_cache")
-            if cache not in (None, "") and types.get(str(cache)) != "lookup_cache":
-                raise ValidationError(
-                    f"{label}: mapping {i} refers to a lookup cache that is not in this package."
-                )
+    for where, ref, target_type in rt.inner_refs(plain) if rt.inner_refs else ():
+        if types.get(ref) != target_type:
+            what = RESOURCE_TYPES[target_type].label.lower()
+            raise ValidationError(
+                f"{label}: {where} refers to a {what} that is not in this package."
+            )
 
 
 # Importing ----------------------------------------------------------------------------

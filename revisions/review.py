@@ -23,12 +23,14 @@ from integrations.reference_names import referenced_ids as ids_in
 from integrations.reference_names import shown_value as _shown_value
 from integrations.resources import (
     LIST_KEYS,
+    PARENT_TYPES,
     RESOURCE_TYPES,
     SECRET_FIELDS,
+    field_meaning,
     hide_secrets,
     is_code_field,
+    is_described_field,
 )
-from integrations.schedules import describe_schedule
 from integrations.value_diff import ValueDiff, _similar, as_text, value_diff, word_diff
 
 from .diff import Changeset, Key, parse_path
@@ -45,6 +47,10 @@ from .models import (
 
 # Order a reviewer reads an integration in: what it talks to, what it does, its helpers.
 GROUP_ORDER: tuple[str, ...] = ("integration", "connection", "flow", "script", "lookup_cache")
+# Summary rows: the reading order, then the nested types (steps).
+SUMMARY_ORDER: tuple[str, ...] = GROUP_ORDER + tuple(
+    k for k in PARENT_TYPES if k not in GROUP_ORDER
+)
 INTEGRATION_LABEL = ("Integration settings", "Integration settings")
 
 
@@ -260,37 +266,43 @@ def stored_bodies(
     return {lid: bodies[h] for lid, h in hashes.items() if h in bodies}
 
 
-def step_parents(revision: Revision, step_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """Flow (lineage id, name) of each step, read from the revision's stored trees.
+def parents_of(
+    revision: Revision, type_key: str, lineage_ids: list[str]
+) -> dict[str, tuple[str, str]]:
+    """Parent (lineage id, name) of each nested resource (a step's flow), read from the
+    revision's stored trees.
 
-    For changeset entries that do not name their flow. Constant queries.
+    For changeset entries that do not name their parent. Constant queries.
     """
-    if not step_ids:
+    rt = RESOURCE_TYPES[type_key]
+    if not lineage_ids or rt.parent is None or rt.parent_type is None:
         return {}
-    flow_of = {
-        lid: str(body["flow"])
-        for lid, body in stored_bodies(revision, step_ids).items()
-        if body.get("flow")
+    parent_of = {
+        lid: str(body[rt.parent])
+        for lid, body in stored_bodies(revision, lineage_ids).items()
+        if body.get(rt.parent)
     }
-    names = flow_names(revision, set(flow_of.values()))
-    return {lid: (fid, names.get(fid, "Flow")) for lid, fid in flow_of.items()}
+    names = resource_names(revision, rt.parent_type, set(parent_of.values()))
+    label = RESOURCE_TYPES[rt.parent_type].label
+    return {lid: (pid, names.get(pid, label)) for lid, pid in parent_of.items()}
 
 
-def flow_names(revision: Revision, flow_ids: Iterable[str]) -> dict[str, str]:
-    """Names of flows by lineage id: from the revision's trees, else the integration now.
+def resource_names(revision: Revision, type_key: str, lineage_ids: Iterable[str]) -> dict[str, str]:
+    """Names of resources of one type by lineage id: from the revision's trees, else the
+    integration now.
 
-    At most two queries whatever the number of flows.
+    At most two queries whatever the number of resources.
     """
-    wanted = {str(f) for f in flow_ids}
+    wanted = {str(f) for f in lineage_ids}
     if not wanted:
         return {}
+    rt = RESOURCE_TYPES[type_key]
     names = {
-        lid: body.get("name") or "Flow"
+        lid: body.get("name") or rt.label
         for lid, body in stored_bodies(revision, sorted(wanted)).items()
     }
     missing = wanted - set(names)
     if missing:
-        rt = RESOURCE_TYPES["flow"]
         for lid, name in rt.model.objects.filter(
             integration_id=revision.integration_id, lineage_id__in=sorted(missing)
         ).values_list("lineage_id", "name"):
@@ -304,50 +316,16 @@ def group_resources(
     revision: Revision | None = None,
     only_conflicts: bool = False,
 ) -> list[ResourceGroup]:
-    """Resources grouped by type in reading order, steps nested under their flow."""
+    """Resources grouped by type in reading order, nested ones (steps) under their parent."""
     items = [_item_of(r) for r in resources]
-    steps = [i for i in items if i.type == "step"]
-    missing = [s.lineage_id for s in steps if not s.parent]
-    parents = step_parents(revision, missing) if (revision is not None and missing) else {}
-    flows = {i.lineage_id: i for i in items if i.type == "flow"}
-    # Flows listed only because steps under it changed: their names come from the trees.
-    unlisted = {s.parent for s in steps if s.parent and s.parent not in flows}
-    if revision is not None and unlisted:
-        names = flow_names(revision, unlisted)
-        parents.update(
-            {s.lineage_id: (s.parent, names.get(s.parent, "Flow")) for s in steps if s.parent}
-        )
-    orphans: list[ResourceItem] = []
-    for step in steps:
-        parent_id, parent_name = step.parent, None
-        if step.lineage_id in parents:
-            parent_id, parent_name = parents[step.lineage_id]
-        if not parent_id:
-            orphans.append(step)
-            continue
-        flow = flows.get(parent_id)
-        if flow is None:
-            flow = ResourceItem(
-                lineage_id=parent_id,
-                type="flow",
-                name=parent_name or "Flow",
-                action="modified",
-                field_count=0,
-                conflicts=0,
-                unresolved=0,
-                included=True,
-                context_only=True,
-            )
-            flows[parent_id] = flow
-        flow.children.append(step)
     by_type: dict[str, list[ResourceItem]] = {}
     for item in items:
-        if item.type == "step":
-            continue
-        by_type.setdefault(item.type, []).append(item)
-    by_type["flow"] = list(flows.values())
-    if orphans:
-        by_type["step"] = orphans
+        if item.type not in PARENT_TYPES:
+            by_type.setdefault(item.type, []).append(item)
+    for child_type, parent_type in PARENT_TYPES.items():
+        orphans = _nest(items, child_type, parent_type, by_type, revision)
+        if orphans:
+            by_type[child_type] = orphans
     groups: list[ResourceGroup] = []
     order = list(GROUP_ORDER) + sorted(t for t in by_type if t not in GROUP_ORDER)
     for type_key in order:
@@ -366,6 +344,57 @@ def group_resources(
             ResourceGroup(type_key, type_label(type_key, plural=True), group_items, count)
         )
     return groups
+
+
+def _nest(
+    items: list[ResourceItem],
+    child_type: str,
+    parent_type: str,
+    by_type: dict[str, list[ResourceItem]],
+    revision: Revision | None,
+) -> list[ResourceItem]:
+    """Put each `child_type` item under its parent in `by_type[parent_type]`, adding a
+    context-only parent where the parent itself did not change. Returns the children
+    whose parent is unknown."""
+    label = RESOURCE_TYPES[parent_type].label
+    children = [i for i in items if i.type == child_type]
+    missing = [c.lineage_id for c in children if not c.parent]
+    parents = (
+        parents_of(revision, child_type, missing) if (revision is not None and missing) else {}
+    )
+    listed = {i.lineage_id: i for i in by_type.get(parent_type, [])}
+    # Parents listed only because children under them changed: names come from the trees.
+    unlisted = {c.parent for c in children if c.parent and c.parent not in listed}
+    if revision is not None and unlisted:
+        names = resource_names(revision, parent_type, unlisted)
+        parents.update(
+            {c.lineage_id: (c.parent, names.get(c.parent, label)) for c in children if c.parent}
+        )
+    orphans: list[ResourceItem] = []
+    for child in children:
+        parent_id, parent_name = child.parent, None
+        if child.lineage_id in parents:
+            parent_id, parent_name = parents[child.lineage_id]
+        if not parent_id:
+            orphans.append(child)
+            continue
+        parent = listed.get(parent_id)
+        if parent is None:
+            parent = ResourceItem(
+                lineage_id=parent_id,
+                type=parent_type,
+                name=parent_name or label,
+                action="modified",
+                field_count=0,
+                conflicts=0,
+                unresolved=0,
+                included=True,
+                context_only=True,
+            )
+            listed[parent_id] = parent
+        parent.children.append(child)
+    by_type[parent_type] = list(listed.values())
+    return orphans
 
 
 _ANY_ID = "00000000-0000-0000-0000-0000000000ff"
@@ -394,7 +423,7 @@ def summary_of(changes: Changeset) -> dict[str, Any]:
         summary[key] = int(summary.get(key) or 0)
     by_type = summary.get("by_type") or summary.get("per_type") or {}
     rows = []
-    for type_key in list(GROUP_ORDER) + ["step"]:
+    for type_key in SUMMARY_ORDER:
         counts = by_type.get(type_key)
         if not counts:
             continue
@@ -586,7 +615,8 @@ def field_rows(
     def shown(value: Any) -> Any:
         return shown_value(value, ref_names)
 
-    keyed = LIST_KEYS.get(res.get("type", ""), {})
+    type_key = str(res.get("type") or "")
+    keyed = LIST_KEYS.get(type_key, {})
     tables: dict[str, MappingTable] = {}
     rows: list[Any] = []
     fields: list[dict[str, Any]] = []
@@ -634,14 +664,12 @@ def field_rows(
             ref = ref_names.get(lid)
             if isinstance(ref, Ref) and ref.type_key and ref not in row.refs:
                 row.refs.append(ref)
-        if res.get("type") == "flow" and path == "schedule":
-            # Each side's cron line with its words, by the one cron-words helper (the
-            # `schedule` template filter); nothing to say about an absent or empty side.
+        if is_described_field(type_key, path):
+            # Each side's value where its type has words for it (a cron line: the
+            # `schedule` template filter shows them); nothing for an absent or empty side.
             row.meaning = {
-                "left": ours if isinstance(ours, str) and describe_schedule(ours) else "",
-                "right": row.after
-                if isinstance(row.after, str) and describe_schedule(row.after)
-                else "",
+                "left": ours if field_meaning(type_key, path, ours) else "",
+                "right": row.after if field_meaning(type_key, path, row.after) else "",
             }
         rows.append(row)
     for table in tables.values():
@@ -1034,6 +1062,8 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
     def named(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
         return sorted(items, key=lambda x: (str(x[1].get("name") or "").lower(), x[0]))
 
+    # Each step under its flow, by the parent field the step type declares.
+    step_parent = RESOURCE_TYPES["step"].parent or ""
     steps_of: dict[str, list[dict[str, Any]]] = {}
     for _lid, body in by_type.get("step", []):
         config = body.get("config") if isinstance(body.get("config"), dict) else {}
@@ -1044,7 +1074,7 @@ def state_contents(doc: dict[str, Any], integration: Any) -> list[dict[str, Any]
         ]
         hooks = config.get("hooks") if isinstance(config.get("hooks"), dict) else {}
         rest = {k: v for k, v in config.items() if k not in ("mappings", "hooks")}
-        steps_of.setdefault(str(body.get("flow") or ""), []).append(
+        steps_of.setdefault(str(body.get(step_parent) or ""), []).append(
             {
                 "name": body.get("name") or "(unnamed)",
                 "kind": str(body.get("kind") or "").capitalize(),

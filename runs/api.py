@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from audit.api import CSVRenderer
-from integrations.api_base import ApiView, Pagination
+from integrations.api_base import ApiView, Pagination, validated
 from integrations.models import Environment, Flow, User
 from integrations.permissions import (
     Action,
@@ -93,9 +93,8 @@ class FlowRunsView(ApiView):
         if flow is None:
             raise Http404("No such flow.")
         get_visible_integration(request.user, flow.integration_id)
-        serializer = RunStartSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        mode = serializer.validated_data["mode"]
+        data = validated(RunStartSerializer, request.data)
+        mode = data["mode"]
         require(request.user, run_action(mode), flow.integration)
         try:
             run = services.run_start(
@@ -103,15 +102,10 @@ class FlowRunsView(ApiView):
                 user=request.user,
                 mode=mode,
                 trigger=RunTrigger.API if mode == RunMode.LIVE else RunTrigger.TEST,
-                records=serializer.validated_data.get("records"),
+                records=data.get("records"),
             )
         except services.RunRefused as refused:
-            if refused.status_code == status.HTTP_400_BAD_REQUEST:
-                # Bad input answers in the API's 400 shape, naming the field at fault.
-                raise serializers.ValidationError(
-                    {refused.field or "non_field_errors": [refused.message]}
-                ) from None
-            raise
+            raise _bad_input(refused) from None
         return _answer(run, status.HTTP_202_ACCEPTED)
 
 
@@ -199,20 +193,15 @@ class RevisionBehaviourView(ApiView):
     def post(self, request, pk: int):
         revision = _pull(request, pk)
         require(request.user, Action.TEST_RUN, revision.integration)
-        serializer = BehaviourStartSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated(BehaviourStartSerializer, request.data)
         try:
             check = behaviour_checks.behaviour_check_start(
                 revision=revision,
                 user=request.user,
-                records=serializer.validated_data.get("records"),
+                records=data.get("records"),
             )
         except services.RunRefused as refused:
-            if refused.status_code == status.HTTP_400_BAD_REQUEST:
-                raise serializers.ValidationError(
-                    {refused.field or "non_field_errors": [refused.message]}
-                ) from None
-            raise
+            raise _bad_input(refused) from None
         check.refresh_from_db()
         return _behaviour_answer(revision, check, status.HTTP_202_ACCEPTED)
 
@@ -292,9 +281,9 @@ class MonitoringFlowsView(ApiView):
         responses=MonitoredFlowSerializer(many=True),
     )
     def get(self, request):
-        query = MonitoringQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        scope = monitoring.scope_for(request.user, **query.validated_data)
+        scope = monitoring.scope_for(
+            request.user, **validated(MonitoringQuerySerializer, request.query_params)
+        )
         page = self.paginate_queryset(monitoring.flow_rows(scope))
         return self.get_paginated_response(MonitoredFlowSerializer(page, many=True).data)
 
@@ -407,14 +396,13 @@ class ErrorRetryStartView(ApiView):
     def post(self, request, pk: int):
         integration = get_visible_integration(request.user, pk)
         require(request.user, Action.RETRY_ERRORS, integration)
-        serializer = ErrorRetryRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated(ErrorRetryRequestSerializer, request.data)
         try:
             retry = errors.errors_retry_start(
                 integration=integration,
                 user=request.user,
-                ids=serializer.validated_data["ids"],
-                records=serializer.validated_data.get("records"),
+                ids=data["ids"],
+                records=data.get("records"),
             )
         except services.RunRefused as refused:
             raise _bad_input(refused) from None
@@ -450,14 +438,13 @@ class ErrorResolveView(ApiView):
     def post(self, request, pk: int):
         integration = get_visible_integration(request.user, pk)
         require(request.user, Action.MANAGE_ERRORS, integration)
-        serializer = ErrorResolveRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated(ErrorResolveRequestSerializer, request.data)
         try:
             resolved = errors.errors_resolve(
                 integration=integration,
                 user=request.user,
-                ids=serializer.validated_data["ids"],
-                comment=serializer.validated_data.get("comment", ""),
+                ids=data["ids"],
+                comment=data.get("comment", ""),
             )
         except services.RunRefused as refused:
             raise _bad_input(refused) from None
@@ -489,9 +476,7 @@ class ErrorDetailView(ApiView):
     def patch(self, request, pk: int):
         error = self._error(request, pk)
         require(request.user, Action.MANAGE_ERRORS, error.integration)
-        serializer = ErrorAssignSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        username = serializer.validated_data["assignee"]
+        username = validated(ErrorAssignSerializer, request.data)["assignee"]
         assignee = None
         if username:
             assignee = User.objects.filter(username=username, is_active=True).first()

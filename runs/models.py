@@ -41,6 +41,14 @@ FINAL_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELED}
 )
 
+# What the pages say about a status, declared here rather than in templates: the mark a
+# finished run's badge carries, and how its message is shown (an error when it failed).
+STATUS_MARKS: dict[str, str] = {
+    RunStatus.SUCCEEDED: "✓",
+    RunStatus.FAILED: "✕",
+    RunStatus.PARTIAL: "!",
+}
+
 
 class ErrorKind(models.TextChoices):
     HTTP = "http", "HTTP"
@@ -114,6 +122,19 @@ class Run(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued: no worker has picked it up yet."""
+        return self.status == RunStatus.QUEUED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == RunStatus.FAILED
+
+    @property
+    def status_mark(self) -> str:
+        return STATUS_MARKS.get(self.status, "")
 
 
 class RunStep(models.Model):
@@ -281,6 +302,10 @@ class BehaviourCheck(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in BEHAVIOUR_OPEN
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == BehaviourStatus.FAILED
 
 
 # Rollups -------------------------------------------------------------------------------
@@ -568,6 +593,11 @@ class ErrorRetry(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in RETRY_OPEN_STATUSES
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued: no worker has picked it up yet."""
+        return self.status == ErrorRetryStatus.QUEUED
 
     @property
     def done(self) -> int:

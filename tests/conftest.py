@@ -19,6 +19,17 @@ def django_db_setup(django_db_setup, django_db_blocker):
                 cursor.execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_truncate")
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (the in-memory one, ilm_site/settings/test.py):
+    reads cached by primary key and version, such as the tree hash, must not outlive the
+    rows of the test that stored them (SQLite hands the same primary keys out again)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="ada", role=Role.ADMINISTRATOR, is_staff=True)

@@ -102,6 +102,25 @@ def test_a_reference_to_a_missing_resource_is_refused_before_writing(integration
     assert document_of(integration) == before
 
 
+def test_a_mapping_naming_a_missing_lookup_cache_is_refused_before_writing(integration, stocked):
+    doc = copy.deepcopy(document_of(integration))
+    step = doc["resources"][str(stocked["step"].lineage_id)]
+    step["config"] = {
+        "mappings": [
+            {"source": "a", "target": "b", "lookup_cache": str(stocked["cache"].lineage_id)},
+            {"source": "c", "target": "d", "lookup_cache": NEW_CACHE},
+        ]
+    }
+    assert document_problems(doc) == [
+        f"Flow step 'Map', mapping 2, uses a lookup cache that would not exist ({NEW_CACHE}); "
+        "include that lookup cache or leave the flow step out."
+    ]
+    before = document_of(integration)
+    with pytest.raises(ValidationError, match="mapping 2, uses a lookup cache"):
+        apply_document(integration=integration, document=doc)
+    assert document_of(integration) == before
+
+
 def test_an_invalid_value_is_refused_naming_the_resource(integration, stocked):
     doc = copy.deepcopy(document_of(integration))
     doc["resources"][str(stocked["step"].lineage_id)]["kind"] = "teleport"

@@ -57,3 +57,61 @@ def test_refresh_is_offered_on_a_pull_awaiting_approval_as_on_a_ready_one(dev_cl
     assert refresh in dev_client.get(page).content.decode()
     Revision.objects.filter(pk=sandbox_pull.pk).update(status=S.CANCELED)
     assert refresh not in dev_client.get(page).content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("type_", "status", "note"),
+    [
+        (
+            RevisionType.PULL,
+            S.MERGING,
+            "Applying the reviewed changes in one transaction. "
+            "A snapshot was taken before anything changed. This page updates by itself.",
+        ),
+        (RevisionType.PULL, S.QUEUED, "Waiting for a worker to pick it up. This page"),
+        (
+            RevisionType.PULL,
+            S.RUNNING,
+            "Comparing the two integrations with their last sync point. This page",
+        ),
+        (
+            RevisionType.REVERT,
+            S.RUNNING,
+            "Restoring the earlier state. A snapshot was taken first. This page",
+        ),
+        (RevisionType.CLONE, S.RUNNING, "Working on it. This page updates by itself."),
+    ],
+)
+def test_the_progress_note_says_what_the_engine_is_doing(
+    dev_client, sandbox_pull, type_, status, note
+):
+    Revision.objects.filter(pk=sandbox_pull.pk).update(type=type_, status=status)
+    html = dev_client.get(reverse("revisions:detail", args=[sandbox_pull.pk])).content.decode()
+    assert note in html
+    assert 'class="spinner"' in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("type_", "title"),
+    [
+        (RevisionType.PULL, "✓ Merged"),
+        (RevisionType.REVERT, "✓ Reverted"),
+        (RevisionType.CLONE, "✓ Cloned"),
+        (RevisionType.SNAPSHOT, "✓ Snapshot saved"),
+    ],
+)
+def test_a_completed_revision_is_headed_by_what_it_did(dev_client, sandbox_pull, type_, title):
+    Revision.objects.filter(pk=sandbox_pull.pk).update(type=type_, status=S.COMPLETED)
+    html = dev_client.get(reverse("revisions:detail", args=[sandbox_pull.pk])).content.decode()
+    assert f"<h2>{title}</h2>" in html
+    assert 'data-status="completed"><span aria-hidden="true">✓</span>Completed</span>' in html
+
+
+@pytest.mark.django_db
+def test_a_failed_revision_shows_its_mark_and_its_error(dev_client, sandbox_pull):
+    Revision.objects.filter(pk=sandbox_pull.pk).update(status=S.FAILED, error="Source vanished")
+    html = dev_client.get(reverse("revisions:detail", args=[sandbox_pull.pk])).content.decode()
+    assert 'data-status="failed"><span aria-hidden="true">✕</span>Failed</span>' in html
+    assert "✕ Pull failed" in html and "Source vanished" in html

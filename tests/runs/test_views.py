@@ -179,6 +179,26 @@ def test_open_run_row_polls_and_the_poll_stops_with_286_once_final(
     assert "Succeeded" in body and "hx-trigger" not in body
 
 
+@pytest.mark.parametrize(
+    ("status", "badge"),
+    [
+        (RunStatus.SUCCEEDED, '<span aria-hidden="true">✓</span>Succeeded</span>'),
+        (RunStatus.FAILED, '<span aria-hidden="true">✕</span>Failed</span>'),
+        (RunStatus.PARTIAL, '<span aria-hidden="true">!</span>Partial</span>'),
+        (RunStatus.CANCELED, 'data-status="canceled">Canceled</span>'),
+    ],
+)
+def test_a_finished_runs_badge_carries_its_mark_and_a_failure_reads_as_an_error(
+    monitor_client, integration, flow, status, badge
+):
+    run = make_run(integration, flow, status=status, message="What happened.")
+    html = monitor_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert badge in html
+    failed = status == RunStatus.FAILED
+    assert ('run-message-full message message-error"' in html) is failed
+    assert ('run-message-full message message-info"' in html) is not failed
+
+
 def test_run_page_polls_its_body_while_open_and_stops_when_final(monitor_client, integration, flow):
     run = make_run(integration, flow, status=RunStatus.QUEUED)
     html = monitor_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
