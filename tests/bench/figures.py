@@ -687,7 +687,7 @@ from tests.bench import fig_runtime as _fig_runtime  # noqa: E402
 
 figure("8")(_fig_runtime.fig8_runtime)
 
-# Figure 9: monitoring over hourly rollups (self-contained: its own data and users).
+# Figure 9: monitoring over hourly and daily rollups (self-contained: its own data and users).
 from tests.bench import fig_monitoring as _fig_monitoring  # noqa: E402
 
 figure("9")(_fig_monitoring.fig9_monitoring)
