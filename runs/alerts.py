@@ -49,10 +49,10 @@ from django.utils import timezone
 from audit.chain import append
 from audit.context import Source, acting, current
 from audit.models import Action as AuditAction
-from audit.models import Event
 from integrations.models import Flow, Integration, User
 
 from . import health, histogram
+from .auditing import actor_of, audit_event
 from .models import (
     BUCKET_FIELDS,
     AlertEvent,
@@ -200,7 +200,9 @@ def alert_rule_create(
     saved. Permission is the caller's check (`manage_alerts`)."""
     fields = alert_rule_clean(integration=integration, data=data)
     with transaction.atomic():
-        rule = AlertRule.objects.create(integration=integration, created_by=_actor(user), **fields)
+        rule = AlertRule.objects.create(
+            integration=integration, created_by=actor_of(user), **fields
+        )
         _audit(
             rule,
             user,
@@ -309,32 +311,17 @@ def enqueue_after_run(integration_id: int, flow_lineage_id: uuid.UUID) -> None:
 # Audit ---------------------------------------------------------------------------------
 
 
-def _actor(user: User | None) -> User | None:
-    if user is not None and getattr(user, "pk", None):
-        return user
-    ctx = current()
-    return ctx.user if ctx.user is not None and getattr(ctx.user, "pk", None) else None
-
-
 def _audit(rule: AlertRule, user: User | None, action: str, changes: list[dict]) -> None:
     """One audit event about a rule, in the caller's transaction."""
-    ctx = current()
-    actor = _actor(user)
-    source = ctx.source.value if isinstance(ctx.source, Source) else str(ctx.source)
     append(
         [
-            Event(
-                user_id=actor.pk if actor else None,
-                username=actor.get_username() if actor else "",
-                source=source,
-                remote_addr=ctx.remote_addr,
-                operation_id=ctx.request_id,
-                integration_id=rule.integration_id,
-                integration_name=rule.integration.name,
+            audit_event(
+                rule.integration,
+                user,
+                action,
                 resource_type="alert",
                 resource_id=rule.pk,
-                resource_name=f"Alert {rule.pk}: {describe(rule)}"[:500],
-                action=action,
+                resource_name=f"Alert {rule.pk}: {describe(rule)}",
                 changes=changes,
             )
         ]

@@ -39,9 +39,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.chain import append
-from audit.context import Source, current
 from audit.models import Action as AuditAction
-from audit.models import Event
 from integrations.credentials import fernet
 from integrations.json_input import json_value_check
 from integrations.models import Integration, User
@@ -50,6 +48,7 @@ from revisions.document import document_of
 from revisions.models import Revision
 
 from . import error_selectors
+from .auditing import actor_of, audit_event
 from .models import (
     ErrorRetry,
     ErrorRetryStatus,
@@ -128,42 +127,6 @@ def retry_data_of(error: FlowError) -> Any:
 
 
 # Audit ---------------------------------------------------------------------------------
-
-
-def _actor(user: User | None) -> User | None:
-    if user is not None and getattr(user, "pk", None):
-        return user
-    ctx = current()
-    return ctx.user if ctx.user is not None and getattr(ctx.user, "pk", None) else None
-
-
-def _event(
-    integration: Integration,
-    user: User | None,
-    action: str,
-    *,
-    resource_type: str,
-    resource_id: int,
-    resource_name: str,
-    changes: list[dict[str, Any]],
-) -> Event:
-    ctx = current()
-    actor = _actor(user)
-    source = ctx.source.value if isinstance(ctx.source, Source) else str(ctx.source)
-    return Event(
-        user_id=actor.pk if actor else None,
-        username=actor.get_username() if actor else "",
-        source=source,
-        remote_addr=ctx.remote_addr,
-        operation_id=ctx.request_id,
-        integration_id=integration.pk,
-        integration_name=integration.name,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        resource_name=resource_name[:500],
-        action=action,
-        changes=changes,
-    )
 
 
 def _error_name(error: FlowError) -> str:
@@ -379,7 +342,7 @@ def errors_auto_resolve(
                 )
         append(
             [
-                _event(
+                audit_event(
                     integration,
                     None,
                     AuditAction.ERROR_RESOLVED,
@@ -533,7 +496,7 @@ def errors_retry_start(
             detail.append({"field": "revision", "old": None, "new": revision.pk})
         append(
             [
-                _event(
+                audit_event(
                     integration,
                     user,
                     AuditAction.ERROR_RETRIED,
@@ -749,7 +712,7 @@ def errors_resolve(
         raise RunRefused("comment is at most 5,000 characters.", 400, field="comment")
     errors = _errors_of(integration, wanted)
     now = timezone.now()
-    actor = _actor(user)
+    actor = actor_of(user)
     with transaction.atomic():
         locked = list(
             FlowError.objects.select_for_update()
@@ -770,7 +733,7 @@ def errors_resolve(
             changes.append({"field": "comment", "old": None, "new": comment})
         append(
             [
-                _event(
+                audit_event(
                     integration,
                     user,
                     AuditAction.ERROR_RESOLVED,
@@ -818,7 +781,7 @@ def errors_assign(
         FlowError.objects.filter(pk__in=[e.pk for e in changed]).update(assignee=assignee)
         append(
             [
-                _event(
+                audit_event(
                     integration,
                     user,
                     AuditAction.ERROR_ASSIGNED,
@@ -836,7 +799,7 @@ def errors_assign(
                 for e in changed
             ]
         )
-        actor = _actor(user)
+        actor = actor_of(user)
         if assignee is not None and (actor is None or actor.pk != assignee.pk):
             _notify_assigned(integration, actor, assignee, changed)
     return len(changed)

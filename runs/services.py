@@ -31,15 +31,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.chain import append
-from audit.context import Source, current
 from audit.models import Action as AuditAction
-from audit.models import Event
 from integrations.models import Connection, Flow, LookupCacheEntry, User
 from integrations.schedules import normalize_cron
 from revisions.document import document_of
 
 from . import engine, rollups
 from .alerts import enqueue_after_run
+from .auditing import audit_event
 from .models import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -84,25 +83,15 @@ class RunRefused(Exception):
 
 def _audit(run: Run, action: str, user: User | None, **detail: Any) -> None:
     """One audit event about a run, written in the caller's transaction."""
-    ctx = current()
-    actor = user if user is not None and getattr(user, "pk", None) else None
-    if actor is None and ctx.user is not None and getattr(ctx.user, "pk", None):
-        actor = ctx.user
-    source = ctx.source.value if isinstance(ctx.source, Source) else str(ctx.source)
     append(
         [
-            Event(
-                user_id=actor.pk if actor else None,
-                username=actor.get_username() if actor else "",
-                source=source,
-                remote_addr=ctx.remote_addr,
-                operation_id=ctx.request_id,
-                integration_id=run.integration_id,
-                integration_name=run.integration.name,
+            audit_event(
+                run.integration,
+                user,
+                action,
                 resource_type="run",
                 resource_id=run.pk,
-                resource_name=f"Run {run.pk} of {run.flow_name}"[:500],
-                action=action,
+                resource_name=f"Run {run.pk} of {run.flow_name}",
                 changes=[{"field": k, "old": None, "new": v} for k, v in detail.items()],
             )
         ]
