@@ -55,6 +55,8 @@ class Context:
     notes: list[str] = field(default_factory=list)
     method: list[str] = field(default_factory=list)
     admin: Any = None
+    # what a figure's PREPARE found or made (e.g. fig 9's query count at a tenth of its runs)
+    prepared: dict[str, Any] = field(default_factory=dict)
     # fig 7 reads what the earlier figures left in the database
     load_integration: Integration | None = None
     # Pages the earlier figures measured (label → URL), which fig 7 loads to saturation.
@@ -69,8 +71,12 @@ class Context:
 # --- preparation (kept in the template database) -----------------------------------------
 
 
-def prepare(ctx: Context, *, save_template: Callable[[], None]) -> None:
-    """Schema, users and the audit events; saved as the template when anything was new."""
+def prepare(
+    ctx: Context, *, save_template: Callable[[], None], only: set[str] | frozenset = frozenset()
+) -> None:
+    """Schema, users, the audit events and each figure's bulk data (a module-level
+    PREPARE of the figures that will run); saved as the template when anything was new,
+    so the next `make bench` copies them in seconds instead of recording them again."""
     recorder = MigrationRecorder(connection)
     before = recorder.applied_migrations() if recorder.has_table() else {}
     call_command("migrate", verbosity=0, interactive=False)
@@ -89,6 +95,13 @@ def prepare(ctx: Context, *, save_template: Callable[[], None]) -> None:
 
     if audit_events.available() and audit_events.ensure(ctx.events, ctx.admin):
         changed = True
+    discover()
+    for number in sorted(PREPARE, key=_number):
+        if only and number not in only:
+            continue
+        print(f"figure {number}: preparing its data", flush=True)
+        if PREPARE[number](ctx):
+            changed = True
     if changed:
         print("saving the prepared database as the template of the next runs", flush=True)
         save_template()
@@ -109,6 +122,9 @@ def _demo_data() -> None:
 
 
 FIGURES: dict[str, Callable[[Context], None]] = {}
+# Figure → function that makes its bulk data when the database lacks it (returns whether it
+# wrote anything); run by `prepare` before the template is saved.
+PREPARE: dict[str, Callable[[Context], bool]] = {}
 
 
 def figure(number: str):
@@ -127,7 +143,8 @@ def _number(key: str) -> tuple[int, str]:
 def discover() -> None:
     """Import every tests/bench/fig_*.py module, so a figure that registers itself there
     (`@figure("9")` from this module, or a module-level FIGURES = {"9": fn}) runs in
-    `make bench` without an edit anywhere else."""
+    `make bench` without an edit anywhere else. A module-level PREPARE = {"9": fn} makes
+    that figure's bulk data once, into the template database."""
     import importlib
     import pkgutil
 
@@ -139,6 +156,8 @@ def discover() -> None:
         module = importlib.import_module(f"tests.bench.{info.name}")
         for number, fn in getattr(module, "FIGURES", {}).items():
             FIGURES.setdefault(str(number), fn)
+        for number, fn in getattr(module, "PREPARE", {}).items():
+            PREPARE.setdefault(str(number), fn)
 
 
 def run_all(ctx: Context, only: set[str]) -> list[Row]:

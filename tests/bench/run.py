@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="audit events (fig. 6)")
     parser.add_argument("--load-seconds", type=int, default=30, help="locust run length (fig. 7)")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results.md")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="make the template database (schema, users, every figure's bulk data) and stop",
+    )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
 
@@ -72,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         load_seconds=args.load_seconds,
         profiles=PROFILES,
     )
-    figures.prepare(ctx, save_template=lambda: _save_template(url))
+    figures.prepare(ctx, save_template=lambda: _save_template(url), only=only)
+    if args.prepare_only:
+        print(f"prepared in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+        return 0
     rows = figures.run_all(ctx, only)
     for row in rows:
         if row.verdict == "MISS" and not row.profiled:
