@@ -131,6 +131,11 @@ class BatchRow:
             and not self.summary.get("unresolved")
         )
 
+    @property
+    def merged(self) -> bool:
+        """The pull went through: a note about how it would merge no longer applies."""
+        return self.status == RevisionStatus.COMPLETED
+
 
 def pull_batch_rows(batch: PullBatch) -> list[BatchRow]:
     """The batch's targets with each pull as it is now."""

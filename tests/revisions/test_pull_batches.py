@@ -9,7 +9,8 @@ import pytest
 from integrations.models import AccessLevel, Environment, FlowStep
 from integrations.services import resource_update
 from revisions import services
-from revisions.models import PullBatch, Revision
+from revisions.batches import BatchRow
+from revisions.models import PullBatch, Revision, RevisionStatus
 from tests.api.conftest import dev_api, monitor_api, outsider, outsider_api  # noqa: F401
 from tests.factories import FlowFactory, GrantFactory, IntegrationFactory, StepFactory
 
@@ -209,3 +210,9 @@ def test_an_empty_choice_is_refused_on_the_page(family, dev_client):
     answer = dev_client.post(f"/integrations/{template.pk}/pull-into/", {})
     assert answer.status_code == 400
     assert "Choose at least one integration" in answer.content.decode()
+
+
+def test_a_batch_row_drops_its_merge_note_once_the_pull_is_merged():
+    assert BatchRow(None, RevisionStatus.COMPLETED, None).merged
+    for status in (RevisionStatus.READY, RevisionStatus.AWAITING_APPROVAL, "refused"):
+        assert not BatchRow(None, status, None).merged
