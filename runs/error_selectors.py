@@ -7,7 +7,16 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 
 from integrations.models import Integration
 from revisions.models import Blob, Revision, RevisionStatus, RevisionType
@@ -30,15 +39,33 @@ def errors_of(integration: Integration) -> QuerySet[FlowError]:
     )
 
 
+# The home tiles count open errors up to this many and then say "10,000+": counting an
+# integration's million open errors read them all (0.7 s on every home page view).
+OPEN_COUNT_CAP = 10_000
+
+
+class _CountOf(Subquery):
+    """COUNT(*) of a (sliced) subquery's rows."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) _rows)"
+    output_field = IntegerField()
+
+
 def open_counts_by_integration(integration_ids: Iterable[int]) -> dict[int, int]:
-    """Open errors per integration (the home tiles), in one query."""
-    return dict(
-        FlowError.objects.filter(integration_id__in=list(integration_ids), state=ErrorState.OPEN)
+    """Open errors per integration (the home tiles), in one query; each count stops at
+    OPEN_COUNT_CAP + 1, which the tiles show as "more than OPEN_COUNT_CAP"."""
+    capped = (
+        FlowError.objects.filter(integration_id=OuterRef("pk"), state=ErrorState.OPEN)
         .order_by()
-        .values("integration_id")
-        .annotate(n=Count("pk"))
-        .values_list("integration_id", "n")
+        .values("pk")[: OPEN_COUNT_CAP + 1]
     )
+    return {
+        pk: n
+        for pk, n in Integration.objects.filter(pk__in=list(integration_ids))
+        .annotate(n=_CountOf(capped))
+        .values_list("pk", "n")
+        if n
+    }
 
 
 def open_counts_by_flow(integration: Integration | int) -> dict[str, int]:

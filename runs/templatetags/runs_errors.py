@@ -53,7 +53,8 @@ def error_count(
     url = reverse("runs:errors", args=[integration_id])
     if param:
         url += f"?{param}={value}"
-    return {"n": n, "url": url}
+    cap = error_selectors.OPEN_COUNT_CAP
+    return {"n": min(n, cap), "more": n > cap, "url": url}
 
 
 @register.inclusion_tag("runs/_step_errors.html")

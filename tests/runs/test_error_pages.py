@@ -11,8 +11,10 @@ from django.urls import reverse
 from audit.models import Event
 from integrations.models import Flow, FlowStep, Integration
 from revisions import services as revision_services
-from runs.models import ErrorRetry, FlowError
-from tests.runs.conftest import run_once
+from runs import error_selectors
+from runs.models import ErrorRetry, ErrorState, FlowError
+from tests.runs.conftest import build_flow, run_once
+from tests.runs.test_filters import make_error
 
 pytestmark = pytest.mark.django_db
 
@@ -210,3 +212,24 @@ def test_the_pages_csv_download_uses_the_same_filters(live_flow, erp, dev_client
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     lines = b"".join(response.streaming_content).decode().strip().splitlines()
     assert len(lines) == 2 and '""order_id"":4' in lines[1] and "c4@example.com" in lines[1]
+
+
+def test_the_home_tile_counts_open_errors_up_to_a_cap_and_then_says_more_than(
+    sandbox, dev_client, monkeypatch, django_assert_max_num_queries
+):
+    """A tile counts at most OPEN_COUNT_CAP open errors (reading a million to count them
+    slowed every home page); past it, "More than N open errors"; resolved ones never."""
+    flow = build_flow(sandbox)
+    for _ in range(3):
+        make_error(flow)
+    make_error(flow, state=ErrorState.RESOLVED)
+    quiet = Integration.objects.create(name="No errors")
+    with django_assert_max_num_queries(1):
+        counts = error_selectors.open_counts_by_integration([sandbox.pk, quiet.pk])
+    assert counts == {sandbox.pk: 3}
+    assert "3 open errors" in dev_client.get(reverse("integrations:home")).content.decode()
+
+    monkeypatch.setattr(error_selectors, "OPEN_COUNT_CAP", 2)
+    assert error_selectors.open_counts_by_integration([sandbox.pk]) == {sandbox.pk: 3}
+    home = dev_client.get(reverse("integrations:home")).content.decode()
+    assert "More than 2 open errors" in home and "3 open errors" not in home
