@@ -8,8 +8,10 @@ and its htmx fragment (the results region, or one event's field changes).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from html import escape
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -27,7 +29,7 @@ from django.views.decorators.http import require_GET
 
 from integrations.filters import errors_text
 from integrations.fragments import is_fragment
-from integrations.models import Integration, User
+from integrations.models import Integration
 from integrations.permissions import Action, get_visible_integration, require
 from integrations.reference_names import (
     Ref,
@@ -54,20 +56,20 @@ UNKNOWN_REF = "(a resource this integration never had)"
 @dataclass
 class Browse:
     filterset: EventFilter
-    page: selectors.EventPage
+    page: selectors.ListPage
     error: bool
 
 
-def _browse(request: HttpRequest, base: QuerySet[Event]) -> Browse:
+def _browse(request: HttpRequest, base: QuerySet[Event], *, head: bool = False) -> Browse:
     fs = EventFilter(request.GET or None, queryset=base)
     if fs.is_bound and not fs.is_valid():
-        return Browse(fs, selectors.EventPage([], None), True)
+        return Browse(fs, selectors.ListPage([], None), True)
     events = fs.qs if fs.is_bound else base
     try:
-        page = selectors.page_of(events, cursor=request.GET.get("cursor") or None)
+        page = selectors.list_page_of(events, cursor=request.GET.get("cursor") or None, head=head)
     except ValidationError as exc:
         fs.form.add_error(None, exc.messages[0])
-        return Browse(fs, selectors.EventPage([], None), True)
+        return Browse(fs, selectors.ListPage([], None), True)
     return Browse(fs, page, False)
 
 
@@ -82,13 +84,13 @@ def _event_url_pattern() -> str:
     return reverse("audit:event", args=[987654321]).replace("987654321", "{}")
 
 
-def _row(e: Event, event_url: str) -> dict[str, Any]:
-    """What one row of the list shows, worked out in Python: the template only places it
-    (a page is 50 rows; tags and filters per row were most of its time, make bench fig 6)."""
+def _row(e: Any, event_url: str) -> dict[str, Any]:
+    """What one row of the list shows (`e`: a row of selectors.list_page_of), worked out
+    in Python: the template only places it (a page is 50 rows; tags and filters per row
+    were most of its time, make bench fig 6)."""
     at = timezone.localtime(e.at)
-    n = len(e.changes or ())
+    n = e.change_count
     return {
-        "event": e,
         "pk": e.pk,
         "action": e.action,
         "action_label": ACTION_LABELS.get(e.action, e.action),
@@ -113,25 +115,45 @@ ROW_TEMPLATE = "audit/_event_row.html"
 ROW_CACHE_SECONDS = 24 * 3600
 
 
-def _rows(events: list[Event], *, here: str, global_log: bool) -> list[dict[str, Any]]:
+def _row_key(e: Any, *, here: str, global_log: bool) -> str:
+    return f"audit-row:1:{e.pk}:{e.hash}:{int(global_log)}:{here}"
+
+
+def _rows(
+    events: list[Any], cached: dict[str, Any], *, here: str, global_log: bool
+) -> list[dict[str, Any]]:
     """The list's rows, each with its HTML. An event never changes (append-only), so its
     row is rendered once and cached, keyed by its id and hash (which covers everything
-    the row shows) and the page it is on; a page of 50 rows is one cache round trip."""
-    event_url = _event_url_pattern()
-    rows = [_row(e, event_url) for e in events]
-    keys = [f"audit-row:1:{e.pk}:{e.hash}:{int(global_log)}:{here}" for e in events]
-    cached = cache.get_many(keys)
+    the row shows) and the page it is on; `cached` holds what the cache had of them."""
+    rows = []
     fresh = {}
-    template = get_template(ROW_TEMPLATE)
-    for row, key in zip(rows, keys, strict=True):
+    template = None
+    for e in events:
+        key = _row_key(e, here=here, global_log=global_log)
         html = cached.get(key)
         if html is None:
+            template = template or get_template(ROW_TEMPLATE)
+            row = _row(e, _event_url_pattern())
             html = template.render({"e": row, "here": here, "global_log": global_log})
             fresh[key] = html
-        row["html"] = mark_safe(html)  # rendered (and escaped) by the row's template
+        rows.append({"event": e, "html": html})
     if fresh:
         cache.set_many(fresh, ROW_CACHE_SECONDS)
     return rows
+
+
+def _options(choices: Iterable[tuple[Any, str]], chosen: Any) -> str:
+    """The <option>s of a filter's <select>, the chosen one selected. Built here: a
+    template loop per option was a large part of the page (make bench fig 6)."""
+    chosen = "" if chosen is None else str(chosen)
+    # Django's escape is html.escape: the same text, without its lazy-string wrapper.
+    return mark_safe(  # every value and label is escaped here
+        "".join(
+            f'<option value="{escape(str(key))}"{" selected" if str(key) == chosen else ""}>'
+            f"{escape(str(label))}</option>"
+            for key, label in choices
+        )
+    )
 
 
 def _context(
@@ -145,9 +167,19 @@ def _context(
         q = query.copy()
         q["cursor"] = browse.page.next_cursor
         older = f"{here}?{q.urlencode()}"
-    return {
+    events = browse.page.events
+    # One cache round trip: the page's rows and, on the global log, its filter choices.
+    keys = [_row_key(e, here=here, global_log=global_log) for e in events]
+    if global_log:
+        keys.append(selectors.FACETS_KEY)
+    cached = cache.get_many(keys) if keys else {}
+    rows = _rows(events, cached, here=here, global_log=global_log)
+    chosen = browse.filterset.form.data
+    context = {
         "form": browse.filterset.form,
-        "events": _rows(browse.page.events, here=here, global_log=global_log),
+        "events": rows,
+        # Each row was rendered (and escaped) by the row's template.
+        "events_html": mark_safe("".join(r["html"] for r in rows)),
         "older_url": older,
         "first_url": f"{here}?{filters}" if filters else here,
         "is_later_page": bool(request.GET.get("cursor")),
@@ -156,10 +188,15 @@ def _context(
         "here": here,
         "csv_url": f"{csv_url}?{filters}" if filters else csv_url,
         "operation": request.GET.get("operation") if not browse.error else None,
-        "type_choices": TYPE_CHOICES,
-        "action_choices": EventAction.choices,
-        "source_choices": SOURCE_CHOICES,
+        "type_options": _options(TYPE_CHOICES, chosen.get("resource_type")),
+        "action_options": _options(EventAction.choices, chosen.get("action")),
+        "source_options": _options(SOURCE_CHOICES, chosen.get("source")),
     }
+    if global_log:
+        facets = selectors.facets_for(browse.page.head, cached.get(selectors.FACETS_KEY))
+        context["integration_options"] = _options(facets.integrations, chosen.get("integration"))
+        context["usernames"] = facets.usernames
+    return context
 
 
 def _respond(request, response: HttpResponse) -> HttpResponse:
@@ -172,13 +209,11 @@ def _respond(request, response: HttpResponse) -> HttpResponse:
 def log(request: HttpRequest) -> HttpResponse:
     """The global audit log: every event, administrators only."""
     require(request.user, Action.VIEW_GLOBAL_AUDIT)
-    browse = _browse(request, Event.objects.all())
+    browse = _browse(request, Event.objects.all(), head=True)
     context = _context(
         request, browse, here=reverse("audit:log"), csv_url=reverse("audit:csv"), global_log=True
     )
     context["global_log"] = True
-    context["integrations"] = Integration.objects.order_by("name", "pk").values_list("pk", "name")
-    context["usernames"] = User.objects.order_by("username").values_list("username", flat=True)
     status = 400 if browse.error else 200
     if is_fragment(request, RESULTS_TARGET):
         return _respond(request, render(request, "audit/_results.html", context, status=status))
