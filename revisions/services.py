@@ -53,11 +53,15 @@ from .approval_state import (
 )
 from .diff import Changeset
 from .document import (
+    blobs_of,
+    body_hash,
     document_hashes,
     document_of,
     documents_of_trees,
+    empty_document,
     tree_of,
     tree_of_document,
+    tree_of_entries,
 )
 from .errors import (
     ApprovalRequired,
@@ -719,21 +723,61 @@ def _agreed(base: Any, merged: Any, source: Any) -> Any:
     return base
 
 
-def _agreed_tree(base_tree: Tree | None, merged: Mapping[str, Any], source_tree: Tree) -> Tree:
-    """The sync point a merge records: `_agreed` resource by resource, as a stored tree."""
-    base, source = documents_of_trees(base_tree, source_tree)
-    base_res, merged_res, source_res = base["resources"], merged["resources"], source["resources"]
-    resources = {}
-    for lid in base_res.keys() | merged_res.keys() | source_res.keys():
+def _hashes_after(
+    before: Mapping[str, Any], before_hashes: Mapping[str, str], after: Mapping[str, Any]
+) -> dict[str, str]:
+    """Body hashes of `after`, a document made from `before` by `apply_changes`: a body it
+    did not change is the same object as before (only what changes is copied), whose hash
+    is known already."""
+    old = before["resources"]
+    return {
+        lid: before_hashes[lid] if old.get(lid) is body else body_hash(body)
+        for lid, body in after["resources"].items()
+    }
+
+
+def _agreed_tree(
+    base_tree: Tree | None,
+    merged: Mapping[str, Any],
+    merged_hashes: Mapping[str, str],
+    source_tree: Tree,
+) -> Tree:
+    """The sync point a merge records: `_agreed` resource by resource, as a stored tree.
+
+    Resources are compared by their body hashes first (`merged_hashes`: the merged
+    document's): where the merged body is the source's, or the base's is one of the two,
+    the answer is that hash, with no body read. Only resources that differ on all three
+    sides (a change taken in part) are loaded and walked by `_agreed`.
+    """
+    base = base_tree.entries if base_tree is not None else {}
+    source = source_tree.entries
+    entries: dict[str, str] = {}
+    walked: list[str] = []
+    for lid in base.keys() | merged_hashes.keys() | source.keys():
+        b, m, s = base.get(lid), merged_hashes.get(lid), source.get(lid)
+        if m == s or b in (m, s):
+            agreed = s if m == s else b
+            if agreed is not None:  # None: absent from that side
+                entries[lid] = agreed
+        else:
+            walked.append(lid)
+    stored = blobs_of({h for lid in walked for h in (base.get(lid), source.get(lid)) if h})
+    bodies = {h: merged["resources"][lid] for lid, h in merged_hashes.items()}
+    for lid in walked:
         body = _agreed(
-            base_res.get(lid, engine.MISSING),
-            merged_res.get(lid, engine.MISSING),
-            source_res.get(lid, engine.MISSING),
+            stored[base[lid]] if lid in base else engine.MISSING,
+            merged["resources"].get(lid, engine.MISSING),
+            stored[source[lid]] if lid in source else engine.MISSING,
         )
         if body is not engine.MISSING:
-            resources[lid] = body
-    own = _agreed(base["integration"], merged["integration"], source["integration"])
-    return tree_of_document({"integration": own, "resources": resources})
+            entries[lid] = body_hash(body)
+            bodies[entries[lid]] = body
+    own = _agreed(
+        base_tree.integration_fields if base_tree is not None else empty_document()["integration"],
+        merged["integration"],
+        source_tree.integration_fields,
+    )
+    return tree_of_entries(own, entries, bodies)
 
 
 def _stale(target: Integration, revision: Revision) -> RevisionError:
@@ -762,14 +806,16 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
             raise UnresolvedConflicts("Conflicts are unresolved; resolve them and merge again.")
         sync_before = sync_state(target.pk)
         current = document_of(target)
+        current_hashes = document_hashes(current)
         before = _snapshot(
             target,
             user=user,
             description=f"Before merging pull #{revision.number}",
             operation=revision,
-            tree=tree_of_document(current),
+            tree=tree_of_document(current, hashes=current_hashes),
         )
         merged = engine.apply_changes(current, changes)
+        merged_hashes = _hashes_after(current, current_hashes, merged)
         apply_document(
             integration=target,
             document=merged,
@@ -777,12 +823,12 @@ def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
             expected_version=revision.target_version,
             current=current,
         )
-        after_tree = tree_of_document(merged)
+        after_tree = tree_of_document(merged, hashes=merged_hashes)
         if revision.source_integration_id and revision.source_tree_id:
             _sync(
                 target.pk,
                 revision.source_integration_id,
-                _agreed_tree(revision.base_tree, merged, revision.source_tree),
+                _agreed_tree(revision.base_tree, merged, merged_hashes, revision.source_tree),
                 revision,
             )
         _snapshot(
