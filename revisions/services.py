@@ -16,7 +16,9 @@ still to bring over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -111,6 +113,25 @@ def cache_copy_limit() -> int:
 def cache_copy_limit_text() -> str:
     """The clone limit as people read it ("5 MB")."""
     return f"{cache_copy_limit() / 1048576:g} MB"
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a merge or a revert.
+
+    A large operation holds several documents of thousands of resources (millions of
+    objects) at once; each full collection walks all of them (0.4–0.7 s apiece, three or
+    four per merge of the 3,990-resource bench changeset) and finds almost nothing: the
+    operation's objects are freed by reference counting (a whole bench merge leaves 64
+    objects in cycles). Collection resumes afterwards, and collects those then.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _enqueue(task: Any, revision: Revision, **kwargs: Any) -> None:
@@ -650,6 +671,7 @@ def approvals_lapse_stale(*, revision: Revision, user: User | None = None) -> in
 # Merge --------------------------------------------------------------------------------
 
 
+@_no_cycle_collection()
 def merge_start(*, revision: Revision, user: User | None) -> Revision:
     """Start merging a reviewed pull (→ merging; the merge runs in a task).
 
@@ -787,6 +809,7 @@ def _stale(target: Integration, revision: Revision) -> RevisionError:
     )
 
 
+@_no_cycle_collection()
 def merge_execute(revision: Revision, *, user: Any = None) -> Revision:
     """Apply a merging pull in one transaction: snapshot, apply, snapshot, sync point.
 
@@ -914,6 +937,7 @@ def _revert_stale(integration: Integration, previewed: int, now: int) -> StaleRe
     )
 
 
+@_no_cycle_collection()
 def revert_start(
     *,
     revision: Revision,
@@ -987,6 +1011,7 @@ def revert_approved_run(*, revision: Revision) -> Revision:
     return revision
 
 
+@_no_cycle_collection()
 def revert_execute(revision: Revision) -> Revision:
     """Bring the integration back to the restored tree in one transaction.
 
