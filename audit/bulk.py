@@ -17,10 +17,11 @@ Other databases take simple-history's own path (`bulk_history_create`, audited b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, models
 from django.utils import timezone
 
@@ -65,7 +66,7 @@ def write_history(
         return
     history = model.history.model
     kind = "+" if before is None else "~"
-    if connection.vendor != "postgresql":
+    if not copies(objs):
         history.objects.bulk_history_create(
             objs, batch_size=500, update=kind == "~", default_change_reason=reason
         )
@@ -75,6 +76,21 @@ def write_history(
     now = timezone.now()
     _copy_history(history, objs, kind=kind, at=now, reason=reason, user_id=user_id)
     append(_events(model, objs, before, kind=kind, at=now, user_id=user_id))
+
+
+# What simple-history reads per row, where a caller set it, instead of the defaults.
+_PER_ROW = ("_history_user", "_history_date", "_change_reason")
+
+
+def copies(objs: Sequence[models.Model]) -> bool:
+    """Whether `write_history` writes these rows itself, with COPY: on PostgreSQL, while
+    simple-history is on and no row carries its own history user, date or change reason
+    (simple-history's path takes those, and is taken then)."""
+    return (
+        connection.vendor == "postgresql"
+        and getattr(settings, "SIMPLE_HISTORY_ENABLED", True)
+        and not any(hasattr(obj, name) for obj in objs for name in _PER_ROW)
+    )
 
 
 def _copy_history(
@@ -92,7 +108,7 @@ def _copy_history(
     bookkeeping = ("history_date", "history_change_reason", "history_type", "history_user")
     columns = [f.column for f in tracked] + [meta.get_field(n).column for n in bookkeeping]
     extra_values = [at, reason, kind, user_id]
-    prep = [_prep(f) for f in tracked]
+    prep = [copy_value(f) for f in tracked]
     sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.copy(sql) as copy:
         for obj in objs:
@@ -102,8 +118,9 @@ def _copy_history(
             )
 
 
-def _prep(field: models.Field):
-    """How a value of `field` goes into COPY: JSON as orjson text, the rest as it is."""
+def copy_value(field: models.Field) -> Callable[[Any], Any]:
+    """How a value of `field` goes into COPY (psycopg's write_row): JSON as orjson text,
+    the rest as it is."""
     if isinstance(field, models.JSONField):
 
         def json_text(value: Any) -> Any:
@@ -120,29 +137,31 @@ def _prep(field: models.Field):
     return lambda value: value
 
 
-def _value(value: Any) -> Any:
-    """A field value as an event shows it: JSON-native as it comes from a document, so
-    orjson checks it for secrets in C; anything else takes capture's own walk."""
-    if isinstance(value, (dict, list)):
-        try:
-            raw = orjson.dumps(value)
-        except TypeError:
-            return None, False
-        return value, not any(key in raw for key in _SECRET_KEYS)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value, True
-    return None, False
+def _native(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, dict, list))
 
 
 def _field_change(model, name: str, attname: str, old: Any, new: Any, names: _Names):
+    """A field's old → new: as it comes from a document (JSON-native), checked for secrets
+    with its whole event (`_masked`); anything else takes capture's own walk."""
     old = _shown(model, name, attname, old, names)
     new = _shown(model, name, attname, new, names)
-    if name not in SECRET_FIELDS:
-        plain_old, old_ok = _value(old)
-        plain_new, new_ok = _value(new)
-        if old_ok and new_ok:
-            return {"field": name, "old": plain_old, "new": plain_new}
+    if name not in SECRET_FIELDS and _native(old) and _native(new):
+        return {"field": name, "old": old, "new": new}
     return _change(name, old, new)
+
+
+def _masked(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An event's changes with secrets masked. One orjson pass over the event (in C) finds
+    whether a secret key, or a value JSON cannot hold, is anywhere in it; only then are its
+    values walked by capture's rule (`_change`, which leaves what it made as it was)."""
+    try:
+        raw = orjson.dumps(changes)
+    except TypeError:
+        raw = None
+    if raw is not None and not any(key in raw for key in _SECRET_KEYS):
+        return changes
+    return [_change(c["field"], c["old"], c["new"]) for c in changes]
 
 
 def _known_names(obj: models.Model, fields, names: _Names) -> None:
@@ -194,7 +213,6 @@ def _events(
                     changes.append(_field_change(model, name, attname, old, new, names))
             if not changes:
                 continue
-        _known_names(obj, fields, names)
         integration_id = _integration_id(model, obj, names)
         events.append(
             Event(
@@ -205,7 +223,7 @@ def _events(
                 resource_id=obj.pk,
                 resource_name=_resource_name(model, obj, names)[:500],
                 action=action,
-                changes=changes,
+                changes=_masked(changes),
                 **base,
             )
         )

@@ -145,18 +145,27 @@ def changes_bytes(changes: Any) -> bytes:
     bytes may hold a float (or a key that is not a string), which field changes of
     configuration seldom do. Both give the same bytes wherever both apply.
     """
+    return _changes_bytes(changes)[0]
+
+
+def _changes_bytes(changes: Any) -> tuple[bytes, bool]:
+    """`changes_bytes`, and whether those bytes are also the changes exactly as given (JSON
+    that can be stored as it is: no integral float was turned into an integer)."""
     changes = changes or []
     try:
         raw = orjson.dumps(changes, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # a key that is not a string: _stable makes it one
         raw = None
     if raw is not None and _MAYBE_INTEGRAL_FLOAT.search(raw) is None:
-        return raw
-    return orjson.dumps(_stable(changes), option=orjson.OPT_SORT_KEYS)
+        return raw, True
+    return orjson.dumps(_stable(changes), option=orjson.OPT_SORT_KEYS), False
 
 
 def content_of(values: dict[str, Any]) -> bytes:
-    """The canonical bytes of an event's content (sorted keys, UTC microsecond times)."""
+    """The canonical bytes of an event's content (sorted keys, UTC microsecond times).
+
+    `values["changes"]` may be given as its `changes_bytes` already (an orjson.Fragment).
+    """
     data = {}
     for name in HASHED_FIELDS:
         value = values.get(name)
@@ -164,7 +173,7 @@ def content_of(values: dict[str, Any]) -> bytes:
             value = value.astimezone(UTC).isoformat(timespec="microseconds")
         elif name == "operation_id" and value is not None:
             value = str(value)
-        elif name == "changes":
+        elif name == "changes" and not isinstance(value, orjson.Fragment):
             value = orjson.Fragment(changes_bytes(value))
         data[name] = value
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
@@ -218,16 +227,27 @@ def append(events: list[Event]) -> list[Event]:
         if connection.vendor == "postgresql":
             _lock(sorted({e.integration_id for e in events if e.integration_id}))
         prev = Event.objects.order_by("-id").values_list("hash", flat=True).first() or ""
+        # Each event's changes are serialised once: for its hash and, as they are, for COPY.
+        stored: list[str | None] = []
+        times: dict[datetime, str] = {}
         for event in events:
             if event.at.tzinfo is None:
                 raise ValueError("Audit event times must be timezone-aware.")
+            raw, exact = _changes_bytes(event.changes)
+            values = _values(event)
+            values["changes"] = orjson.Fragment(raw)
+            # Events written together mostly share one time: formatted once.
+            if event.at not in times:
+                times[event.at] = event.at.astimezone(UTC).isoformat(timespec="microseconds")
+            values["at"] = times[event.at]
             event.prev_hash = prev
-            event.key_id, event.hash = seal(prev, _values(event))
+            event.key_id, event.hash = seal(prev, values)
             prev = event.hash
+            stored.append(raw.decode() if exact else None)
         if len(events) == 1:
             events[0].save(force_insert=True)
         elif connection.vendor == "postgresql":
-            _copy(events)
+            _copy(events, stored)
         else:
             Event.objects.bulk_create(events, batch_size=1000)
     return events
@@ -237,12 +257,14 @@ def append(events: list[Event]) -> list[Event]:
 _COPY_COLUMNS: tuple[str, ...] = ("id", *CHAIN_FIELDS)
 
 
-def _copy(events: list[Event]) -> None:
-    """Insert many events with one COPY (the chain's lock is held: ids come in order)."""
+def _copy(events: list[Event], changes: list[str | None]) -> None:
+    """Insert many events with one COPY (the chain's lock is held: ids come in order).
+    `changes[i]`: the JSON text of events[i].changes, where it is known already."""
     meta = Event._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     columns = [meta.get_field(name) for name in _COPY_COLUMNS]
+    at = _COPY_COLUMNS.index("changes")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
@@ -252,17 +274,12 @@ def _copy(events: list[Event]) -> None:
             event.pk = pk
         names = ", ".join(quote(c.column) for c in columns)
         with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for event in events:
+            for event, text in zip(events, changes, strict=True):
                 # Plain values (str, int, datetime, UUID, None): PostgreSQL parses them
                 # by the column's type; the changes as orjson text.
-                copy.write_row(
-                    [
-                        orjson.dumps(event.changes).decode()
-                        if c.name == "changes"
-                        else getattr(event, c.attname)
-                        for c in columns
-                    ]
-                )
+                row = [getattr(event, c.attname) for c in columns]
+                row[at] = text if text is not None else orjson.dumps(event.changes).decode()
+                copy.write_row(row)
         # The events are saved rows now, as bulk_create would leave them.
         for event in events:
             event._state.adding = False

@@ -20,9 +20,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import JSONField
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from audit.bulk import write_history
+from audit.bulk import copies, copy_value, write_history
 from integrations.models import OPERATION_REASON_PREFIX, Integration
 from integrations.resources import (
     INTEGRATION_FIELDS,
@@ -84,55 +85,71 @@ def _create_many(model: type, objs: list[Any], reason: str) -> list[Any]:
     # PostgreSQL both written with COPY by audit.bulk; elsewhere simple-history's path,
     # audited by audit.history). Signals are not sent: the caller marks the integration
     # changed.
-    if connection.vendor != "postgresql":
+    if not copies(objs):
         return bulk_create_with_history(objs, model, batch_size=500, default_change_reason=reason)
     created = model.objects.bulk_create(objs, batch_size=500)
     write_history(model, created, reason=reason)
     return created
 
 
-def _update_many(
-    model: type, objs: list[Any], fields: list[str], reason: str, before: list[dict[str, Any]]
-) -> None:
-    # On PostgreSQL one UPDATE … FROM (VALUES …) per batch: Django's bulk_update builds a
-    # CASE per field per row in Python, which was most of a large merge's time (make bench,
-    # fig 2). The history rows and audit events are written from what apply knows changed
-    # (`before`: the changed fields' old values per row), with COPY (audit.bulk).
-    if connection.vendor != "postgresql":
-        bulk_update_with_history(
-            objs, model, fields=fields, batch_size=100, default_change_reason=reason
-        )
+def _update_many(model: type, objs: list[Any], before: list[dict[str, Any]], reason: str) -> None:
+    # `before[i]`: the fields the update of objs[i] changes, with their old values (the
+    # audit's old → new). On PostgreSQL the rows' new values go in with one COPY into a
+    # temporary table and one UPDATE … FROM it: a multi-row VALUES list of thousands of
+    # parameters cost more to build and parse than the update itself (make bench, fig 2),
+    # and Django's bulk_update builds a CASE per field per row. History rows and audit
+    # events are written from what apply knows changed, with COPY (audit.bulk).
+    if not copies(objs):
+        by_fields: dict[tuple[str, ...], list[Any]] = {}
+        for obj, old in zip(objs, before, strict=True):
+            by_fields.setdefault(tuple(old), []).append(obj)
+        for fields, group in by_fields.items():
+            bulk_update_with_history(
+                group, model, fields=list(fields), batch_size=100, default_change_reason=reason
+            )
         return
-    for start in range(0, len(objs), _UPDATE_BATCH):
-        _update_values(model, objs[start : start + _UPDATE_BATCH], fields)
+    changed = {name for old in before for name in old}
+    # Every row gets the union of the changed fields: a field a row does not change is
+    # written with the value it has (the instance was read under the integration's lock).
+    fields = [f.name for f in model._meta.concrete_fields if f.name in changed]
+    _update_rows(model, objs, fields)
     write_history(model, objs, reason=reason, before=before)
 
 
-_UPDATE_BATCH = 500
-
-
-def _update_values(model: type, objs: list[Any], fields: list[str]) -> None:
+def _update_rows(model: type, objs: list[Any], fields: list[str]) -> None:
     meta = model._meta
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
     quote = connection.ops.quote_name
-    row = "(" + ", ".join(f"%s::{c.cast_db_type(connection)}" for c in columns) + ")"
     names = ", ".join(quote(c.column) for c in columns)
     sets = ", ".join(f"{quote(c.column)} = v.{quote(c.column)}" for c in columns[1:])
-    sql = (
-        f"UPDATE {quote(meta.db_table)} AS t SET {sets} "
-        f"FROM (VALUES {', '.join([row] * len(objs))}) AS v ({names}) "
-        f"WHERE t.{quote(meta.pk.column)} = v.{quote(meta.pk.column)}"
-    )
-    params = [
-        c.get_db_prep_save(getattr(obj, c.attname), connection) for obj in objs for c in columns
-    ]
+    values = [(c, copy_value(c)) for c in columns]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        # Its columns typed as the table's; dropped at once (and by the commit at the latest).
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE ilm_apply_rows ON COMMIT DROP AS "
+            f"SELECT {names} FROM {quote(meta.db_table)} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY ilm_apply_rows ({names}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row([value(getattr(obj, c.attname)) for c, value in values])
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} AS t SET {sets} FROM ilm_apply_rows AS v "
+            f"WHERE t.{quote(meta.pk.column)} = v.{quote(meta.pk.column)}"
+        )
+        cursor.execute("DROP TABLE ilm_apply_rows")
 
 
-def _attname(rt: ResourceType, field: str) -> str:
-    # A reference's value is its id (flow_id): what the audit shows by name.
-    return f"{field}_id" if field in rt.refs else field
+def _json_fields(rt: ResourceType) -> tuple[str, ...]:
+    return tuple(f for f in rt.fields if isinstance(rt.model._meta.get_field(f), JSONField))
+
+
+def _old_value(rt: ResourceType, instance: Any, before: Mapping[str, Any], field: str) -> Any:
+    """What `field` held before the update, as the audit shows it: a reference as its id
+    (flow_id; shown by name), anything else as the current document has it (the row's
+    JSON columns are not read again: they are about to be replaced)."""
+    if field in rt.refs:
+        return getattr(instance, f"{field}_id")
+    return before.get(field)
 
 
 def _delete(instance: Any, reason: str) -> None:
@@ -167,14 +184,24 @@ def _set_fields(
             setattr(instance, field, value)
 
 
-def _check(rt: ResourceType, instance: Any, body: Mapping[str, Any]) -> None:
+def _check(
+    rt: ResourceType, instance: Any, body: Mapping[str, Any], fields: tuple[str, ...] | None
+) -> None:
+    # Field values are checked per row: all of a new row's, and the fields an update
+    # changes (the others hold what was checked when they were written). What the models'
+    # clean() adds needs the database once per row (references in the same integration,
+    # mapping caches that exist); `document_problems` checked all of it for the whole
+    # document up front, so only the type's own `validate` (a step's config shape) is
+    # added here, whenever a value it reads changes.
     try:
-        # Field values are checked per row. What the models' clean() adds needs the
-        # database once per row (references in the same integration, mapping caches that
-        # exist); `document_problems` checked all of it for the whole document up front,
-        # so only the type's own `validate` (a step's config shape) is added here.
-        instance.clean_fields(exclude=["integration", *rt.refs])
-        if rt.validate is not None:
+        if fields is None:
+            instance.clean_fields(exclude=["integration", *rt.refs])
+        else:
+            checked = set(fields) - set(rt.refs)
+            instance.clean_fields(
+                exclude=[f.name for f in instance._meta.fields if f.name not in checked]
+            )
+        if rt.validate is not None and (fields is None or any(f not in rt.refs for f in fields)):
             rt.validate({f: getattr(instance, f) for f in rt.fields if f not in rt.refs})
     except ValidationError as exc:
         details = "; ".join(
@@ -244,21 +271,25 @@ def apply_document(
             needed[body["type"]].add(lid)
         instances: dict[str, dict[str, Any]] = {}
         for rt in RESOURCE_TYPES.values():
-            lids = sorted(needed[rt.key])
             instances[rt.key] = {}
-            for i in range(0, len(lids), 2000):
-                instances[rt.key].update(
-                    (str(o.lineage_id), o)
-                    for o in rt.model.objects.filter(
+            # A row that stays has its JSON columns (a step's config) replaced from the
+            # document or left unread: they are not loaded. A deleted row is loaded
+            # whole, for its last history row.
+            gone = {lid for lid, body in removed.items() if body.get("type") == rt.key}
+            stays = sorted(needed[rt.key] - gone)
+            for lids, deferred in ((stays, _json_fields(rt)), (sorted(gone), ())):
+                for i in range(0, len(lids), 2000):
+                    rows = rt.model.objects.filter(
                         integration=locked, lineage_id__in=lids[i : i + 2000]
-                    )
-                )
+                    ).defer(*deferred)
+                    instances[rt.key].update((str(o.lineage_id), o) for o in rows)
 
         for rt in RESOURCE_TYPES.values():
             created: list[Any] = []
-            # Updates grouped by the fields they change: most change one or two; with the
-            # values those fields held before (the audit's old → new).
-            updated: dict[tuple[str, ...], tuple[list[Any], list[dict[str, Any]]]] = {}
+            # Updated rows, with the values the fields they change held before (the
+            # audit's old → new); most change one or two fields.
+            updated: list[Any] = []
+            olds: list[dict[str, Any]] = []
             for lid, body in changed.items():
                 if body.get("type") != rt.key:
                     continue
@@ -266,23 +297,23 @@ def apply_document(
                 if instance is None or lid in removed:
                     instance = rt.model(integration=locked, lineage_id=lid)
                     created.append(instance)
+                    fields = None
                 else:
                     before = existing[lid]
                     fields = tuple(f for f in rt.fields if before.get(f) != body.get(f))
                     fields = fields or rt.fields
-                    objs, olds = updated.setdefault(fields, ([], []))
-                    objs.append(instance)
-                    olds.append({f: getattr(instance, _attname(rt, f)) for f in fields})
+                    updated.append(instance)
+                    olds.append({f: _old_value(rt, instance, before, f) for f in fields})
                 _set_fields(rt, instance, body, instances)
-                _check(rt, instance, body)
+                _check(rt, instance, body, fields)
                 instances[rt.key][lid] = instance
             if created:
                 for obj in _create_many(rt.model, created, reason):
                     instances[rt.key][str(obj.lineage_id)] = obj
                 counts["created"] += len(created)
-            for fields, (objs, olds) in updated.items():
-                _update_many(rt.model, objs, list(fields), reason, olds)
-                counts["updated"] += len(objs)
+            if updated:
+                _update_many(rt.model, updated, olds, reason)
+                counts["updated"] += len(updated)
             if created or updated:
                 mark_changed(locked.pk)
 

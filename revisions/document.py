@@ -82,24 +82,43 @@ def tree_hash(integration_fields: Mapping[str, Any], entries: Mapping[str, str])
     return body_hash({"integration": integration_fields, "entries": entries})
 
 
-def tree_of_document(doc: Mapping[str, Any]) -> Tree:
-    """Store a document as a tree; only bodies not stored before become Blob rows."""
-    entries = document_hashes(doc)
-    integration_fields = dict(doc.get("integration") or {})
+def tree_of_document(doc: Mapping[str, Any], *, hashes: Mapping[str, str] | None = None) -> Tree:
+    """Store a document as a tree; only bodies not stored before become Blob rows.
+
+    `hashes`: the document's `document_hashes`, when the caller has them already.
+    """
+    entries = dict(hashes) if hashes is not None else document_hashes(doc)
+    bodies: dict[str, Any] = {}
+    for lid, h in entries.items():
+        bodies.setdefault(h, doc["resources"][lid])
+    return tree_of_entries(doc.get("integration") or {}, entries, bodies)
+
+
+def tree_of_entries(
+    integration_fields: Mapping[str, Any], entries: Mapping[str, str], bodies: Mapping[str, Any]
+) -> Tree:
+    """Store a tree given as its entries ({lineage id: body hash}).
+
+    `bodies` ({hash: body}) holds the bodies that may not be stored yet; every other
+    entry must name a stored blob (one of another tree, say), or LookupError is raised
+    and nothing is stored.
+    """
+    integration_fields = dict(integration_fields)
+    entries = dict(entries)
     key = tree_hash(integration_fields, entries)
     tree = Tree.objects.filter(hash=key).first()
     if tree is not None:
         return tree
-    wanted: dict[str, Any] = {}
-    for lid, h in entries.items():
-        wanted.setdefault(h, doc["resources"][lid])
     have: set[str] = set()
-    hashes = list(wanted)
+    hashes = list(set(entries.values()))
     for i in range(0, len(hashes), 2000):
         have.update(
             Blob.objects.filter(hash__in=hashes[i : i + 2000]).values_list("hash", flat=True)
         )
-    _store_blobs({h: body for h, body in wanted.items() if h not in have})
+    missing = [h for h in hashes if h not in have and h not in bodies]
+    if missing:
+        raise LookupError(f"{len(missing)} resource bodies of a tree are neither stored nor given.")
+    _store_blobs({h: bodies[h] for h in hashes if h not in have})
     tree, _ = Tree.objects.get_or_create(
         hash=key, defaults={"integration_fields": integration_fields, "entries": entries}
     )
@@ -154,7 +173,7 @@ def documents_of_trees(*trees: Tree | None) -> list[dict[str, Any]]:
     for tree in trees:
         if tree is not None:
             hashes.update(tree.entries.values())
-    bodies = _load_blobs(hashes)
+    bodies = blobs_of(hashes)
     docs = []
     for tree in trees:
         if tree is None:
@@ -169,7 +188,8 @@ def documents_of_trees(*trees: Tree | None) -> list[dict[str, Any]]:
     return docs
 
 
-def _load_blobs(hashes: Iterable[str]) -> dict[str, Any]:
+def blobs_of(hashes: Iterable[str]) -> dict[str, Any]:
+    """Stored bodies by hash ({hash: body}); LookupError if one is missing."""
     hashes = list(hashes)
     bodies: dict[str, Any] = {}
     for i in range(0, len(hashes), 2000):

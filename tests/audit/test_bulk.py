@@ -180,3 +180,84 @@ def test_many_events_in_one_append_are_chained_in_id_order_and_verify(integratio
     assert stored[1].prev_hash == stored[0].hash
     assert content_of(stored[0].__dict__) == content_of(events[0].__dict__)
     assert verify() == (Event.objects.count(), None)
+
+
+def _written_by_apply(integration, doc, user, monkeypatch, *, copy: bool):
+    """Apply `doc` (rolled back afterwards) by the COPY path or simple-history's ORM path;
+    the history rows and audit events it wrote, by resource."""
+    from django.db import transaction
+
+    from audit import bulk
+    from revisions import apply as apply_module
+
+    if not copy:
+        monkeypatch.setattr(bulk, "copies", lambda objs: False)
+        monkeypatch.setattr(apply_module, "copies", lambda objs: False)
+    models = (Connection, Flow, FlowStep)
+    last_history = {
+        m: m.history.order_by("-history_id").values_list("history_id").first() for m in models
+    }
+    last_event = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    with transaction.atomic():
+        with acting(user, Source.ILM):
+            apply_document(integration=integration, document=doc)
+        rows = {}
+        for m in models:
+            history = m.history.model
+            new = m.history.filter(history_id__gt=(last_history[m] or (0,))[0])
+            for row in new.values():
+                row.pop("history_id")
+                lineage = str(row["lineage_id"])
+                if row["history_type"] == "+":
+                    row.pop("id")  # a new row's key differs between the two runs
+                rows[(history.__name__, lineage)] = row
+        events = {}
+        for e in Event.objects.filter(id__gt=last_event).order_by("id"):
+            name = e.resource_name
+            events[(e.resource_type, e.action, name)] = {
+                "changes": sorted(
+                    (c["field"], orjson.dumps(c["old"]), orjson.dumps(c["new"])) for c in e.changes
+                ),
+                "who": (e.user_id, e.username, e.source, e.revision_id),
+                "where": (e.integration_id, e.integration_name),
+                "at": e.at,
+            }
+        assert verify() == (Event.objects.count(), None)
+        transaction.set_rollback(True)
+    monkeypatch.undo()
+    return rows, events
+
+
+def test_copy_path_writes_the_history_rows_and_events_simple_historys_path_writes(
+    integration, stocked, developer, monkeypatch
+):
+    """The same change applied by both paths (PostgreSQL): history rows identical in every
+    column (history date, user, type, change reason and every tracked field), and the same
+    audit events (field-level old → new, names, who, when)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    if connection.vendor != "postgresql":
+        pytest.skip("one path only on SQLite (simple-history's); set DATABASE_URL")
+    at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    monkeypatch.setattr(timezone, "now", lambda: at)
+    doc = _edit(integration, stocked)
+    orm_rows, orm_events = _written_by_apply(integration, doc, developer, monkeypatch, copy=False)
+    monkeypatch.setattr(timezone, "now", lambda: at)
+    copy_rows, copy_events = _written_by_apply(integration, doc, developer, monkeypatch, copy=True)
+
+    assert copy_rows == orm_rows
+    assert len(copy_rows) == 4  # the step, connection and flow updated; a step created
+    step = copy_rows[("HistoricalFlowStep", str(stocked["step"].lineage_id))]
+    assert step["history_date"] == at
+    assert step["history_type"] == "~"
+    assert step["history_user_id"] == developer.pk
+    assert (
+        step["history_change_reason"]
+        == orm_rows[("HistoricalFlowStep", str(stocked["step"].lineage_id))][
+            "history_change_reason"
+        ]
+    )
+    assert step["name"] == "Map v2"
+    assert copy_events == orm_events
+    assert len(copy_events) == 4

@@ -434,6 +434,33 @@ def test_merge_that_finds_the_target_changed_fails_and_writes_nothing(
     assert document_of(sandbox) == before
 
 
+def test_merges_and_failed_merges_leave_the_garbage_collector_as_they_found_it(
+    prod, sandbox, sandbox_target, developer, django_capture_on_commit_callbacks
+):
+    # A merge pauses Python's cyclic collector while it holds its documents; a worker
+    # that went on without it would grow with every cycle it leaves.
+    import gc
+
+    services.resolution_set(
+        revision=sandbox_target,
+        user=developer,
+        lineage_id=str(prod["flow"].lineage_id),
+        path="schedule",
+        choose="theirs",
+    )
+    gc.disable()
+    try:  # paused by the caller: still paused afterwards
+        with django_capture_on_commit_callbacks(execute=False):
+            services.merge_start(revision=sandbox_target, user=developer)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    resource_update(instance=twin(prod["script"], sandbox), data={"name": "Changed meanwhile"})
+    tasks.merge_run(sandbox_target.pk)  # fails: the target changed meanwhile
+    assert fresh(sandbox_target).status == S.FAILED
+    assert gc.isenabled()
+
+
 def test_merge_into_production_needs_an_approval(prod, sandbox, developer, approver, run):
     resource_update(instance=twin(prod["script"], sandbox), data={"code": "// v2"})
     revision = pull(run, prod["integration"], sandbox, developer)

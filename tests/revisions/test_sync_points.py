@@ -225,3 +225,80 @@ def test_a_change_of_the_target_it_kept_through_a_merge_still_reaches_the_source
     # And the next forward pull does not offer to put the old code back into A.
     run(services.revision_cancel, revision=back, user=developer)
     assert changed(pull(run, a, c, developer)) == {}
+
+
+def test_the_agreed_tree_read_by_hashes_equals_the_walk_of_every_resource(db):
+    """The sync point compares body hashes and walks only resources that differ on all
+    three sides: the tree it stores is the one `_agreed` gives resource by resource."""
+    from revisions import diff as engine
+    from revisions.document import document_hashes, documents_of_trees, tree_of_document
+
+    def step(name, targets, **more):
+        body = {"type": "step", "name": name, "flow": "f", "position": 1, "kind": "import"}
+        body["config"] = {"mappings": [{"source": t, "target": t} for t in targets]}
+        return {**body, **more}
+
+    base = {
+        "integration": {"description": "old", "documentation": ""},
+        "resources": {
+            "same": step("Same", ["a"]),
+            "taken": step("Taken", ["a"]),
+            "left-out": step("Left out", ["a"]),
+            "partly": step("Partly", ["a", "b"]),
+            "deleted-both": step("Deleted", ["a"]),
+            "deleted-source": step("Deleted in source", ["a"]),
+            "float": step("Float", ["a"], position=1),
+        },
+    }
+    source = {
+        "integration": {"description": "new", "documentation": "doc"},
+        "resources": {
+            "same": step("Same", ["a"]),
+            "taken": step("Taken v2", ["a"]),
+            "left-out": step("Left out v2", ["a"]),
+            "partly": step("Partly v2", ["a2", "b"]),
+            "added-source": step("Added", ["x"]),
+            "float": step("Float", ["a"], position=1.0),  # equal, but not the same bytes
+        },
+    }
+    merged = {
+        "integration": {"description": "new", "documentation": ""},
+        "resources": {
+            "same": step("Same", ["a"]),
+            "taken": step("Taken v2", ["a"]),
+            "left-out": step("Left out", ["a"]),
+            "partly": step("Partly v2", ["a", "b"]),  # the name taken, the mapping not
+            "deleted-source": step("Deleted in source", ["a"]),
+            "added-target": step("Own", ["y"]),
+            "float": step("Float", ["a"], position=1),
+        },
+    }
+    base_tree, source_tree = tree_of_document(base), tree_of_document(source)
+    tree = services._agreed_tree(base_tree, merged, document_hashes(merged), source_tree)
+
+    b, s = documents_of_trees(base_tree, source_tree)
+    walked = {}
+    for lid in b["resources"].keys() | merged["resources"].keys() | s["resources"].keys():
+        body = services._agreed(
+            b["resources"].get(lid, engine.MISSING),
+            merged["resources"].get(lid, engine.MISSING),
+            s["resources"].get(lid, engine.MISSING),
+        )
+        if body is not engine.MISSING:
+            walked[lid] = body
+    own = services._agreed(b["integration"], merged["integration"], s["integration"])
+    (agreed,) = documents_of_trees(tree)
+    assert agreed == {"integration": own, "resources": walked}
+    assert agreed["resources"]["partly"]["name"] == "Partly v2"
+    assert agreed["resources"]["partly"]["config"] == base["resources"]["partly"]["config"]
+    assert agreed["resources"]["left-out"]["name"] == "Left out"
+    # A deletion left out stays pending (base kept); the target's own addition is not agreed.
+    assert set(agreed["resources"]) == {
+        "same",
+        "taken",
+        "left-out",
+        "partly",
+        "deleted-source",
+        "float",
+    }
+    assert agreed["integration"] == {"description": "new", "documentation": ""}
