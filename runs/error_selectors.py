@@ -162,13 +162,24 @@ def flows_touched(revision: Revision) -> set[uuid.UUID]:
     return out
 
 
-def _offered(revision: Revision, flows: set[uuid.UUID]) -> QuerySet[FlowError]:
+def _retryable(revision: Revision) -> QuerySet[FlowError]:
+    """The integration's open errors that could be retried at all."""
     return FlowError.objects.filter(
-        integration_id=revision.integration_id,
-        flow_lineage_id__in=flows,
-        state=ErrorState.OPEN,
-        retry_data__isnull=False,
+        integration_id=revision.integration_id, state=ErrorState.OPEN, retry_data__isnull=False
     )
+
+
+def _flows_with_retryable_errors(revision: Revision) -> set[uuid.UUID]:
+    """flows_touched, worked out only when there is something to offer: it reads every
+    body of the merged state (0.7–2.6 s after a 4,000-resource merge), while most merges
+    land where no error is open."""
+    if not _retryable(revision).exists():
+        return set()
+    return flows_touched(revision)
+
+
+def _offered(revision: Revision, flows: set[uuid.UUID]) -> QuerySet[FlowError]:
+    return _retryable(revision).filter(flow_lineage_id__in=flows)
 
 
 def retry_offer(revision: Revision) -> dict[str, Any]:
@@ -177,7 +188,7 @@ def retry_offer(revision: Revision) -> dict[str, Any]:
     retries = list(
         ErrorRetry.objects.filter(revision=revision).select_related("created_by").order_by("-pk")
     )
-    flows = flows_touched(revision)
+    flows = _flows_with_retryable_errors(revision)
     if not flows:
         return {"flows": 0, "ids": [], "count": 0, "retries": retries}
     ids = list(_offered(revision, flows).order_by("pk").values_list("pk", flat=True))
@@ -186,5 +197,5 @@ def retry_offer(revision: Revision) -> dict[str, Any]:
 
 def retry_offer_count(revision: Revision) -> tuple[int, int]:
     """(flows touched, open retryable errors of them): the offer's size, in one COUNT."""
-    flows = flows_touched(revision)
+    flows = _flows_with_retryable_errors(revision)
     return (len(flows), _offered(revision, flows).count()) if flows else (0, 0)

@@ -233,3 +233,21 @@ def test_the_home_tile_counts_open_errors_up_to_a_cap_and_then_says_more_than(
     assert error_selectors.open_counts_by_integration([sandbox.pk]) == {sandbox.pk: 3}
     home = dev_client.get(reverse("integrations:home")).content.decode()
     assert "More than 2 open errors" in home and "3 open errors" not in home
+
+
+def test_the_retry_offer_reads_the_merged_state_only_when_errors_could_be_retried(
+    sandbox, monkeypatch
+):
+    """Working out which flows a merge touched reads every body of the merged state; a
+    merge where no retryable error is open must not pay for it."""
+    from types import SimpleNamespace
+
+    read = []
+    monkeypatch.setattr(error_selectors, "flows_touched", lambda r: read.append(r) or set())
+    merged = SimpleNamespace(integration_id=sandbox.pk)
+    flow = build_flow(sandbox)
+    make_error(flow, retry_data=None)  # open, but nothing to retry with
+    assert error_selectors.retry_offer_count(merged) == (0, 0) and read == []
+    make_error(flow, retry_data="sealed")
+    error_selectors.retry_offer_count(merged)
+    assert read == [merged]
