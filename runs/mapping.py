@@ -126,7 +126,8 @@ def _get(n: int, path: tuple[Key, ...], reads: str, env: dict[str, Any]) -> list
     for j, key in enumerate(path):
         if isinstance(key, int):
             lines.append(f"        v = {chain}")
-            lines.append("        if not _isinstance(v, _list): raise KeyError")
+            lines.append("        if type(v) is not _list and not _isinstance(v, _list):")
+            lines.append("            raise KeyError")
             chain = "v"
         chain += f"[{_key(f'G{n}_{j}', key, env)}]"
     lines.append(f"        v = {chain}")
@@ -152,6 +153,10 @@ def _put(n: int, path: tuple[Key, ...], env: dict[str, Any], *, copy: bool) -> l
             lines.append(f"child = {kind}(child) if _isinstance(child, {kind}) else {kind}()")
             lines.append(f"node[{k}] = child")
         else:
-            lines.append(f"if not _isinstance(child, {kind}): child = node[{k}] = {kind}()")
+            # `type(...) is` first: the plain containers JSON gives pass without a call
+            lines.append(
+                f"if type(child) is not {kind} and not _isinstance(child, {kind}):"
+                f" child = node[{k}] = {kind}()"
+            )
         lines.append("node = child")
     return lines
