@@ -58,7 +58,7 @@ import httpx
 import orjson
 
 from runs import histogram
-from runs.mapping import MappingSpec, compile_mappings
+from runs.mapping import MappingSpec, compile_mappings, json_copy
 from runs.report import RunErrorReport, RunReport, StepReport
 
 STEP_KINDS = ("export", "lookup", "transform", "import")
@@ -670,7 +670,7 @@ class _Run:
                 )
                 continue
             # on a copy: the record as it entered the step is an error's retry data
-            out.append((index, set_path(_json_copy(record), target, value)))
+            out.append((index, set_path(json_copy(record), target, value)))
         return out
 
     def send(self, step: _Step, items: list[tuple[int, Any]]) -> list:
@@ -839,16 +839,6 @@ def _tls() -> ssl.SSLContext:
     """The TLS settings of every run's client (httpx's defaults), made once per process:
     making them reads the CA bundle, 30–90 ms here, more than a small run's whole HTTP."""
     return httpx.create_ssl_context()
-
-
-def _json_copy(value: Any) -> Any:
-    """A deep copy of a record: through orjson when it is plain JSON (the records a run
-    reads and its hooks return are), several times faster than copy.deepcopy, which was a
-    fifth of a 100,000-record run's own time (make bench, fig 8); deepcopy otherwise."""
-    try:
-        return orjson.loads(orjson.dumps(value))
-    except (TypeError, orjson.JSONDecodeError):
-        return copy.deepcopy(value)
 
 
 def execute(

@@ -576,3 +576,36 @@ def test_on_passed_hears_each_watched_steps_records_that_went_through_as_they_en
     # Only the import step (s3) is watched; qty 7 was refused there, so it is not heard.
     assert [step for step, _ in heard] == ["s3"]
     assert heard[0][1] == [{"qty": 5}, {"qty": 6}, {"qty": 8}, {"qty": 9}]
+
+
+def test_a_transform_writing_inside_a_value_it_placed_changes_neither_the_record_nor_the_cache():
+    given = [{"id": 1, "sku": "S1", "address": {"city": "Oslo"}}, {"sku": "S1"}]
+    passed = []
+    doc = document(
+        {
+            "kind": "transform",
+            "config": {
+                "mappings": [
+                    {"source": "address", "target": "customer"},
+                    {"source": "id", "target": "customer.id"},
+                    {"source": "sku", "target": "item", "lookup_cache": CACHE},
+                    {"source": "id", "target": "item.ref"},
+                ]
+            },
+        },
+        importer(),
+    )
+    report = execute(
+        doc,
+        FLOW,
+        mode="test",
+        records=given,
+        caches={CACHE: {"S1": {"name": "widget"}}},
+        on_passed=lambda step, records: passed.extend(records),
+        watch_steps=["s1"],
+    )
+    assert report.output[0]["records"] == [
+        {"customer": {"city": "Oslo", "id": 1}, "item": {"name": "widget", "ref": 1}},
+        {"item": {"name": "widget"}},  # not the first record's ref left in the cache
+    ]
+    assert passed == given  # the records as they entered the transform
