@@ -45,6 +45,7 @@ import copy
 import email.utils
 import random as _random
 import re
+import ssl
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ import httpx
 import orjson
 
 from runs import histogram
+from runs.mapping import MappingSpec, compile_mappings, json_copy
 from runs.report import RunErrorReport, RunReport, StepReport
 
 STEP_KINDS = ("export", "lookup", "transform", "import")
@@ -180,54 +182,7 @@ def missing(value: Any) -> bool:
     return value is _MISSING
 
 
-Getter = Callable[[Any], Any]
-Setter = Callable[[Any, Any], Any]
-
-
-def compile_path(path: str | tuple[str | int, ...]) -> tuple[Getter, Setter]:
-    """A getter and a setter for one path, equal to `get_path`/`set_path` on JSON objects.
-
-    Mappings run once per record per mapping: paths of plain keys (the common case) get
-    straight-line code instead of the general walk.
-    """
-    keys = parse_path(path) if isinstance(path, str) else path
-    if not keys or not all(isinstance(k, str) for k in keys):
-        return (lambda obj: get_path(obj, keys)), (lambda obj, v: set_path(obj, keys, v))
-
-    def get(obj: Any) -> Any:
-        try:
-            for key in keys:
-                obj = obj[key]
-        except (KeyError, TypeError, IndexError):
-            return _MISSING
-        return obj
-
-    head, last = keys[:-1], keys[-1]
-
-    def put(obj: Any, value: Any) -> Any:
-        node = obj
-        for key in head:
-            child = node.get(key)
-            if type(child) is not dict:
-                child = node[key] = {}
-            node = child
-        node[last] = value
-        return obj
-
-    return get, put
-
-
 # --- the plan: what the document says to run ----------------------------------------------
-
-
-@dataclass
-class _Mapping:
-    get: Getter
-    put: Setter
-    source_text: str
-    cache_id: str | None
-    cache: Mapping[str, Any] | None
-    cache_name: str
 
 
 @dataclass
@@ -239,8 +194,10 @@ class _Step:
     connection: dict[str, Any] | None
     connection_id: str | None
     hooks: dict[str, str]
-    mappings: list[_Mapping]
+    mappings: list[MappingSpec]
     report: StepReport
+    # the mappings as one function (runs.mapping): builds a record, or adds to a lookup's
+    apply: Callable[[Any], Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     auth: tuple[str, str] | None = None
     timeout: httpx.Timeout | None = None
@@ -308,6 +265,8 @@ def _plan(
             mappings=_mappings(label, config, resources, caches),
             report=StepReport(lineage_id=lid, name=name, kind=kind, histogram=histogram.empty()),
         )
+        if step.mappings:
+            step.apply = compile_mappings(step.mappings, build=kind != "lookup", missing=_MISSING)
         needs_http = kind in ("export", "import") or (kind == "lookup" and config.get("path"))
         conn_id = body.get("connection")
         if needs_http:
@@ -323,7 +282,7 @@ def _mappings(
     config: dict[str, Any],
     resources: Mapping[str, Any],
     caches: Mapping[str, Mapping[str, Any]],
-) -> list[_Mapping]:
+) -> list[MappingSpec]:
     out = []
     raw = config.get("mappings") or []
     if not isinstance(raw, list):
@@ -331,7 +290,6 @@ def _mappings(
     for i, m in enumerate(raw, start=1):
         try:
             source, target = parse_path(m["source"]), parse_path(m["target"])
-            get, put = compile_path(source)[0], compile_path(target)[1]
         except (KeyError, TypeError, ValueError):
             raise FlowProblem(f"{label}: mapping {i} needs a source and a target path.") from None
         cache_id = str(m["lookup_cache"]) if m.get("lookup_cache") else None
@@ -339,13 +297,12 @@ def _mappings(
         if cache_id:
             cache_name = (resources.get(cache_id) or {}).get("name") or cache_id
         out.append(
-            _Mapping(
-                get,
-                put,
-                m["source"],
-                cache_id,
-                caches.get(cache_id, {}) if cache_id else None,
-                cache_name,
+            MappingSpec(
+                source=source,
+                target=target,
+                cache=caches.get(cache_id, {}) if cache_id else None,
+                source_text=m["source"],
+                cache_name=cache_name,
             )
         )
     return out
@@ -662,33 +619,19 @@ class _Run:
 
     # steps
 
-    def map_records(self, step: _Step, items: list[tuple[int, Any]], *, build: bool) -> list:
-        """Apply the step's mappings: build new records (transform, import) or add to them."""
+    def map_records(self, step: _Step, items: list[tuple[int, Any]]) -> list:
+        """Apply the step's mappings: build new records (transform, import) or add to copies
+        of them (lookup; the records as they entered stay as they were)."""
+        apply = step.apply
+        assert apply is not None
         out = []
-        # tuples unpacked in the loop: this runs per record per mapping
-        plan = [(m.get, m.put, m.cache, m) for m in step.mappings]
         for index, record in items:
-            target = {} if build else record
             try:
-                for get, put, cache, m in plan:
-                    value = get(record)
-                    if value is _MISSING:
-                        continue
-                    if cache is not None:
-                        key = value if type(value) is str else orjson.dumps(value).decode()
-                        value = cache.get(key, _MISSING)
-                        if value is _MISSING:
-                            raise LookupError(
-                                f"{m.source_text} {key!r} is not in lookup cache {m.cache_name!r}."
-                            )
-                    target = put(target, value)
+                out.append((index, apply(record)))
             except LookupError as exc:
                 self.fail(step, index, record, "mapping", str(exc))
-                continue
             except (TypeError, AttributeError) as exc:
                 self.fail(step, index, record, "mapping", f"Mapping failed: {exc}.")
-                continue
-            out.append((index, target))
         return out
 
     def lookup_http(self, step: _Step, items: list[tuple[int, Any]]) -> list:
@@ -726,7 +669,8 @@ class _Run:
                     excerpt=_excerpt(response),
                 )
                 continue
-            out.append((index, set_path(record, target, value)))
+            # on a copy: the record as it entered the step is an error's retry data
+            out.append((index, set_path(json_copy(record), target, value)))
         return out
 
     def send(self, step: _Step, items: list[tuple[int, Any]]) -> list:
@@ -782,20 +726,18 @@ class _Run:
         rep = step.report
         started = self.clock()
         rep.records_in += len(items)
-        # A lookup adds to its records in place: keep copies of what entered it.
-        self.step_inputs = (
-            {i: _json_copy(r) for i, r in items} if step.kind == "lookup" else dict(items)
-        )
+        # no step changes the records it is given (a lookup adds to copies of them)
+        self.step_inputs = dict(items)
         items = self.hook(step, "preMap", items)
         if step.mappings or (step.kind == "lookup" and step.config.get("path")):
             mapped, http_before = self.clock(), rep.split_ms.get("http", 0.0)
             if step.kind == "lookup":
                 if step.mappings:
-                    items = self.map_records(step, items, build=False)
+                    items = self.map_records(step, items)
                 if step.config.get("path"):
                     items = self.lookup_http(step, items)
             else:
-                items = self.map_records(step, items, build=True)
+                items = self.map_records(step, items)
             # a lookup's GETs are already counted as "http"; the rest is mapping work
             spent = (self.clock() - mapped) * 1000 - (rep.split_ms.get("http", 0.0) - http_before)
             rep.split_ms["mapping"] = rep.split_ms.get("mapping", 0.0) + max(0.0, spent)
@@ -892,14 +834,11 @@ class _Run:
                 )
 
 
-def _json_copy(value: Any) -> Any:
-    """A deep copy of a record: through orjson when it is plain JSON (the records a run
-    reads and its hooks return are), several times faster than copy.deepcopy, which was a
-    fifth of a 100,000-record run's own time (make bench, fig 8); deepcopy otherwise."""
-    try:
-        return orjson.loads(orjson.dumps(value))
-    except (TypeError, orjson.JSONDecodeError):
-        return copy.deepcopy(value)
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """The TLS settings of every run's client (httpx's defaults), made once per process:
+    making them reads the CA bundle, 30–90 ms here, more than a small run's whole HTTP."""
+    return httpx.create_ssl_context()
 
 
 def execute(
@@ -964,7 +903,9 @@ def execute(
         report.message = "The flow has no export step, and no records were given."
         return report
 
-    client = httpx.Client(transport=transport, follow_redirects=False)
+    client = httpx.Client(
+        transport=transport, follow_redirects=False, verify=_tls() if transport is None else True
+    )
     run = _Run(
         report=report,
         client=client,

@@ -56,8 +56,17 @@ def make_url_guard(
     allowed_hosts: Iterable[str] = (),
     resolve: Resolver = _resolve,
 ) -> Callable[[str], None]:
-    """A function that raises `BlockedURL` for a URL a run may not reach."""
+    """A function that raises `BlockedURL` for a URL a run may not reach.
+
+    Make one per run: it keeps the verdict on each host and port it resolved for its own
+    life, so a run's thousand requests to one host resolve it once (a name lookup per
+    request cost more than the request on a fast API). A name that did not resolve is
+    tried again on the next request. (httpx resolves again when it connects, so a
+    verdict never covered the connection itself: the engine's keep-alive connections
+    outlive any single check.)
+    """
     allowed = {h.strip().lower().rstrip(".") for h in allowed_hosts if h and h.strip()}
+    verdicts: dict[tuple[str, int], str | None] = {}  # (host, port) → refusal, or None
 
     def guard(url: str) -> None:
         parts = urlsplit(url)
@@ -72,6 +81,11 @@ def make_url_guard(
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise BlockedURL("the URL has a bad port") from None
+        if (host, port) in verdicts:
+            refusal = verdicts[(host, port)]
+            if refusal:
+                raise BlockedURL(refusal)
+            return
         try:
             addresses = [ipaddress.ip_address(host)]
         except ValueError:
@@ -81,12 +95,13 @@ def make_url_guard(
                 raise BlockedURL(f"{host} does not resolve ({exc})") from None
         if not addresses:
             raise BlockedURL(f"{host} does not resolve")
+        verdicts[(host, port)] = None
         for addr in addresses:
             why = _why_refused(addr, allow_private)
             if why:
                 shown = host if str(addr) == host else f"{host} ({addr})"
-                raise BlockedURL(
-                    f"{shown} is {why}; list the host in ILM_RUN_ALLOWED_HOSTS to allow it"
-                )
+                refusal = f"{shown} is {why}; list the host in ILM_RUN_ALLOWED_HOSTS to allow it"
+                verdicts[(host, port)] = refusal
+                raise BlockedURL(refusal)
 
     return guard

@@ -8,6 +8,8 @@ from tests.bench import fig_runtime
 def test_the_benchmark_flow_and_the_bare_loop_move_every_record():
     m = fig_runtime.measure(records=250, runs=1)
     assert len(m["flow"]) == len(m["bare"]) == len(m["ratio"]) == 1
+    assert len(m["flow_cpu"]) == len(m["bare_cpu"]) == len(m["cpu_ratio"]) == 1
+    assert m["flow_cpu"][0] > 0 and m["bare_cpu"][0] > 0
     assert {"http", "hooks", "mapping", "total"} <= set(m["split"][0])
     assert len(m["hook"]) == len(m["hook_cpu"]) == 10
 

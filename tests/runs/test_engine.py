@@ -98,7 +98,7 @@ def test_lookup_through_a_cache_and_transform_build_the_sent_record():
 
 
 def test_a_lookup_failing_half_way_keeps_the_record_as_it_entered_for_a_retry():
-    # The lookup writes into its records as it goes: the retry data is a copy taken before.
+    # The lookup adds to copies of its records: what entered it stays as it was.
     entered = {"id": 1, "sku": "S1", "where": {"region": "north"}}
     shop = Shop(orders=[entered])
     doc = document(
@@ -118,7 +118,79 @@ def test_a_lookup_failing_half_way_keeps_the_record_as_it_entered_for_a_retry():
     assert report.status == "failed"
     assert "'north' is not in lookup cache" in report.errors[0].message
     assert report.errors[0].retry_record == entered
+    assert report.errors[0].record == entered
     assert shop.received == []
+
+
+def test_a_lookup_adds_to_copies_and_leaves_the_records_it_was_given_as_they_were():
+    given = [{"id": 1, "sku": "S1", "where": {"region": "north"}}]
+    before = json.loads(json.dumps(given))
+    passed = []
+    doc = document(
+        {
+            "kind": "lookup",
+            "config": {
+                "mappings": [
+                    {"source": "sku", "target": "where.item", "lookup_cache": CACHE},
+                    {"source": "where", "target": "copy"},
+                    {"source": "id", "target": "copy.id"},
+                ]
+            },
+        },
+        importer(),
+    )
+    report = execute(
+        doc,
+        FLOW,
+        mode="test",
+        records=given,
+        caches={CACHE: {"S1": "ITEM-1"}},
+        on_passed=lambda step, records: passed.extend(records),
+        watch_steps=["s1"],
+    )
+    assert report.status == "succeeded"
+    assert report.output[0]["records"] == [
+        {
+            "id": 1,
+            "sku": "S1",
+            "where": {"region": "north", "item": "ITEM-1"},
+            # a value read is a copy: writing into it later leaves where it came from alone
+            "copy": {"region": "north", "item": "ITEM-1", "id": 1},
+        }
+    ]
+    assert given == before
+    assert passed == before  # the step's records as they entered it
+
+
+def test_a_lookup_over_http_that_fails_keeps_the_record_as_it_entered_for_a_retry():
+    def handle(request):
+        if request.url.path.startswith("/api/customers/"):
+            return httpx.Response(503, text="down")
+        return httpx.Response(201)
+
+    lookup = {
+        "kind": "lookup",
+        "connection": SHOP,
+        "config": {
+            "mappings": [{"source": "sku", "target": "item", "lookup_cache": CACHE}],
+            "path": "/customers/{record.customer}",
+            "target": "customer_detail",
+        },
+    }
+    doc = document(lookup, importer())
+    doc["resources"][SHOP]["config"]["retry"] = {"max_attempts": 1}
+    entered = {"id": 2, "customer": "c9", "sku": "S1"}
+    report = execute(
+        doc,
+        FLOW,
+        records=[entered],
+        caches={CACHE: {"S1": "ITEM-1"}},
+        transport=httpx.MockTransport(handle),
+    )
+    assert report.status == "failed"
+    assert report.errors[0].http_status == 503
+    assert report.errors[0].record == {**entered, "item": "ITEM-1"}  # as the GET saw it
+    assert report.errors[0].retry_record == entered
 
 
 def test_bearer_credentials_reach_the_request_and_never_the_report():
@@ -504,3 +576,36 @@ def test_on_passed_hears_each_watched_steps_records_that_went_through_as_they_en
     # Only the import step (s3) is watched; qty 7 was refused there, so it is not heard.
     assert [step for step, _ in heard] == ["s3"]
     assert heard[0][1] == [{"qty": 5}, {"qty": 6}, {"qty": 8}, {"qty": 9}]
+
+
+def test_a_transform_writing_inside_a_value_it_placed_changes_neither_the_record_nor_the_cache():
+    given = [{"id": 1, "sku": "S1", "address": {"city": "Oslo"}}, {"sku": "S1"}]
+    passed = []
+    doc = document(
+        {
+            "kind": "transform",
+            "config": {
+                "mappings": [
+                    {"source": "address", "target": "customer"},
+                    {"source": "id", "target": "customer.id"},
+                    {"source": "sku", "target": "item", "lookup_cache": CACHE},
+                    {"source": "id", "target": "item.ref"},
+                ]
+            },
+        },
+        importer(),
+    )
+    report = execute(
+        doc,
+        FLOW,
+        mode="test",
+        records=given,
+        caches={CACHE: {"S1": {"name": "widget"}}},
+        on_passed=lambda step, records: passed.extend(records),
+        watch_steps=["s1"],
+    )
+    assert report.output[0]["records"] == [
+        {"customer": {"city": "Oslo", "id": 1}, "item": {"name": "widget", "ref": 1}},
+        {"item": {"name": "widget"}},  # not the first record's ref left in the cache
+    ]
+    assert passed == given  # the records as they entered the transform

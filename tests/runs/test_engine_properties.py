@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 
 import httpx
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runs import histogram
-from runs.engine import _MISSING, compile_path, execute, get_path, parse_path, set_path
+from runs.engine import _MISSING, execute, get_path, parse_path, set_path
+from runs.mapping import MappingSpec, compile_mappings, not_in_cache
 from tests.hypothesis_profiles import examples
 from tests.runs.flows import ERP, FLOW, document, export, importer
 
@@ -156,11 +158,69 @@ JSONISH = st.recursive(
 )
 
 
+CACHE = {"a": "A", "x": {"in": "cache"}, "1": 1, "null": None}
+
+
+def _by_the_general_walk(specs, record, *, build):
+    """The mapping rule spelled out with get_path / set_path, one mapping after another.
+
+    Mappings work on values: what a mapping reads is a copy, so a later write into it
+    changes only the place it was written to (the general walk in place would write
+    through to the record, the cache or the other place too, or make a cycle)."""
+    target = {} if build else copy.deepcopy(record)
+    for spec in specs:
+        value = get_path(record if build else target, spec.source, _MISSING)
+        if value is _MISSING:
+            continue
+        if spec.cache is not None:
+            key = value if isinstance(value, str) else orjson.dumps(value).decode()
+            value = spec.cache.get(key, _MISSING)
+            if value is _MISSING:
+                raise LookupError(not_in_cache(spec.source_text, key, spec.cache_name))
+        target = set_path(target, spec.target, copy.deepcopy(value))
+    return target
+
+
+def _outcome(fn):
+    try:
+        return "ok", fn()
+    except (LookupError, TypeError, AttributeError) as exc:
+        return type(exc), str(exc)
+
+
+SPECS = st.lists(
+    st.builds(
+        MappingSpec,
+        source=st.one_of(st.just(()), PATHS),
+        target=st.one_of(st.just(()), PATHS),
+        cache=st.one_of(st.none(), st.just(CACHE)),
+        source_text=st.just("src"),
+        cache_name=st.just("Cache"),
+    ),
+    max_size=4,
+)
+
+
 @FAST
-@given(path=PATHS, record=st.dictionaries(KEYS, JSONISH, max_size=4), value=VALUES)
-def test_compiled_paths_read_and_write_like_the_general_walk(path, record, value):
-    get, put = compile_path(path)
-    assert get(record) == get_path(record, path, _MISSING) or (
-        get(record) is _MISSING and get_path(record, path, _MISSING) is _MISSING
+@given(
+    specs=SPECS,
+    record=st.one_of(st.dictionaries(KEYS, JSONISH, max_size=4), JSONISH),
+    build=st.booleans(),
+)
+def test_compiled_mappings_do_what_the_general_walk_does_and_never_change_what_they_read(
+    specs, record, build
+):
+    apply = compile_mappings(specs, build=build, missing=_MISSING)
+    given_record, cache = copy.deepcopy(record), copy.deepcopy(CACHE)
+    expected = _outcome(lambda: _by_the_general_walk(specs, copy.deepcopy(record), build=build))
+    assert _outcome(lambda: apply(given_record)) == expected
+    assert given_record == record  # what entered the step stays as it was (retry data)
+    assert cache == CACHE
+
+
+def test_compiled_mappings_take_keys_from_the_document_as_values_not_code():
+    key = "x'] ; __import__('os').system('false') ; ['"
+    apply = compile_mappings(
+        [MappingSpec(source=(key,), target=(key, 0))], build=True, missing=_MISSING
     )
-    assert put(copy.deepcopy(record), value) == set_path(copy.deepcopy(record), path, value)
+    assert apply({key: 1}) == {key: [1]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 
 import pytest
@@ -198,3 +199,21 @@ def test_a_refused_record_carries_status_and_body_and_the_run_goes_on(httpserver
     assert (error.record_index, error.http_status) == (0, status)
     assert "customer unknown" in error.response_excerpt
     assert erp.seen == [{"id": 1}, {"id": 2}]  # not retried; the next record still sent
+
+
+def test_runs_share_one_tls_setup_that_still_verifies_certificates(httpserver, monkeypatch):
+    import httpx
+
+    from runs import engine
+
+    made = []
+    real = httpx.create_ssl_context
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda *a, **kw: made.append(1) or real())
+    engine._tls.cache_clear()
+    httpserver.expect_request("/shop/orders").respond_with_handler(paged_orders)
+    httpserver.expect_request("/erp/orders", method="POST").respond_with_data("{}", status=201)
+    doc = flow(httpserver, export(records_path="orders"), importer())
+    for _ in range(3):
+        assert execute(doc, FLOW).status == "succeeded"
+    assert len(made) == 1  # the CA bundle is read once per process, not once per run
+    assert engine._tls().verify_mode == ssl.CERT_REQUIRED and engine._tls().check_hostname

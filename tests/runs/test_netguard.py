@@ -71,3 +71,40 @@ def test_a_listed_host_is_allowed_whatever_it_resolves_to():
     listed("http://169.254.169.254/")
     with pytest.raises(BlockedURL, match="ILM_RUN_ALLOWED_HOSTS"):
         listed("http://sneaky.example.com/")
+
+
+def test_one_guard_resolves_each_host_once_and_keeps_refusing_what_it_refused():
+    asked = []
+    names = dict(NAMES)
+
+    def counting(host, port):
+        asked.append((host, port))
+        if host not in names:
+            raise OSError("Name or service not known")
+        return names[host]
+
+    check = make_url_guard(allow_private=False, resolve=counting)
+    for page in range(1, 6):
+        check(f"https://shop.example.com/orders?page={page}")
+    for _ in range(2):
+        with pytest.raises(BlockedURL, match="private address"):
+            check("http://sneaky.example.com/x")
+    assert asked == [("shop.example.com", 443), ("sneaky.example.com", 80)]
+    check("http://shop.example.com/orders")  # another port: asked again
+    assert asked[-1] == ("shop.example.com", 80)
+
+
+def test_a_name_that_did_not_resolve_is_asked_again_on_the_next_request():
+    answers = [OSError("temporary failure"), ["93.184.216.34"]]
+
+    def flaky(host, port):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    check = make_url_guard(allow_private=False, resolve=flaky)
+    with pytest.raises(BlockedURL, match="does not resolve"):
+        check("https://shop.example.com/orders")
+    check("https://shop.example.com/orders")
+    assert answers == []
