@@ -62,6 +62,7 @@ from .permissions import (
 from .reference_names import names_for, referenced_ids
 from .resources import RESOURCE_TYPES, resource_url
 from .selectors import namesake_warning
+from .tiles import home_tiles
 
 TAB_TARGET = "tab-content"
 TILES_TARGET = "tiles"
@@ -111,10 +112,12 @@ def home(request: HttpRequest) -> HttpResponse:
     environments = [("", "All", sum(per_environment.values()))] + [
         (value, label, per_environment.get(value, 0)) for value, label in Environment.choices
     ]
+    integrations = list(integrations)
     context = {
         "environments": environments,
         "environment": environment,
-        "integrations": list(integrations),
+        "integrations": integrations,
+        "tiles": home_tiles(integrations, user),
         "filter_form": fs.form,
         "filtered": any(v for k, v in params.items() if k in IntegrationFilter.Meta.fields),
         "query": query,
