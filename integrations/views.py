@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Sum
@@ -168,13 +169,29 @@ TABS: tuple[Tab, ...] = (
 )
 
 
+def tab_counts(integration: Integration) -> dict[str, int]:
+    """The tab bar's resource counts, kept in the cache per integration version: adding or
+    removing a resource raises the version (integrations/versioning.py), so a key made of
+    the version and `updated_at` never answers stale counts. Both are read afresh: the
+    view may have written since it loaded `integration` (one small query instead of four
+    counts)."""
+    at = Integration.objects.filter(pk=integration.pk).values_list("version", "updated_at")
+    version, updated_at = at.first() or (None, None)
+    key = f"ilm:tab-counts:{integration.pk}:{version}:{updated_at and updated_at.timestamp()}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = (
+            with_counts(Integration.objects.filter(pk=integration.pk))
+            .values("flow_count", "connection_count", "cache_count", "script_count")
+            .first()
+            or {}
+        )
+        cache.set(key, counts, 24 * 3600)
+    return counts
+
+
 def integration_tabs(integration: Integration, active: str) -> list[dict[str, Any]]:
-    counts = (
-        with_counts(Integration.objects.filter(pk=integration.pk))
-        .values("flow_count", "connection_count", "cache_count", "script_count")
-        .first()
-        or {}
-    )
+    counts = tab_counts(integration)
     tabs = []
     for tab in TABS:
         tabs.append(

@@ -102,3 +102,37 @@ def test_the_tile_links_keep_working_from_the_cache(dev_client, integration):
     tile(dev_client, integration)
     shown = tile(dev_client, integration)
     assert f'href="{reverse("integrations:detail", args=[integration.pk])}"' in shown
+
+
+# The tab bar's counts are kept per version too (integrations.views.tab_counts).
+
+TAB = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "tab-content"}
+
+
+def tab_count(client, integration, key: str) -> str:
+    html = client.get(reverse("integrations:flows", args=[integration.pk])).content.decode()
+    anchor = html[html.index(f'data-tab="{key}"') :]
+    anchor = anchor[: anchor.index("</a>")]
+    found = re.search(r'<span class="tab-count">(\d+)</span>', anchor)
+    return found.group(1) if found else ""
+
+
+def test_the_tab_bar_counts_follow_every_added_and_deleted_resource(dev_client, integration):
+    assert tab_count(dev_client, integration, "flows") == "0"
+    flow = services.resource_create(
+        integration=integration, type_key="flow", data={"name": "Orders"}
+    )
+    assert tab_count(dev_client, integration, "flows") == "1"
+    FlowFactory(integration=integration)  # a save outside any service
+    assert tab_count(dev_client, integration, "flows") == "2"
+    services.resource_delete(instance=flow)
+    assert tab_count(dev_client, integration, "flows") == "1"
+
+
+def test_the_tab_bar_counts_are_fresh_when_the_view_wrote_after_loading(integration):
+    from integrations.views import tab_counts
+
+    assert tab_counts(integration)["flow_count"] == 0
+    services.resource_create(integration=integration, type_key="flow", data={"name": "Orders"})
+    # `integration` still carries the version it was loaded at.
+    assert tab_counts(integration)["flow_count"] == 1
