@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .models import Integration
 from .permissions import can_see
+from .selectors import with_counts
 
 TEMPLATE = "integrations/_tile.html"
 # Kept a day: an integration nobody changes keeps its tiles; old versions' keys age out.
@@ -49,16 +50,29 @@ def _key(integration: Integration, user: Any) -> str:
 def home_tiles(
     integrations: Iterable[Integration], user: Any
 ) -> list[tuple[Integration, SafeString, SafeString]]:
-    """(integration, head HTML, foot HTML) per tile, in order. `integrations` carry the
-    counts of `integrations.views.with_counts` and `cloned_from` (select_related)."""
+    """(integration, head HTML, foot HTML) per tile, in order (`cloned_from` selected
+    with them). The resource counts are read only for the tiles the cache does not hold:
+    read after the version they are kept under, they are never older than it."""
     rows = list(integrations)
     keys = [_key(i, user) for i in rows]
     found = cache.get_many(keys)
     missing = {}
     tiles = []
+    to_count = [i.pk for i, key in zip(rows, keys, strict=True) if key not in found]
+    counts = {}
+    if to_count:
+        counts = {
+            c["pk"]: c
+            for c in with_counts(Integration.objects.filter(pk__in=to_count)).values(
+                "pk", "flow_count", "connection_count", "cache_count"
+            )
+        }
     for integration, key in zip(rows, keys, strict=True):
         parts = found.get(key)
         if parts is None:
+            for name, n in counts.get(integration.pk, {}).items():
+                if name != "pk":
+                    setattr(integration, name, n)
             context = {"i": integration, "user": user}
             parts = (
                 render_to_string(f"{TEMPLATE}#head", context),

@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -62,35 +62,11 @@ from .permissions import (
 )
 from .reference_names import names_for, referenced_ids
 from .resources import RESOURCE_TYPES, resource_url
-from .selectors import namesake_warning
+from .selectors import namesake_warning, with_counts
 from .tiles import home_tiles
 
 TAB_TARGET = "tab-content"
 TILES_TARGET = "tiles"
-
-
-def _count(model, **outer) -> Subquery:
-    """A correlated COUNT(*) subquery: one query for any number of tiles, no row blow-up."""
-    return Coalesce(
-        Subquery(
-            model.objects.filter(**{k: OuterRef(v) for k, v in outer.items()})
-            .order_by()
-            .values(*outer)
-            .annotate(n=Count("pk"))
-            .values("n"),
-            output_field=IntegerField(),
-        ),
-        0,
-    )
-
-
-def with_counts(queryset):
-    return queryset.annotate(
-        flow_count=_count(Flow, integration="pk"),
-        connection_count=_count(Connection, integration="pk"),
-        cache_count=_count(LookupCache, integration="pk"),
-        script_count=_count(Script, integration="pk"),
-    )
 
 
 # Home ----------------------------------------------------------------------------------
@@ -108,7 +84,8 @@ def home(request: HttpRequest) -> HttpResponse:
     integrations = shown_rows(fs)
     query = params.get("name", "").strip()
     environment = params.get("environment", "")
-    integrations = with_counts(integrations.select_related("cloned_from")).order_by("name", "pk")
+    # Counts only for the tiles the cache does not hold (integrations.tiles).
+    integrations = integrations.select_related("cloned_from").order_by("name", "pk")
     per_environment = dict(visible.order_by().values_list("environment").annotate(n=Count("pk")))
     environments = [("", "All", sum(per_environment.values()))] + [
         (value, label, per_environment.get(value, 0)) for value, label in Environment.choices
