@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .models import Integration, User
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from .models import Connection, Flow, Integration, LookupCache, Script, User
 from .permissions import visible_integrations
 
 
@@ -23,4 +26,29 @@ def namesake_warning(user: User, integration: Integration) -> str | None:
     return (
         f"{others[0].upper()}{others[1:]} in {integration.get_environment_display().lower()} "
         f"is also named “{integration.name}”. Give each a name people can tell apart."
+    )
+
+
+def _count(model, **outer) -> Subquery:
+    """A correlated COUNT(*) subquery: one query for any number of tiles, no row blow-up."""
+    return Coalesce(
+        Subquery(
+            model.objects.filter(**{k: OuterRef(v) for k, v in outer.items()})
+            .order_by()
+            .values(*outer)
+            .annotate(n=Count("pk"))
+            .values("n"),
+            output_field=IntegerField(),
+        ),
+        0,
+    )
+
+
+def with_counts(queryset: QuerySet[Integration]) -> QuerySet[Integration]:
+    """The integrations with flow_count, connection_count, cache_count and script_count."""
+    return queryset.annotate(
+        flow_count=_count(Flow, integration="pk"),
+        connection_count=_count(Connection, integration="pk"),
+        cache_count=_count(LookupCache, integration="pk"),
+        script_count=_count(Script, integration="pk"),
     )

@@ -12,9 +12,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -61,34 +62,11 @@ from .permissions import (
 )
 from .reference_names import names_for, referenced_ids
 from .resources import RESOURCE_TYPES, resource_url
-from .selectors import namesake_warning
+from .selectors import namesake_warning, with_counts
+from .tiles import home_tiles
 
 TAB_TARGET = "tab-content"
 TILES_TARGET = "tiles"
-
-
-def _count(model, **outer) -> Subquery:
-    """A correlated COUNT(*) subquery: one query for any number of tiles, no row blow-up."""
-    return Coalesce(
-        Subquery(
-            model.objects.filter(**{k: OuterRef(v) for k, v in outer.items()})
-            .order_by()
-            .values(*outer)
-            .annotate(n=Count("pk"))
-            .values("n"),
-            output_field=IntegerField(),
-        ),
-        0,
-    )
-
-
-def with_counts(queryset):
-    return queryset.annotate(
-        flow_count=_count(Flow, integration="pk"),
-        connection_count=_count(Connection, integration="pk"),
-        cache_count=_count(LookupCache, integration="pk"),
-        script_count=_count(Script, integration="pk"),
-    )
 
 
 # Home ----------------------------------------------------------------------------------
@@ -106,15 +84,18 @@ def home(request: HttpRequest) -> HttpResponse:
     integrations = shown_rows(fs)
     query = params.get("name", "").strip()
     environment = params.get("environment", "")
-    integrations = with_counts(integrations.select_related("cloned_from")).order_by("name", "pk")
+    # Counts only for the tiles the cache does not hold (integrations.tiles).
+    integrations = integrations.select_related("cloned_from").order_by("name", "pk")
     per_environment = dict(visible.order_by().values_list("environment").annotate(n=Count("pk")))
     environments = [("", "All", sum(per_environment.values()))] + [
         (value, label, per_environment.get(value, 0)) for value, label in Environment.choices
     ]
+    integrations = list(integrations)
     context = {
         "environments": environments,
         "environment": environment,
-        "integrations": list(integrations),
+        "integrations": integrations,
+        "tiles": home_tiles(integrations, user),
         "filter_form": fs.form,
         "filtered": any(v for k, v in params.items() if k in IntegrationFilter.Meta.fields),
         "query": query,
@@ -165,13 +146,29 @@ TABS: tuple[Tab, ...] = (
 )
 
 
+def tab_counts(integration: Integration) -> dict[str, int]:
+    """The tab bar's resource counts, kept in the cache per integration version: adding or
+    removing a resource raises the version (integrations/versioning.py), so a key made of
+    the version and `updated_at` never answers stale counts. Both are read afresh: the
+    view may have written since it loaded `integration` (one small query instead of four
+    counts)."""
+    at = Integration.objects.filter(pk=integration.pk).values_list("version", "updated_at")
+    version, updated_at = at.first() or (None, None)
+    key = f"ilm:tab-counts:{integration.pk}:{version}:{updated_at and updated_at.timestamp()}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = (
+            with_counts(Integration.objects.filter(pk=integration.pk))
+            .values("flow_count", "connection_count", "cache_count", "script_count")
+            .first()
+            or {}
+        )
+        cache.set(key, counts, 24 * 3600)
+    return counts
+
+
 def integration_tabs(integration: Integration, active: str) -> list[dict[str, Any]]:
-    counts = (
-        with_counts(Integration.objects.filter(pk=integration.pk))
-        .values("flow_count", "connection_count", "cache_count", "script_count")
-        .first()
-        or {}
-    )
+    counts = tab_counts(integration)
     tabs = []
     for tab in TABS:
         tabs.append(

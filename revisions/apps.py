@@ -6,6 +6,7 @@ class RevisionsConfig(AppConfig):
     verbose_name = "Revisions"
 
     def ready(self) -> None:
-        from . import approvals
+        from . import approvals, context_processors
 
         approvals.connect_signals()
+        context_processors.connect_signals()

@@ -14,3 +14,15 @@ class RunsConfig(AppConfig):
         from .errors import on_revision_event
 
         revision_event.connect(on_revision_event, dispatch_uid="runs-retry-offer")
+
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import Notification
+        from .notifications import notification_row_changed
+
+        for signal in (post_save, post_delete):
+            signal.connect(
+                notification_row_changed,
+                sender=Notification,
+                dispatch_uid=f"runs-unread-{signal is post_save}",
+            )

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
+from uuid import uuid4
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mass_mail
 from django.db import transaction
 from django.db.models import QuerySet
@@ -90,6 +92,7 @@ def notify(
             for user in recipients.values()
         ]
     )
+    unread_changed(recipients)  # bulk_create sends no post_save
     if email:
         messages = [_mail(n) for n in created if n.recipient.email]
         if messages:
@@ -135,11 +138,51 @@ def notifications_of(user: User, *, unread_only: bool = False) -> QuerySet[Notif
     return qs.order_by("-created_at", "-pk")
 
 
+# The bell's count is on every page: kept in the cache under a generation per user that
+# every change of their notifications replaces (written here, or deleted by a cascade).
+UNREAD_TIMEOUT_S = 3600
+
+
+def _unread_generation(user_id: int) -> str:
+    key = f"ilm:unread:generation:{user_id}"
+    found = cache.get(key)
+    if found is None:
+        cache.add(key, uuid4().hex, None)
+        found = cache.get(key)
+    return found
+
+
+def unread_changed(user_ids: Iterable[int]) -> None:
+    """The users' notifications changed: their bell counts again. Now, so the writer's own
+    transaction reads afresh, and after the commit, since a request that read the rows as
+    they were may have kept them under the generation set now (a read takes the
+    generation before the rows)."""
+    ids = sorted(set(user_ids))
+
+    def renew() -> None:
+        cache.set_many({f"ilm:unread:generation:{pk}": uuid4().hex for pk in ids}, None)
+
+    if ids:
+        renew()
+        transaction.on_commit(renew)
+
+
+def notification_row_changed(sender: Any, instance: Notification, **kwargs: Any) -> None:
+    """post_save / post_delete of a Notification (a cascade deletes them too)."""
+    unread_changed([instance.recipient_id])
+
+
 def unread_count(user: User) -> int:
-    """How many of the user's notifications are unread (one indexed COUNT)."""
+    """How many of the user's notifications are unread (one indexed COUNT, then kept in
+    the cache until they change)."""
     if not user or not user.is_authenticated:
         return 0
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+    key = f"ilm:unread:{user.pk}:{_unread_generation(user.pk)}"
+    found = cache.get(key)
+    if found is None:
+        found = Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+        cache.set(key, found, UNREAD_TIMEOUT_S)
+    return found
 
 
 def mark_read(user: User, ids: Iterable[int] | Literal["all"]) -> int:
@@ -148,4 +191,7 @@ def mark_read(user: User, ids: Iterable[int] | Literal["all"]) -> int:
     qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
     if ids != "all":
         qs = qs.filter(pk__in=list(ids))
-    return qs.update(read_at=timezone.now())
+    changed = qs.update(read_at=timezone.now())
+    if changed:
+        unread_changed([user.pk])
+    return changed

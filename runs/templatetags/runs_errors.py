@@ -50,6 +50,8 @@ def error_count(
 ) -> dict[str, Any]:
     """ "N open errors" linking into the Errors list (filtered to the flow or step)."""
     n = (counts or {}).get(str(key) if not isinstance(key, int) else key, 0)
+    if not n:  # shows nothing: no link to work out (most tiles and rows on a busy page)
+        return {"n": 0}
     url = reverse("runs:errors", args=[integration_id])
     if param:
         url += f"?{param}={value}"

@@ -18,7 +18,13 @@ from django.urls import reverse
 from integrations.models import AccessLevel, Role
 from integrations.permissions import Action, can
 from runs.models import Notification, NotificationKind
-from runs.notifications import integration_managers, mark_read, notify, unread_count
+from runs.notifications import (
+    integration_managers,
+    mark_read,
+    notify,
+    unread_changed,
+    unread_count,
+)
 from tests.factories import GrantFactory, IntegrationFactory, UserFactory
 
 LIST = "/notifications/"
@@ -222,6 +228,7 @@ def test_a_page_with_the_bell_costs_the_same_queries_however_many_notifications(
 ):
     client = _client(developer)
     client.get("/")  # warm up per-process caches
+    unread_changed([developer.pk])  # both measured pages count the unread afresh
     with CaptureQueriesContext(connection) as before:
         client.get("/")
     Notification.objects.bulk_create(
@@ -235,11 +242,45 @@ def test_a_page_with_the_bell_costs_the_same_queries_however_many_notifications(
             for i in range(50)
         ]
     )
+    # Written behind notify()'s back (bulk_create sends no signal): say so, as notify does.
+    unread_changed([developer.pk])
     with django_assert_max_num_queries(len(before)):
         response = client.get("/")
     assert "Notifications, 50 unread" in response.content.decode()
     bell_queries = [q for q in before.captured_queries if "runs_notification" in q["sql"]]
     assert len(bell_queries) == 1
+
+
+def test_the_bell_counts_once_and_then_from_the_cache_until_the_notifications_change(db, developer):
+    client = _client(developer)
+
+    def bell_reads() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get("/").content.decode()
+        reads = sum(1 for q in queries if "runs_notification" in q["sql"])
+        return reads, html
+
+    assert bell_reads()[0] == 1
+    assert bell_reads()[0] == 0
+    (one,) = _notify([developer], email=False)
+    reads, html = bell_reads()
+    assert reads == 1 and "Notifications, 1 unread" in html
+    mark_read(developer, [one.pk])
+    assert "Notifications, none unread" in bell_reads()[1]
+    _notify([developer], email=False)
+    assert "Notifications, 1 unread" in bell_reads()[1]
+    Notification.objects.filter(recipient=developer).delete()  # as a cascade would
+    assert "Notifications, none unread" in bell_reads()[1]
+
+
+def test_a_notification_saved_directly_counts_at_once(db, developer, integration):
+    assert unread_count(developer) == 0
+    Notification.objects.create(
+        recipient=developer, kind=NotificationKind.ALERT_FIRED, title="x", integration=integration
+    )
+    assert unread_count(developer) == 1
+    integration.delete()  # its notifications go with it
+    assert unread_count(developer) == 0
 
 
 def test_the_notification_list_page_is_flat_in_queries(
