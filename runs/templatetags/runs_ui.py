@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import health, monitoring, selectors
-from ..models import AlertRule, AlertState, FlowSample
+from ..models import STATUS_MARKS, AlertRule, AlertState, FlowSample
 
 register = template.Library()
 
@@ -77,7 +77,9 @@ def _spark_bars(spark: dict[str, Any]) -> list[dict[str, Any]]:
 
 @register.inclusion_tag("runs/_tile_health.html")
 def tile_health(health: dict[int, dict[str, Any]], integration) -> dict[str, Any]:
-    return {"h": (health or {}).get(integration.pk), "integration": integration}
+    h = (health or {}).get(integration.pk)
+    mark = STATUS_MARKS.get(h["last_status"], "") if h and h.get("last_status") else ""
+    return {"h": h, "mark": mark, "integration": integration}
 
 
 @register.inclusion_tag("runs/_health_panel.html", takes_context=True)

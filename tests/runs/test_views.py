@@ -567,3 +567,24 @@ def test_runs_tab_costs_the_same_queries_for_more_runs(
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = monitor_client.get(url).content.decode()
     assert html.count('class="run-row') == 21
+
+
+@pytest.mark.parametrize(
+    "status, shown",
+    [
+        (RunStatus.SUCCEEDED, "✓ Succeeded"),
+        (RunStatus.PARTIAL, "! Partial"),
+        (RunStatus.FAILED, "✕ Failed"),
+        (RunStatus.CANCELED, ">Canceled"),
+    ],
+)
+def test_a_home_tile_marks_its_last_run_as_every_run_badge_does(
+    monitor_client, integration, flow, status, shown
+):
+    """The tile's mark comes from STATUS_MARKS, like the run pages': a partial run is
+    marked too (it had none), a canceled one carries no mark."""
+    make_run(integration, flow, status=status)
+    html = monitor_client.get(reverse("integrations:home")).content.decode()
+    tile = html[html.index(f'data-integration="{integration.pk}"') :]
+    health = tile[tile.index('data-testid="tile-health"') :]
+    assert shown in health[: health.index("</span></a>")]
