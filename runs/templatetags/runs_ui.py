@@ -78,8 +78,11 @@ def _spark_bars(spark: dict[str, Any]) -> list[dict[str, Any]]:
 @register.inclusion_tag("runs/_tile_health.html")
 def tile_health(health: dict[int, dict[str, Any]], integration) -> dict[str, Any]:
     h = (health or {}).get(integration.pk)
-    mark = STATUS_MARKS.get(h["last_status"], "") if h and h.get("last_status") else ""
-    return {"h": h, "mark": mark, "integration": integration}
+    return {
+        "h": h,
+        "mark": STATUS_MARKS.get((h or {}).get("last_status"), ""),
+        "integration": integration,
+    }
 
 
 @register.inclusion_tag("runs/_health_panel.html", takes_context=True)

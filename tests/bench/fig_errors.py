@@ -140,9 +140,9 @@ def _big_name(n: int) -> str:
     return f"Errors bench ({n:,})"
 
 
-def _seeded(name: str, n: int) -> tuple[Any, list[uuid.UUID]]:
-    """The integration holding N seeded errors (kept in make bench's template database),
-    seeded now when missing."""
+def _seeded(name: str, n: int) -> tuple[Any, list[uuid.UUID], bool]:
+    """(integration, its steps, whether it was seeded now): the integration holding N
+    seeded errors, kept in make bench's template database, seeded now when missing."""
     from integrations.models import Integration
     from runs.models import FlowError
 
@@ -154,24 +154,19 @@ def _seeded(name: str, n: int) -> tuple[Any, list[uuid.UUID]]:
             .values_list("step_lineage_id", flat=True)
             .distinct()
         )
-        return integration, list(steps)
+        return integration, list(steps), False
     if integration is not None:
         integration.delete()
     integration = Integration.objects.create(name=name)
-    return integration, _seed_errors(integration, n)
+    return integration, _seed_errors(integration, n), True
 
 
 def prepare11(ctx: Any) -> bool:
     """Seed the error list's errors once, into make bench's template database."""
-    from integrations.models import Integration
-
     n = Sized.errors
-    before = set(Integration.objects.filter(name__startswith="Errors bench").values_list("pk"))
-    _seeded(_small_name(n), max(STEPS, n // 100))
-    _seeded(_big_name(n), n)
-    return (
-        set(Integration.objects.filter(name__startswith="Errors bench").values_list("pk")) != before
-    )
+    small = _seeded(_small_name(n), max(STEPS, n // 100))[2]
+    big = _seeded(_big_name(n), n)[2]
+    return small or big
 
 
 def measure_list(n: int, runs: int) -> dict[str, Any]:
@@ -184,8 +179,8 @@ def measure_list(n: int, runs: int) -> dict[str, Any]:
     admin = User.objects.create_user(
         f"bench-errors-{uuid.uuid4().hex[:6]}", password="pw", role=Role.ADMINISTRATOR
     )
-    small, small_steps = _seeded(_small_name(n), max(STEPS, n // 100))
-    big, big_steps = _seeded(_big_name(n), n)
+    small, small_steps, _ = _seeded(_small_name(n), max(STEPS, n // 100))
+    big, big_steps, _ = _seeded(_big_name(n), n)
     client = Client()
     client.force_login(admin)
 
